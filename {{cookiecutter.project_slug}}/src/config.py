@@ -1,0 +1,222 @@
+{% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task %}
+"""The experiment's settings: the one file to edit when you want to try something different.
+
+Every field can also be overridden for one run from the command line, without editing this file:
+
+    python src/main.py lr=3e-4 epochs=20 scheduler=cosine
+
+Values are typed from the field (`lr=1` is the float 1.0; booleans take true/false) and checked by
+`validate` before anything runs. `python src/main.py --help` lists every key with its default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+
+class UserError(Exception):
+    """A mistake the user can fix: `main` prints the message without a traceback and exits."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """A bad key, value or combination of values in the configuration."""
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    lt: float | None = None,
+) -> Any:
+    """A config field with its documentation and the range that `validate` enforces."""
+    limits = {"choices": choices, "ge": ge, "gt": gt, "lt": lt}
+    return field(default=default, metadata={"help": help, **limits})
+
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "step", "cosine", "onecycle", "plateau")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that defines an experiment. Each field says what it does and its valid values."""
+
+{% include "tasks/" ~ cookiecutter.task ~ "/config_fields.py" %}
+
+    # Splits, drawn deterministically from `seed`
+    val_fraction: float = option(0.15, "share of the samples held out for validation", gt=0, lt=1)
+    test_fraction: float = option(0.15, "share of the samples held out for --test", gt=0, lt=1)
+
+    # Optimisation
+    epochs: int = option({{ task.epochs }}, "passes over the training split", ge=1)
+    batch_size: int = option({{ task.batch_size }}, "samples per forward pass", ge=1)
+    lr: float = option({{ task.lr }}, "learning rate (the peak rate for onecycle)", gt=0)
+    optimizer: str = option("adamw", "adam, adamw, or sgd with momentum", choices=OPTIMIZERS)
+    weight_decay: float = option({{ task.weight_decay }}, "L2 penalty (decoupled for adamw)", ge=0)
+    scheduler: str = option("cosine", "lr schedule: " + ", ".join(SCHEDULERS), choices=SCHEDULERS)
+    lr_decay: float = option(0.1, "lr factor of the step and plateau schedules", gt=0, lt=1)
+    lr_step_epochs: int = option(5, "epochs per decay (step), or to wait for one (plateau)", ge=1)
+    grad_clip: float = option(1.0, "largest gradient norm before each step; 0 disables", ge=0)
+    accumulate_steps: int = option(1, "batches whose gradients add up to one step", ge=1)
+    amp: bool = option(True, "mixed precision on CUDA (bf16, else fp16); no effect on CPU")
+    early_stopping_patience: int = option(
+        5, "epochs without a new best val_loss before stopping; 0 disables", ge=0
+    )
+
+    # Machine and reproducibility
+    device: str = option("auto", "auto picks cuda, then mps, then cpu", choices=DEVICES)
+    num_workers: int = option(0, "DataLoader worker processes; 0 loads in the main process", ge=0)
+    seed: int = option(0, "seed of the data, the initial weights and the shuffling", ge=0)
+
+    # Outputs, each in <dir>/<experiment>/<run_name>/
+    experiment: str = option("default", "name grouping related runs")
+    run_name: str = option("", "this run's folder name; empty: a timestamp like 20260131-142501")
+    data_dir: str = option("data", "folder of the datasets (the built-in data is cached here)")
+    checkpoint_dir: str = option("models/checkpoints", "where last.pt and best.pt go")
+    log_dir: str = option("results/logs", "where TensorBoard event files go")
+    plot_dir: str = option("results/visualizations", "where the training-curve plots go")
+    log_every: int = option(10, "optimizer steps between step logs and bar updates", ge=1)
+
+    # The --overfit-batch check
+    overfit_steps: int = option(300, "step budget for fitting one batch with --overfit-batch", ge=1)
+
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def describe_keys() -> str:
+    """One line per config key: name, default and help; used by --help and unknown-key errors."""
+    hints = get_type_hints(Config)
+    lines = []
+    for f in dataclasses.fields(Config):
+        default = f"{f.default!r}" if hints[f.name] is str else _format(f.default)
+        lines.append(f"  {f.name}={default}  ({hints[f.name].__name__}) {f.metadata['help']}")
+    return "\n".join(lines)
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Return `cfg` with `key=value` overrides applied, typed from the fields and validated."""
+    hints = get_type_hints(Config)
+    known = {f.name for f in dataclasses.fields(Config)}
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(
+                f"cannot read the override {item!r}: overrides look like key=value, e.g. lr=3e-4."
+            )
+        if key not in known:
+            raise ConfigError(_unknown_key_message(key, known))
+        changes[key] = parse_value(key, text, hints[key])
+    cfg = dataclasses.replace(cfg, **changes)
+    validate(cfg)
+    return cfg
+
+
+def parse_value(key: str, text: str, kind: type) -> Any:
+    """Convert the text of an override to the field's type, with a message naming the key."""
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ("true", "yes", "1", "on"):
+            return True
+        if lowered in ("false", "no", "0", "off"):
+            return False
+        raise ConfigError(f"{key} must be true or false, got {text!r}.")
+    if kind is str:
+        return text
+    try:
+        value = kind(text)
+    except ValueError:
+        example = "3" if kind is int else "3e-4"
+        raise ConfigError(
+            f"{key} must be {'an integer' if kind is int else 'a number'}, got {text!r} "
+            f"(e.g. {key}={example})."
+        ) from None
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {text!r}.")
+    return value
+
+
+def validate(cfg: Config) -> None:
+    """Check every field against its declared range, then the rules that involve several fields."""
+    hints = get_type_hints(Config)
+    for f in dataclasses.fields(Config):
+        value, kind = getattr(cfg, f.name), hints[f.name]
+        accepted = (int, float) if kind is float else kind  # an int is a fine float
+        if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigError(f"{f.name} must be of type {kind.__name__}, got {value!r}.")
+        _check_limits(f.name, value, f.metadata)
+    for key in ("experiment", "run_name"):
+        value = getattr(cfg, key)
+        if value and (not NAME_PATTERN.fullmatch(value) or ".." in value):
+            raise ConfigError(
+                f"{key} must be a plain folder name of letters, digits, '.', '_' and '-', "
+                f"got {value!r}."
+            )
+    if not cfg.experiment:
+        raise ConfigError("experiment must not be empty; it names the folder that groups runs.")
+    if cfg.val_fraction + cfg.test_fraction >= 1:
+        raise ConfigError(
+            f"val_fraction + test_fraction must leave samples to train on, got "
+            f"{cfg.val_fraction} + {cfg.test_fraction} >= 1; lower one of them."
+        )
+{% include "tasks/" ~ cookiecutter.task ~ "/config_checks.py" %}
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """The config as plain data, for checkpoints and logs."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(values: dict[str, Any]) -> Config:
+    """Rebuild a config saved by `to_dict`, refusing keys this version does not know."""
+    known = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"the saved config has keys this project does not know: {', '.join(unknown)}. "
+            "It was written by a different version of config.py; add the fields back or start a "
+            "new run."
+        )
+    cfg = Config(**values)
+    validate(cfg)
+    return cfg
+
+
+def _check_limits(key: str, value: Any, limits: dict[str, Any]) -> None:
+    choices = limits["choices"]
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}.")
+    if limits["ge"] is not None and value < limits["ge"]:
+        raise ConfigError(f"{key} must be >= {_format(limits['ge'])}, got {_format(value)}.")
+    if limits["gt"] is not None and value <= limits["gt"]:
+        raise ConfigError(f"{key} must be > {_format(limits['gt'])}, got {_format(value)}.")
+    if limits["lt"] is not None and value >= limits["lt"]:
+        raise ConfigError(f"{key} must be < {_format(limits['lt'])}, got {_format(value)}.")
+
+
+def _unknown_key_message(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return (
+        f"unknown config key {key!r}.{hint} Valid keys are: {', '.join(sorted(known))}. "
+        "Run `python src/main.py --help` to see each key with its default."
+    )
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,156 @@
+"""Entry point: `python src/main.py [key=value ...] [--resume PATH|--overfit-batch|--test PATH]`.
+
+Wiring only: it reads the command line, builds the data, model, optimizer and Trainer, and reports
+where the outputs went. User errors end here as a one-paragraph message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from config import Config, ConfigError, UserError, apply_overrides, describe_keys, from_dict
+from dataset import make_dataloaders
+from model import build_loss, build_model
+from train import Trainer, build_optimizer, build_scheduler, load_model_weights
+from utils import (
+    RunPaths,
+    find_latest_checkpoint,
+    load_checkpoint,
+    new_run_name,
+    resolve_device,
+    seed_everything,
+)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line: config overrides plus at most one mode flag."""
+    parser = argparse.ArgumentParser(
+        description="Train the model, check that it can learn, or test a checkpoint.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"config keys (override with key=value):\n{describe_keys()}".replace("%", "%%"),
+    )
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--resume",
+        metavar="PATH|auto",
+        help="continue a run from its last.pt (auto: the newest last.pt of the experiment)",
+    )
+    mode.add_argument(
+        "--overfit-batch",
+        action="store_true",
+        help="check that the model can memorise one batch; exit 0 if it can, 1 if not",
+    )
+    mode.add_argument(
+        "--test", metavar="CHECKPOINT", help="evaluate a checkpoint on the test split"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run what the command line asks for; returns the process exit code."""
+    args = parse_args(argv)
+    try:
+        if args.test:
+            return test(Path(args.test), args.overrides)
+        if args.overfit_batch:
+            return overfit(apply_overrides(Config(), args.overrides))
+        return train(args.overrides, args.resume)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+def train(overrides: list[str], resume: str | None) -> int:
+    """Train a new run, or continue the one `resume` names."""
+    cfg = apply_overrides(Config(), overrides)
+    checkpoint = checkpoint_path = None
+    if resume is not None:
+        checkpoint_path = find_latest_checkpoint(cfg) if resume == "auto" else Path(resume)
+        checkpoint = load_checkpoint(checkpoint_path, torch.device("cpu"))
+        cfg = resumed_config(from_dict(checkpoint["config"]), overrides)
+    elif not cfg.run_name:
+        cfg = apply_overrides(cfg, [f"run_name={new_run_name(cfg)}"])
+    device = resolve_device(cfg.device)
+    run = RunPaths.for_run(cfg)
+    if checkpoint is None and (run.checkpoints / "last.pt").exists():
+        raise ConfigError(
+            f"run {cfg.experiment}/{cfg.run_name} already has checkpoints in {run.checkpoints}. "
+            f"Continue it with --resume {run.checkpoints / 'last.pt'}, or choose another run_name."
+        )
+
+    seed_everything(cfg.seed)
+    train_loader, val_loader, _ = make_dataloaders(cfg, device)
+    model = build_model(cfg).to(device)
+    optimizer = build_optimizer(cfg, model)
+    scheduler = build_scheduler(cfg, optimizer, len(train_loader))
+    trainer = Trainer(model, build_loss(cfg), cfg, device, optimizer, scheduler)
+    if checkpoint is not None:
+        trainer.load_state_dict(checkpoint, checkpoint_path)
+        print(f"resuming {checkpoint_path} after epoch {trainer.epoch}, step {trainer.global_step}")
+    samples = len(train_loader.dataset)
+    print(f"run {cfg.experiment}/{cfg.run_name} on {device}, {samples} training samples")
+    trainer.fit(train_loader, val_loader, run)
+
+    best = min(trainer.history, key=lambda row: row["val_loss"])
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("val_"))
+    print(f"\nbest epoch {best['epoch']}: {scores}")
+    print(f"checkpoints  {run.checkpoints}/ (last.pt, best.pt)")
+    print(f"logs         {run.logs}/  (view: tensorboard --logdir {cfg.log_dir})")
+    print(f"plots        {run.plots / 'curves.png'}")
+    print(f"test it      python src/main.py --test {run.checkpoints / 'best.pt'}")
+    return 0
+
+
+def resumed_config(saved: Config, overrides: list[str]) -> Config:
+    """The saved config of the run being resumed, with the overrides given now on top."""
+    cfg = apply_overrides(saved, overrides)
+    if (cfg.experiment, cfg.run_name) != (saved.experiment, saved.run_name):
+        raise ConfigError(
+            "experiment and run_name cannot change on --resume: the run continues in its own "
+            f"folders ({saved.experiment}/{saved.run_name}). Drop those overrides."
+        )
+    if cfg.epochs != saved.epochs and cfg.scheduler in ("cosine", "onecycle"):
+        raise ConfigError(
+            f"epochs cannot change on --resume with scheduler={cfg.scheduler}: its schedule was "
+            f"laid out for {saved.epochs} epochs. Start a new run with epochs={cfg.epochs}, or "
+            "train with scheduler=step, plateau or none to be able to extend runs."
+        )
+    return cfg
+
+
+def overfit(cfg: Config) -> int:
+    """The one-batch overfit check: exit code 0 if the model memorises a batch, 1 if not."""
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    train_loader, _, _ = make_dataloaders(cfg, device)
+    inputs, targets = next(iter(train_loader))
+    model = build_model(cfg).to(device)
+    # No schedule: the question is whether the model can learn at all, at the configured lr.
+    trainer = Trainer(model, build_loss(cfg), cfg, device, build_optimizer(cfg, model))
+    result = trainer.overfit_batch(inputs, targets, cfg.overfit_steps)
+    print(result.report(cfg))
+    return 0 if result.fitted else 1
+
+
+def test(checkpoint_path: Path, overrides: list[str]) -> int:
+    """Evaluate a checkpoint on the test split of the data it was trained with."""
+    checkpoint = load_checkpoint(checkpoint_path, torch.device("cpu"))
+    cfg = apply_overrides(from_dict(checkpoint["config"]), overrides)
+    device = resolve_device(cfg.device)
+    _, _, test_loader = make_dataloaders(cfg, device)
+    model = build_model(cfg)
+    load_model_weights(model, checkpoint, checkpoint_path)
+    trainer = Trainer(model.to(device), build_loss(cfg), cfg, device)
+    results = trainer.evaluate(test_loader, desc="test")
+    scores = " | ".join(f"test_{k} {v:.4f}" for k, v in results.items())
+    print(f"{checkpoint_path} on {len(test_loader.dataset)} test samples: {scores}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Command-line overrides: typing, validation and the errors a user sees."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from config import Config, ConfigError, apply_overrides, from_dict, to_dict
+from main import main
+
+
+def test_overrides_are_typed_from_the_fields() -> None:
+    cfg = apply_overrides(Config(), ["lr=1", "epochs=7", "amp=false", "experiment=ablation"])
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    assert cfg.epochs == 7 and isinstance(cfg.epochs, int)
+    assert cfg.amp is False
+    assert cfg.experiment == "ablation"
+
+
+def test_only_the_first_equals_sign_splits() -> None:
+    assert apply_overrides(Config(), ["data_dir=runs/a=b"]).data_dir == "runs/a=b"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("lrr=0.1", "unknown config key 'lrr'. Did you mean 'lr'?"),
+        ("lr", "overrides look like key=value"),
+        ("epochs=ten", "epochs must be an integer, got 'ten'"),
+        ("epochs=1.5", "epochs must be an integer"),
+        ("lr=nan", "lr must be a finite number"),
+        ("amp=maybe", "amp must be true or false"),
+        ("epochs=0", "epochs must be >= 1, got 0"),
+        ("lr=0", "lr must be > 0, got 0"),
+        ("lr=-1e-3", "lr must be > 0"),
+        ("batch_size=0", "batch_size must be >= 1"),
+        ("accumulate_steps=0", "accumulate_steps must be >= 1"),
+        ("optimizer=rmsprop", "optimizer must be one of adam, adamw, sgd; got 'rmsprop'"),
+        ("scheduler=linear", "scheduler must be one of none, step, cosine, onecycle, plateau"),
+        ("device=tpu", "device must be one of auto, cpu, cuda, mps"),
+        ("val_fraction=0.9", "val_fraction + test_fraction must leave samples to train on"),
+        ("experiment=../elsewhere", "experiment must be a plain folder name"),
+    ],
+)
+def test_bad_overrides_name_the_problem(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        apply_overrides(Config(), [override])
+
+
+def test_unknown_key_lists_the_valid_keys() -> None:
+    with pytest.raises(ConfigError) as error:
+        apply_overrides(Config(), ["learning_rate=0.1"])
+    assert "Valid keys are: " in str(error.value)
+    assert "batch_size" in str(error.value) and "lr" in str(error.value)
+
+
+def test_main_exits_2_without_traceback_and_writes_nothing(workdir, capsys) -> None:
+    assert main(["epochs=0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: epochs must be >= 1, got 0")
+    assert "Traceback" not in err
+    assert list(workdir.iterdir()) == []
+
+
+def test_cuda_without_cuda_is_an_error_not_a_fallback(workdir, capsys) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["device=cuda"]) == 2
+    assert "device=cuda was asked for" in capsys.readouterr().err
+    assert list(workdir.iterdir()) == []
+
+
+def test_help_lists_every_key(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for key in to_dict(Config()):
+        assert f"  {key}=" in out
+
+
+def test_config_round_trips_through_plain_data() -> None:
+    cfg = apply_overrides(Config(), ["lr=0.01", "run_name=x"])
+    assert from_dict(to_dict(cfg)) == cfg
+    with pytest.raises(ConfigError, match="keys this project does not know: colour"):
+        from_dict({**to_dict(cfg), "colour": "red"})

@@ -1,0 +1,148 @@
+"""Training end to end: the overfit check, outputs of a run, resume, accumulation, best tracking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from config import Config, apply_overrides
+from main import main
+from train import Trainer, build_optimizer
+from utils import load_checkpoint
+
+RUN = Path("models/checkpoints/default/r")
+LOGS = Path("results/logs/default/r")
+
+
+def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in a run's event files, read back with TensorBoard's own reader."""
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    return {
+        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
+    }
+
+
+def test_overfit_check_passes_with_the_default_config(workdir, capsys) -> None:
+    assert main(["--overfit-batch"]) == 0
+    assert "overfit check passed" in capsys.readouterr().out
+
+
+def test_a_short_run_writes_checkpoints_logs_and_plots(workdir, tiny, capsys) -> None:
+    assert main([*tiny, "run_name=r"]) == 0
+    assert (RUN / "last.pt").is_file() and (RUN / "best.pt").is_file()
+    logged = scalars(LOGS)
+    for tag in ("loss/train", "loss/val", "acc/train", "acc/val", "train/lr", "train/loss_step"):
+        assert tag in logged, f"{tag} missing from {sorted(logged)}"
+    assert len(logged["loss/val"]) == 2  # one per epoch
+    curves = Path("results/visualizations/default/r/curves.png")
+    assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = capsys.readouterr().out
+    assert "epoch 2/2 | train_loss" in out and "tensorboard --logdir results/logs" in out
+
+
+def test_resume_continues_from_the_saved_epoch_and_step(workdir, tiny) -> None:
+    assert main([*tiny, "run_name=r", "epochs=1", "scheduler=step"]) == 0
+    first = load_checkpoint(RUN / "last.pt", torch.device("cpu"))
+    assert (first["epoch"], first["global_step"]) == (1, 9)  # 280 samples / 32 per batch
+
+    assert main(["--resume", "auto", *tiny, "epochs=2", "scheduler=step"]) == 0
+    second = load_checkpoint(RUN / "last.pt", torch.device("cpu"))
+    assert (second["epoch"], second["global_step"]) == (2, 18)
+    assert second["history"][0] == first["history"][0]
+    steps = [step for step, _ in scalars(LOGS)["loss/val"]]
+    assert steps == [9, 18]  # no duplicated or out-of-order points after the resume
+
+
+def test_resume_refuses_to_stretch_a_cosine_schedule(workdir, tiny, capsys) -> None:
+    assert main([*tiny, "run_name=r", "epochs=1"]) == 0
+    assert main(["--resume", str(RUN / "last.pt"), "epochs=3"]) == 2
+    assert "epochs cannot change on --resume with scheduler=cosine" in capsys.readouterr().err
+
+
+def test_resume_auto_with_nothing_to_resume_is_a_clear_error(workdir, capsys) -> None:
+    assert main(["--resume", "auto"]) == 2
+    assert "found nothing to resume" in capsys.readouterr().err
+
+
+def test_an_existing_run_is_never_overwritten(workdir, tiny, capsys) -> None:
+    assert main([*tiny, "run_name=r", "epochs=1"]) == 0
+    before = (RUN / "last.pt").read_bytes()
+    assert main([*tiny, "run_name=r", "epochs=1"]) == 2
+    assert "already has checkpoints" in capsys.readouterr().err
+    assert (RUN / "last.pt").read_bytes() == before
+
+
+def test_best_checkpoint_holds_the_lowest_val_loss(workdir, tiny) -> None:
+    assert main([*tiny, "run_name=r", "epochs=4", "lr=0.05"]) == 0
+    last = load_checkpoint(RUN / "last.pt", torch.device("cpu"))
+    best = load_checkpoint(RUN / "best.pt", torch.device("cpu"))
+    val_losses = [row["val_loss"] for row in last["history"]]
+    assert best["best_val_loss"] == min(val_losses)
+    assert best["epoch"] == 1 + val_losses.index(min(val_losses))
+
+
+def test_test_mode_evaluates_a_checkpoint(workdir, tiny, capsys) -> None:
+    assert main([*tiny, "run_name=r"]) == 0
+    assert main(["--test", str(RUN / "best.pt")]) == 0
+    assert "on 60 test samples: test_loss" in capsys.readouterr().out
+
+
+def test_missing_checkpoint_names_the_path(workdir, capsys) -> None:
+    assert main(["--test", "models/nowhere.pt"]) == 2
+    assert "no checkpoint at models/nowhere.pt" in capsys.readouterr().err
+
+
+def _linear_trainer(overrides: list[str]) -> Trainer:
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    cfg = apply_overrides(Config(), ["optimizer=sgd", "grad_clip=0", "log_every=1000", *overrides])
+    return Trainer(
+        model, nn.CrossEntropyLoss(), cfg, torch.device("cpu"), build_optimizer(cfg, model)
+    )
+
+
+def test_accumulation_steps_once_per_window_with_the_mean_gradient() -> None:
+    inputs, labels = torch.randn(21, 4), torch.randint(3, (21,))
+
+    accumulating = _linear_trainer(["accumulate_steps=3"])
+    steps = []
+    accumulating.optimizer.register_step_post_hook(lambda *_: steps.append(1))
+    accumulating.train_epoch(DataLoader(TensorDataset(inputs, labels), batch_size=3))
+    assert len(steps) == 3  # 7 batches: windows of 3, 3 and 1
+    assert accumulating.global_step == 3
+
+    # One window of 3 batches of 3 must equal one step on the 9 samples at once.
+    windowed, whole = _linear_trainer(["accumulate_steps=3"]), _linear_trainer([])
+    windowed.train_epoch(DataLoader(TensorDataset(inputs[:9], labels[:9]), batch_size=3))
+    whole.train_epoch(DataLoader(TensorDataset(inputs[:9], labels[:9]), batch_size=9))
+    for a, b in zip(windowed.model.parameters(), whole.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_checkpoint_round_trip_restores_the_trainer(workdir) -> None:
+    trainer = _linear_trainer([])
+    trainer.train_epoch(DataLoader(TensorDataset(torch.randn(8, 4), torch.randint(3, (8,))), 4))
+    trainer.epoch, trainer.best_val_loss = 1, 0.5
+    trainer.save(workdir / "last.pt")
+
+    restored = _linear_trainer(["seed=1"])
+    restored.load_state_dict(load_checkpoint(workdir / "last.pt", torch.device("cpu")), Path("x"))
+    for a, b in zip(trainer.model.parameters(), restored.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert (
+        restored.optimizer.state_dict()["state"].keys()
+        == trainer.optimizer.state_dict()["state"].keys()
+    )
+    assert (restored.epoch, restored.global_step, restored.best_val_loss) == (1, 2, 0.5)
+
+
+@pytest.mark.parametrize("scheduler", ["none", "step", "cosine", "onecycle", "plateau"])
+def test_every_scheduler_trains_and_checkpoints(workdir, tiny, scheduler) -> None:
+    assert main([*tiny, "run_name=r", f"scheduler={scheduler}", "epochs=1"]) == 0
+    assert load_checkpoint(RUN / "last.pt", torch.device("cpu"))["epoch"] == 1
