@@ -1,0 +1,51 @@
+"""Refuse answers that would generate a broken project, before any file is written.
+
+Cookiecutter runs this file with its own interpreter after rendering it with Jinja; the answers
+arrive through `tojson`, so quotes or backslashes in them can never change this code.
+"""
+
+import json
+import keyword
+import re
+import sys
+
+PROJECT_NAME = json.loads(r"""
+{{ cookiecutter.project_name | tojson }}
+""".strip())
+PROJECT_SLUG = json.loads(r"""
+{{ cookiecutter.project_slug | tojson }}
+""".strip())
+
+SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def suggest_slug(slug: str) -> str:
+    """A valid slug close to `slug`, for the error message."""
+    cleaned = re.sub(r"[^a-z0-9_]+", "_", slug.lower()).strip("_") or "my_project"
+    if not cleaned[0].isalpha():
+        cleaned = f"project_{cleaned}"
+    return f"{cleaned}_project" if keyword.iskeyword(cleaned) else cleaned
+
+
+def slug_problem(slug: str) -> str | None:
+    """Why `slug` cannot name the project, or None if it can."""
+    if not SLUG_PATTERN.fullmatch(slug):
+        return "is not a valid module name (lowercase letters, digits and underscores, starting with a letter)"
+    if keyword.iskeyword(slug):
+        return "is a Python keyword"
+    return None
+
+
+def main() -> int:
+    if not PROJECT_NAME.strip():
+        print("ERROR: project_name is empty; give the project a name, e.g. 'Shape Classifier'.")
+        return 1
+    problem = slug_problem(PROJECT_SLUG)
+    if problem:
+        print(f"ERROR: project_slug {PROJECT_SLUG!r} {problem}; try {suggest_slug(PROJECT_SLUG)!r}.")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
