@@ -1,0 +1,31 @@
+# The two commands of this template: `make demo` (the main job) and `make test` (the whole suite).
+# Both create the virtual environment in .venv with the pinned dependency set when it is missing.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_DIR := build/demo
+
+.PHONY: demo test lint clean
+
+demo: $(VENV)/.installed
+	rm -rf $(DEMO_DIR)
+	$(VENV)/bin/cookiecutter --no-input --output-dir $(DEMO_DIR) .
+	cd $(DEMO_DIR)/* && $(abspath $(PY)) src/main.py
+	@echo "demo project   $$(cd $(DEMO_DIR)/* && pwd) (the paths above are relative to it)"
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check hooks tests
+	$(VENV)/bin/ruff format --check hooks tests
+
+$(VENV)/.installed: requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache

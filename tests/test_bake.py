@@ -1,0 +1,122 @@
+"""Baking the template: the generated files, their cleanliness, and the generated test suite."""
+
+from __future__ import annotations
+
+import itertools
+import py_compile
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from conftest import CHOICES, TEMPLATE, Bake
+
+EXPECTED_FILES = {
+    ".gitignore",
+    "README.md",
+    "pyproject.toml",
+    "requirements.txt",
+    "data/.gitkeep",
+    "models/checkpoints/.gitkeep",
+    "results/logs/.gitkeep",
+    "results/visualizations/.gitkeep",
+    "sandbox/README.md",
+    "src/config.py",
+    "src/dataset.py",
+    "src/main.py",
+    "src/model.py",
+    "src/train.py",
+    "src/utils.py",
+    "tests/conftest.py",
+    "tests/test_config.py",
+    "tests/test_training.py",
+}
+COMBINATIONS = [
+    {"task": task, "dataset": dataset}
+    for task, dataset in itertools.product(CHOICES["task"], CHOICES["dataset"])
+]
+COMBINATION_IDS = [f"{c['task']}-{c['dataset']}" for c in COMBINATIONS]
+TRICKY = {
+    "project_name": "O'Brien \"Lab\" \\",
+    "author_name": 'Ann "A\\B" O\'Neil',
+    "description": 'Says """hi""" and \\n, {not jinja}',
+}
+
+
+def generated_files(project: Path) -> set[str]:
+    return {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
+
+
+def ruff(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args], cwd=project, capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=COMBINATION_IDS)
+def test_generates_exactly_the_project_layout(bake: Bake, answers) -> None:
+    project = bake(**answers)
+    assert project.name == "shape_classifier"
+    assert generated_files(project) == EXPECTED_FILES
+
+
+@pytest.mark.parametrize("answers", [*COMBINATIONS, TRICKY], ids=[*COMBINATION_IDS, "tricky"])
+def test_no_template_residue_and_clean_lint(bake: Bake, answers) -> None:
+    project = bake(**answers)
+    for path in project.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            for marker in ("{{", "{%", "{#", "cookiecutter."):
+                assert marker not in text, f"{marker!r} left in {path.relative_to(project)}"
+    check = ruff(project, "check", ".")
+    assert check.returncode == 0, check.stdout
+    formatted = ruff(project, "format", "--check", ".")
+    assert formatted.returncode == 0, formatted.stdout
+
+
+def test_answers_with_quotes_and_backslashes_bake_verbatim(bake: Bake) -> None:
+    project = bake(**TRICKY)
+    assert project.name == "o_brien_lab"
+    meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert meta["name"] == "o_brien_lab"
+    assert meta["description"] == TRICKY["description"]
+    assert meta["authors"] == [{"name": TRICKY["author_name"]}]
+    readme = (project / "README.md").read_text()
+    assert readme.startswith(f"# {TRICKY['project_name']}\n")
+    for source in project.rglob("*.py"):
+        py_compile.compile(str(source), doraise=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=COMBINATION_IDS)
+def test_generated_project_passes_its_own_tests(bake: Bake, answers) -> None:
+    project = bake(hooks=True, **answers)  # the post-gen hook verifies it first
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+@pytest.mark.slow
+def test_cruft_creates_a_linked_project_that_is_up_to_date(tmp_path: Path) -> None:
+    if not (TEMPLATE / ".git").exists():
+        pytest.skip("cruft needs the template to be a git repository")
+    cruft = [sys.executable, "-m", "cruft"]
+    created = subprocess.run(
+        [*cruft, "create", "--no-input", "--output-dir", str(tmp_path), str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    project = tmp_path / "shape_classifier"
+    assert (project / ".cruft.json").is_file() and (project / "src/main.py").is_file()
+    check = subprocess.run([*cruft, "check"], cwd=project, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr

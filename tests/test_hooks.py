@@ -1,0 +1,127 @@
+"""The hooks: slug validation before generation, the overfit verification after it."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from cookiecutter.environment import StrictEnvironment
+from cookiecutter.exceptions import FailedHookException
+from cookiecutter.generate import generate_context
+from cookiecutter.prompt import prompt_for_config
+
+from conftest import TEMPLATE, Bake
+
+BAD_SLUGS = {
+    "my-proj": "not a valid module name",
+    "My_Proj": "not a valid module name",
+    "1st_try": "not a valid module name",
+    "with space": "not a valid module name",
+    "_private": "not a valid module name",
+    "class": "is a Python keyword",
+    "import": "is a Python keyword",
+}
+
+
+def render_hook(name: str, tmp_path: Path, template: Path = TEMPLATE, **answers) -> Path:
+    """The hook as cookiecutter would run it: rendered with the (default + given) answers."""
+    context = generate_context(str(template / "cookiecutter.json"), extra_context=answers)
+    context["cookiecutter"] = prompt_for_config(context, no_input=True)
+    env = StrictEnvironment(context=context)
+    source = (template / "hooks" / f"{name}.py").read_text()
+    rendered = tmp_path / f"{name}.py"
+    rendered.write_text(env.from_string(source).render(**context))
+    return rendered
+
+
+def import_hook(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("slug", "reason"), BAD_SLUGS.items())
+def test_slug_problem_names_the_reason(tmp_path: Path, slug: str, reason: str) -> None:
+    hook = import_hook(render_hook("pre_gen_project", tmp_path))
+    assert reason in hook.slug_problem(slug)
+    suggestion = hook.suggest_slug(slug)
+    assert hook.slug_problem(suggestion) is None, suggestion
+
+
+@pytest.mark.parametrize("slug", ["shapes", "cifar_10", "a", "unet3d"])
+def test_good_slugs_pass(tmp_path: Path, slug: str) -> None:
+    hook = import_hook(render_hook("pre_gen_project", tmp_path))
+    assert hook.slug_problem(slug) is None
+
+
+@pytest.mark.parametrize("slug", list(BAD_SLUGS))
+def test_bad_slug_stops_generation_and_leaves_nothing(bake: Bake, tmp_path, capfd, slug) -> None:
+    with pytest.raises(FailedHookException):
+        bake(hooks=True, project_slug=slug)
+    out = capfd.readouterr().out
+    assert out.startswith(f"ERROR: project_slug {slug!r} ") and BAD_SLUGS[slug] in out
+    assert "; try '" in out
+    assert len(out.strip().splitlines()) == 1  # one line, no traceback
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_empty_project_name_is_refused(bake: Bake, tmp_path, capfd) -> None:
+    with pytest.raises(FailedHookException):
+        bake(hooks=True, project_name=" ", project_slug="fine")
+    assert "ERROR: project_name is empty" in capfd.readouterr().out
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_answers_reach_hooks_as_data_never_as_code(bake: Bake, tmp_path, capfd) -> None:
+    marker = tmp_path / "pwned"
+    sneaky = f'""")\nimport pathlib; pathlib.Path({str(marker)!r}).touch()\nx = ("'
+    with pytest.raises(FailedHookException):
+        bake(hooks=True, project_name=sneaky, project_slug="x-y")
+    assert not marker.exists()
+    assert "ERROR: project_slug 'x-y'" in capfd.readouterr().out
+
+
+@pytest.mark.slow
+def test_post_gen_verifies_a_good_project(bake: Bake, capfd) -> None:
+    project = bake(hooks=True)
+    assert "shape_classifier: overfit check passed" in capfd.readouterr().out
+    assert not list(project.rglob("__pycache__"))  # the check leaves no bytecode behind
+
+
+@pytest.mark.slow
+def test_post_gen_fails_generation_when_the_model_cannot_overfit(
+    bake: Bake, template_copy: Path, tmp_path: Path, capfd
+) -> None:
+    model = template_copy / "templates" / "tasks" / "image_classification" / "model.py"
+    source = model.read_text()
+    forward = "return self.classifier(self.pool(features))"
+    assert forward in source
+    # The bug of seed 001: a forward pass that throws away what the layers computed.
+    model.write_text(source.replace(forward, forward.replace("features", "features * 0")))
+    with pytest.raises(FailedHookException):
+        bake(hooks=True, template=template_copy)
+    err = capfd.readouterr().err
+    assert "overfit check FAILED" in err and "Likely causes" in err
+    assert "--keep-project-on-failure" in err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_post_gen_notes_and_succeeds_when_torch_is_missing(bake: Bake, tmp_path: Path) -> None:
+    project = bake(hooks=False)
+    hook = render_hook("post_gen_project", tmp_path)
+    bare = tmp_path / "bare-venv"  # an interpreter like cookiecutter's isolated one: no torch
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    python = bare / "bin" / "python"
+    if subprocess.run([python, "-c", "import torch"], capture_output=True).returncode == 0:
+        pytest.skip("the base interpreter has torch installed")
+    result = subprocess.run([python, hook], cwd=project, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "NOTE: shape_classifier was generated but not verified" in result.stdout
+    assert "pip install -r requirements.txt" in result.stdout
+    assert "python src/main.py --overfit-batch" in result.stdout
+    assert [p.name for p in (project / "data").iterdir()] == [".gitkeep"]  # nothing ran
