@@ -120,3 +120,33 @@ def test_cruft_creates_a_linked_project_that_is_up_to_date(tmp_path: Path) -> No
     assert (project / ".cruft.json").is_file() and (project / "src/main.py").is_file()
     check = subprocess.run([*cruft, "check"], cwd=project, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.slow
+def test_default_project_reaches_its_quality_bar(bake: Bake) -> None:
+    """The bar the generated README states: >= 90% validation accuracy with the defaults."""
+    import torch
+
+    project = bake()
+    train = subprocess.run(
+        [sys.executable, "src/main.py", "run_name=bar"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+    run = project / "models" / "checkpoints" / "default" / "bar"
+    history = torch.load(run / "last.pt", weights_only=True)["history"]
+    assert max(row["val_acc"] for row in history) >= 0.90, history
+
+    test = subprocess.run(
+        [sys.executable, "src/main.py", "--test", str(run / "best.pt")],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert test.returncode == 0, test.stderr
+    test_acc = float(test.stdout.split("test_acc ")[1].split()[0])
+    assert test_acc >= 0.90, test.stdout

@@ -96,7 +96,7 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def describe_keys() -> str:
-    """One line per config key: name, default and help; used by --help and unknown-key errors."""
+    """One line per config key with its default, type and help, for --help."""
     hints = get_type_hints(Config)
     lines = []
     for f in dataclasses.fields(Config):

@@ -84,7 +84,7 @@ def train(overrides: list[str], resume: str | None) -> int:
         )
 
     seed_everything(cfg.seed)
-    train_loader, val_loader, _ = make_dataloaders(cfg, device)
+    train_loader, val_loader, _ = make_dataloaders(cfg)
     model = build_model(cfg).to(device)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer, len(train_loader))
@@ -92,6 +92,13 @@ def train(overrides: list[str], resume: str | None) -> int:
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint, checkpoint_path)
         print(f"resuming {checkpoint_path} after epoch {trainer.epoch}, step {trainer.global_step}")
+        if trainer.finished:
+            print(
+                f"run {cfg.experiment}/{cfg.run_name} has already finished; to train it longer, "
+                "resume with a larger epochs= (and a larger early_stopping_patience if it stopped "
+                "early)."
+            )
+            return 0
     samples = len(train_loader.dataset)
     print(f"run {cfg.experiment}/{cfg.run_name} on {device}, {samples} training samples")
     trainer.fit(train_loader, val_loader, run)
@@ -127,7 +134,7 @@ def overfit(cfg: Config) -> int:
     """The one-batch overfit check: exit code 0 if the model memorises a batch, 1 if not."""
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    train_loader, _, _ = make_dataloaders(cfg, device)
+    train_loader, _, _ = make_dataloaders(cfg)
     inputs, targets = next(iter(train_loader))
     model = build_model(cfg).to(device)
     # No schedule: the question is whether the model can learn at all, at the configured lr.
@@ -142,7 +149,7 @@ def test(checkpoint_path: Path, overrides: list[str]) -> int:
     checkpoint = load_checkpoint(checkpoint_path, torch.device("cpu"))
     cfg = apply_overrides(from_dict(checkpoint["config"]), overrides)
     device = resolve_device(cfg.device)
-    _, _, test_loader = make_dataloaders(cfg, device)
+    _, _, test_loader = make_dataloaders(cfg)
     model = build_model(cfg)
     load_model_weights(model, checkpoint, checkpoint_path)
     trainer = Trainer(model.to(device), build_loss(cfg), cfg, device)

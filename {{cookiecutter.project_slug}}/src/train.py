@@ -148,20 +148,19 @@ class Trainer:
         purge_step = self.global_step + 1 if self.global_step else None
         self.writer = SummaryWriter(run.logs, purge_step=purge_step)
         try:
-            while self.epoch < self.cfg.epochs:
+            while not self.finished:
                 started = time.perf_counter()
                 train = self.train_epoch(train_loader)
                 val = self.evaluate(val_loader, desc="validate")
                 self.epoch += 1
                 self.end_epoch(train, val, time.perf_counter() - started, run)
-                if self.patience_exhausted():
-                    tqdm.write(
-                        f"early stopping: no better val_loss for {self.epochs_without_improvement}"
-                        f" epochs (best {self.best_val_loss:.4f})"
-                    )
-                    break
         finally:
             self.writer.close()
+        if self.patience_exhausted():
+            print(
+                f"early stopping: no better val_loss for {self.epochs_without_improvement} epochs "
+                f"(best {self.best_val_loss:.4f})"
+            )
         save_curves(self.history, run.plots / "curves.png")
 
     def train_epoch(self, loader: DataLoader) -> dict[str, float]:
@@ -302,6 +301,11 @@ class Trainer:
         parts += [f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_")]
         parts += [f"lr {row['lr']:.1e}", f"{row['seconds']:.1f}s"]
         return " | ".join(parts) + (" *" if improved else "")
+
+    @property
+    def finished(self) -> bool:
+        """Whether all epochs are done or early stopping has ended the run."""
+        return self.epoch >= self.cfg.epochs or self.patience_exhausted()
 
     def patience_exhausted(self) -> bool:
         """Whether early stopping should end training now."""

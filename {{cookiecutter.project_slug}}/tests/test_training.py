@@ -9,11 +9,12 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.tensorboard import SummaryWriter
 
 from config import Config, apply_overrides
 from main import main
 from train import Trainer, build_optimizer
-from utils import load_checkpoint
+from utils import RunPaths, load_checkpoint
 
 RUN = Path("models/checkpoints/default/r")
 LOGS = Path("results/logs/default/r")
@@ -146,3 +147,18 @@ def test_checkpoint_round_trip_restores_the_trainer(workdir) -> None:
 def test_every_scheduler_trains_and_checkpoints(workdir, tiny, scheduler) -> None:
     assert main([*tiny, "run_name=r", f"scheduler={scheduler}", "epochs=1"]) == 0
     assert load_checkpoint(RUN / "last.pt", torch.device("cpu"))["epoch"] == 1
+
+
+def test_best_tracking_and_early_stopping_follow_val_loss(workdir) -> None:
+    trainer = _linear_trainer(["early_stopping_patience=2", "epochs=10"])
+    run = RunPaths.for_run(trainer.cfg)
+    trainer.writer = SummaryWriter(run.logs)
+    best_epochs = []
+    for val_loss in (1.0, 0.9, 0.95, 0.9):  # 0.9 again is no improvement
+        trainer.epoch += 1
+        trainer.end_epoch({"loss": 1.0, "acc": 0.5}, {"loss": val_loss, "acc": 0.5}, 0.1, run)
+        best = load_checkpoint(run.checkpoints / "best.pt", torch.device("cpu"))
+        best_epochs.append(best["epoch"])
+    assert best_epochs == [1, 2, 2, 2]
+    assert trainer.best_val_loss == 0.9 and trainer.epochs_without_improvement == 2
+    assert trainer.patience_exhausted() and trainer.finished

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from config import Config
-from utils import atomic_save
+from utils import atomic_save, resolve_device
 
 CLASSES = ("circle", "square", "triangle", "cross", "ring")
 IN_CHANNELS = 1
@@ -36,9 +36,7 @@ class ShapesDataset(Dataset):
         return image, self.labels[index]
 
 
-def make_dataloaders(
-    cfg: Config, device: torch.device
-) -> tuple[DataLoader, DataLoader, DataLoader]:
+def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
     """The train, val and test loaders; only the training loader shuffles."""
     images, labels = load_samples(cfg)
     n_val = int(len(labels) * cfg.val_fraction)
@@ -51,7 +49,7 @@ def make_dataloaders(
     common = {
         "batch_size": cfg.batch_size,
         "num_workers": cfg.num_workers,
-        "pin_memory": device.type == "cuda",
+        "pin_memory": resolve_device(cfg.device).type == "cuda",  # faster copies to the GPU
         "persistent_workers": cfg.num_workers > 0,
     }
     # The Trainer reseeds this generator at the start of every epoch, so the order of epoch k
