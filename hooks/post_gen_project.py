@@ -14,9 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-PROJECT_SLUG = json.loads(r"""
+PROJECT_SLUG = json.loads(
+    r"""
 {{ cookiecutter.project_slug | tojson }}
-""".strip())
+""".strip()
+)
 
 CHECK = ["src/main.py", "--overfit-batch"]
 TIMEOUT_SECONDS = 180  # cookiecutter gives hooks no timeout of their own

@@ -9,12 +9,16 @@ import keyword
 import re
 import sys
 
-PROJECT_NAME = json.loads(r"""
+PROJECT_NAME = json.loads(
+    r"""
 {{ cookiecutter.project_name | tojson }}
-""".strip())
-PROJECT_SLUG = json.loads(r"""
+""".strip()
+)
+PROJECT_SLUG = json.loads(
+    r"""
 {{ cookiecutter.project_slug | tojson }}
-""".strip())
+""".strip()
+)
 
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -30,7 +34,10 @@ def suggest_slug(slug: str) -> str:
 def slug_problem(slug: str) -> str | None:
     """Why `slug` cannot name the project, or None if it can."""
     if not SLUG_PATTERN.fullmatch(slug):
-        return "is not a valid module name (lowercase letters, digits and underscores, starting with a letter)"
+        return (
+            "is not a valid module name (lowercase letters, digits and underscores, "
+            "starting with a letter)"
+        )
     if keyword.iskeyword(slug):
         return "is a Python keyword"
     return None
@@ -42,7 +49,8 @@ def main() -> int:
         return 1
     problem = slug_problem(PROJECT_SLUG)
     if problem:
-        print(f"ERROR: project_slug {PROJECT_SLUG!r} {problem}; try {suggest_slug(PROJECT_SLUG)!r}.")
+        suggestion = suggest_slug(PROJECT_SLUG)
+        print(f"ERROR: project_slug {PROJECT_SLUG!r} {problem}; try {suggestion!r}.")
         return 1
     return 0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CHOICES, TEMPLATE, Bake
+from bakery import CHOICES, TEMPLATE, Bake
 
 EXPECTED_FILES = {
     ".gitignore",
@@ -39,7 +39,7 @@ COMBINATIONS = [
 ]
 COMBINATION_IDS = [f"{c['task']}-{c['dataset']}" for c in COMBINATIONS]
 TRICKY = {
-    "project_name": "O'Brien \"Lab\" \\",
+    "project_name": 'O\'Brien "Lab" \\',
     "author_name": 'Ann "A\\B" O\'Neil',
     "description": 'Says """hi""" and \\n, {not jinja}',
 }
@@ -150,3 +150,9 @@ def test_default_project_reaches_its_quality_bar(bake: Bake) -> None:
     assert test.returncode == 0, test.stderr
     test_acc = float(test.stdout.split("test_acc ")[1].split()[0])
     assert test_acc >= 0.90, test.stdout
+
+
+def test_the_template_code_itself_is_lint_clean() -> None:
+    for command in (["check", "hooks", "tests"], ["format", "--check", "hooks", "tests"]):
+        result = ruff(TEMPLATE, *command)
+        assert result.returncode == 0, result.stdout

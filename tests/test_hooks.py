@@ -14,7 +14,7 @@ from cookiecutter.exceptions import FailedHookException
 from cookiecutter.generate import generate_context
 from cookiecutter.prompt import prompt_for_config
 
-from conftest import TEMPLATE, Bake
+from bakery import TEMPLATE, Bake
 
 BAD_SLUGS = {
     "my-proj": "not a valid module name",

@@ -1,0 +1,31 @@
+"""Baking the template from tests: where it is, its choices, and a one-call bake."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+CHOICES = {
+    key: value
+    for key, value in json.loads((TEMPLATE / "cookiecutter.json").read_text()).items()
+    if isinstance(value, list)
+}
+
+Bake = Callable[..., Path]
+
+
+def bake_into(output_dir: Path, template: Path = TEMPLATE, hooks: bool = False, **answers) -> Path:
+    """Generate a project with `answers` (defaults for the rest); returns its folder."""
+    return Path(
+        cookiecutter(
+            str(template),
+            no_input=True,
+            extra_context=answers,
+            output_dir=str(output_dir),
+            accept_hooks=hooks,
+        )
+    )
