@@ -21,6 +21,10 @@ PROJECT_SLUG = json.loads(
 )
 
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+# A project folder with one of these names would shadow the module on sys.path when Python runs
+# from the folder above it: the standard library, what the project imports, and its own modules.
+IMPORTED = {"numpy", "torch", "torchvision", "tensorboard", "tqdm", "matplotlib", "pytest", "ruff"}
+OWN_MODULES = {"config", "dataset", "model", "train", "main", "utils", "conftest", "tests"}
 
 
 def suggest_slug(slug: str) -> str:
@@ -28,7 +32,7 @@ def suggest_slug(slug: str) -> str:
     cleaned = re.sub(r"[^a-z0-9_]+", "_", slug.lower()).strip("_") or "my_project"
     if not cleaned[0].isalpha():
         cleaned = f"project_{cleaned}"
-    return f"{cleaned}_project" if keyword.iskeyword(cleaned) else cleaned
+    return f"{cleaned}_project" if slug_problem(cleaned) else cleaned
 
 
 def slug_problem(slug: str) -> str | None:
@@ -40,6 +44,8 @@ def slug_problem(slug: str) -> str | None:
         )
     if keyword.iskeyword(slug):
         return "is a Python keyword"
+    if slug in sys.stdlib_module_names or slug in IMPORTED | OWN_MODULES:
+        return "would shadow the module of that name that the project imports"
     return None
 
 

@@ -31,6 +31,8 @@ EXPECTED_FILES = {
     "src/utils.py",
     "tests/conftest.py",
     "tests/test_config.py",
+    "tests/test_resume.py",
+    "tests/test_safety.py",
     "tests/test_training.py",
 }
 COMBINATIONS = [

@@ -13,6 +13,7 @@ from cookiecutter.environment import StrictEnvironment
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.generate import generate_context
 from cookiecutter.prompt import prompt_for_config
+from jinja2.exceptions import UndefinedError
 
 from bakery import TEMPLATE, Bake
 
@@ -24,6 +25,9 @@ BAD_SLUGS = {
     "_private": "not a valid module name",
     "class": "is a Python keyword",
     "import": "is a Python keyword",
+    "torch": "would shadow the module",
+    "random": "would shadow the module",
+    "dataset": "would shadow the module",
 }
 
 
@@ -68,6 +72,13 @@ def test_bad_slug_stops_generation_and_leaves_nothing(bake: Bake, tmp_path, capf
     assert "; try '" in out
     assert len(out.strip().splitlines()) == 1  # one line, no traceback
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("slug", ["a/b", "../escaped", "x/../../y", "back\\slash"])
+def test_a_path_as_slug_is_refused_before_any_folder_exists(bake: Bake, tmp_path, slug) -> None:
+    with pytest.raises(UndefinedError, match="ERROR: project_slug .* is a path"):
+        bake(hooks=True, project_slug=slug)
+    assert [p.name for p in tmp_path.iterdir()] == []  # not even the output folder
 
 
 def test_empty_project_name_is_refused(bake: Bake, tmp_path, capfd) -> None:

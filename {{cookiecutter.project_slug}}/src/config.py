@@ -78,6 +78,12 @@ class Config:
     device: str = option("auto", "auto picks cuda, then mps, then cpu", choices=DEVICES)
     num_workers: int = option(0, "DataLoader worker processes; 0 loads in the main process", ge=0)
     seed: int = option(0, "seed of the data, the initial weights and the shuffling", ge=0)
+    deterministic: bool = option(False, "deterministic kernels: bitwise-repeatable runs, slower")
+
+    # Checkpoints (last.pt and best.pt always; step-<step>.pt files as history)
+    checkpoint_every_steps: int = option(0, "also save every N optimizer steps; 0: per epoch", ge=0)
+    keep_last_checkpoints: int = option(2, "step-*.pt files kept; older ones are pruned", ge=1)
+    overwrite: bool = option(False, "let a new run replace the outputs of a run of the same name")
 
     # Outputs, each in <dir>/<experiment>/<run_name>/
     experiment: str = option("default", "name grouping related runs")

@@ -7,6 +7,7 @@ where the outputs went. User errors end here as a one-paragraph message and exit
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -15,11 +16,19 @@ import torch
 from config import Config, ConfigError, UserError, apply_overrides, describe_keys, from_dict
 from dataset import make_dataloaders
 from model import build_loss, build_model
-from train import Trainer, build_optimizer, build_scheduler, load_model_weights
+from train import (
+    Trainer,
+    TrainingStopped,
+    build_optimizer,
+    build_scheduler,
+    load_model_weights,
+)
 from utils import (
+    GracefulStop,
     RunPaths,
-    find_latest_checkpoint,
+    find_resumable_checkpoint,
     load_checkpoint,
+    load_file,
     new_run_name,
     resolve_device,
     seed_everything,
@@ -48,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument(
         "--test", metavar="CHECKPOINT", help="evaluate a checkpoint on the test split"
     )
+    mode.add_argument(
+        "--replay", metavar="DUMP", help="re-run a step saved when the loss became non-finite"
+    )
     return parser.parse_args(argv)
 
 
@@ -57,51 +69,77 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.test:
             return test(Path(args.test), args.overrides)
+        if args.replay:
+            return replay(Path(args.replay))
         if args.overfit_batch:
             return overfit(apply_overrides(Config(), args.overrides))
         return train(args.overrides, args.resume)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once
+        print(
+            "\ninterrupted: stopped at once; the last saved checkpoint is intact.", file=sys.stderr
+        )
+        return 128 + signal.SIGINT
 
 
 def train(overrides: list[str], resume: str | None) -> int:
     """Train a new run, or continue the one `resume` names."""
     cfg = apply_overrides(Config(), overrides)
     checkpoint = checkpoint_path = None
-    if resume is not None:
-        checkpoint_path = find_latest_checkpoint(cfg) if resume == "auto" else Path(resume)
+    if resume == "auto":
+        checkpoint_path, checkpoint = find_resumable_checkpoint(cfg, torch.device("cpu"))
+    elif resume is not None:
+        checkpoint_path = Path(resume)
         checkpoint = load_checkpoint(checkpoint_path, torch.device("cpu"))
+    if checkpoint is not None:
         cfg = resumed_config(from_dict(checkpoint["config"]), overrides)
     elif not cfg.run_name:
         cfg = apply_overrides(cfg, [f"run_name={new_run_name(cfg)}"])
     device = resolve_device(cfg.device)
     run = RunPaths.for_run(cfg)
     if checkpoint is None and (run.checkpoints / "last.pt").exists():
-        raise ConfigError(
-            f"run {cfg.experiment}/{cfg.run_name} already has checkpoints in {run.checkpoints}. "
-            f"Continue it with --resume {run.checkpoints / 'last.pt'}, or choose another run_name."
-        )
+        if not cfg.overwrite:
+            raise ConfigError(
+                f"run {cfg.experiment}/{cfg.run_name} already has checkpoints in "
+                f"{run.checkpoints}. Continue it with --resume {run.checkpoints / 'last.pt'}, "
+                "choose another run_name, or replace it with overwrite=true."
+            )
+        run.remove()
 
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed, cfg.deterministic)
     train_loader, val_loader, _ = make_dataloaders(cfg)
     model = build_model(cfg).to(device)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer, len(train_loader))
-    trainer = Trainer(model, build_loss(cfg), cfg, device, optimizer, scheduler)
-    if checkpoint is not None:
-        trainer.load_state_dict(checkpoint, checkpoint_path)
-        print(f"resuming {checkpoint_path} after epoch {trainer.epoch}, step {trainer.global_step}")
-        if trainer.finished:
+    with GracefulStop() as stop:
+        trainer = Trainer(model, build_loss(cfg), cfg, device, optimizer, scheduler, stop)
+        if checkpoint is not None:
+            trainer.load_state_dict(checkpoint, checkpoint_path)
             print(
-                f"run {cfg.experiment}/{cfg.run_name} has already finished; to train it longer, "
-                "resume with a larger epochs= (and a larger early_stopping_patience if it stopped "
-                "early)."
+                f"resuming {checkpoint_path}: epoch {trainer.epoch + 1}, after batch "
+                f"{trainer.batches_done} of it, step {trainer.global_step}"
             )
-            return 0
-    samples = len(train_loader.dataset)
-    print(f"run {cfg.experiment}/{cfg.run_name} on {device}, {samples} training samples")
-    trainer.fit(train_loader, val_loader, run)
+            if trainer.finished:
+                print(
+                    f"run {cfg.experiment}/{cfg.run_name} has already finished; to train it "
+                    "longer, resume with a larger epochs= (and a larger early_stopping_patience "
+                    "if it stopped early)."
+                )
+                return 0
+        samples = len(train_loader.dataset)
+        print(f"run {cfg.experiment}/{cfg.run_name} on {device}, {samples} training samples")
+        try:
+            trainer.fit(train_loader, val_loader, run)
+        except TrainingStopped as stopped:
+            name = signal.Signals(stopped.signum).name
+            print(
+                f"stopped by {name} at epoch {trainer.epoch + 1}, step {trainer.global_step}; "
+                f"saved {stopped.checkpoint}. Resume with:\n"
+                f"    python src/main.py --resume {run.checkpoints / 'last.pt'}"
+            )
+            return 128 + stopped.signum
 
     best = min(trainer.history, key=lambda row: row["val_loss"])
     scores = ", ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("val_"))
@@ -157,6 +195,31 @@ def test(checkpoint_path: Path, overrides: list[str]) -> int:
     scores = " | ".join(f"test_{k} {v:.4f}" for k, v in results.items())
     print(f"{checkpoint_path} on {len(test_loader.dataset)} test samples: {scores}")
     return 0
+
+
+def replay(dump_path: Path) -> int:
+    """Re-run the step that produced a non-finite loss: exit 1 if it is non-finite again."""
+    dump = load_file(dump_path, torch.device("cpu"))
+    cfg = from_dict(dump["config"])
+    model = build_model(cfg)
+    load_model_weights(model, dump, dump_path)
+    first_bad: list[str] = []
+
+    def find_first_bad(module: torch.nn.Module, _: object, output: object) -> None:
+        if not first_bad and isinstance(output, torch.Tensor) and not output.isfinite().all():
+            first_bad.append(names[module])
+
+    names = {module: name or "model" for name, module in model.named_modules()}
+    for module in names:
+        module.register_forward_hook(find_first_bad)
+    model.train()  # the mode the failing step ran in
+    loss = build_loss(cfg)(model(dump["inputs"]), dump["targets"])
+    if torch.isfinite(loss):
+        print(f"replayed {dump_path}: loss {loss.item():.4g} is finite this time.")
+        return 0
+    where = f"; the first module with a non-finite output is {first_bad[0]}" if first_bad else ""
+    print(f"replayed {dump_path}: loss {loss.item()}{where}.")
+    return 1
 
 
 if __name__ == "__main__":

@@ -16,19 +16,38 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from config import Config, to_dict
+from config import Config, UserError, to_dict
 from model import Metrics
 from utils import (
     CHECKPOINT_VERSION,
     CheckpointError,
+    GracefulStop,
     RunPaths,
     atomic_save,
+    checkpoint_problem,
+    link_or_copy,
+    remove_stale_temporaries,
     rng_state,
     save_curves,
     set_rng_state,
 )
 
 Scheduler = LRScheduler | ReduceLROnPlateau
+
+
+class TrainingStopped(Exception):
+    """Training stopped on a signal after saving `checkpoint`; exit with 128 + `signum`."""
+
+    def __init__(self, signum: int, checkpoint: Path) -> None:
+        super().__init__(f"stopped by signal {signum}")
+        self.signum = signum
+        self.checkpoint = checkpoint
+
+
+class NonFiniteError(UserError):
+    """The loss or the weights became NaN or infinite; nothing non-finite was saved."""
+
+    exit_code = 1
 
 
 def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
@@ -67,6 +86,44 @@ def build_scheduler(
     return None
 
 
+class EpochTotals:
+    """Running sums of one training epoch, kept on the device; mid-epoch checkpoints hold them."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss_sum = torch.zeros((), device=device)
+        self.samples = 0
+        self.metrics = Metrics()
+        self.recent: deque[torch.Tensor] = deque(maxlen=50)  # for the last-50 mean
+
+    def add(self, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Count one batch (`loss` detached, a mean over the batch)."""
+        self.loss_sum += loss * len(targets)
+        self.samples += len(targets)
+        self.recent.append(loss)
+        self.metrics.update(outputs, targets)
+
+    def summary(self) -> dict[str, float]:
+        """The epoch's mean loss and metrics."""
+        return {"loss": (self.loss_sum / self.samples).item(), **self.metrics.compute()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "loss_sum": self.loss_sum.cpu(),
+            "samples": self.samples,
+            "metrics": self.metrics.state_dict(),
+            "recent": [loss.cpu() for loss in self.recent],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], device: torch.device) -> EpochTotals:
+        totals = cls(device)
+        totals.loss_sum = state["loss_sum"].to(device)
+        totals.samples = state["samples"]
+        totals.metrics.load_state_dict(state["metrics"])
+        totals.recent.extend(loss.to(device) for loss in state["recent"])
+        return totals
+
+
 @dataclass
 class OverfitResult:
     """The outcome of `Trainer.overfit_batch`."""
@@ -101,8 +158,9 @@ class OverfitResult:
 class Trainer:
     """Fits a model: training epochs, validation, TensorBoard logs, checkpoints, early stopping.
 
-    State that a resumed run needs lives on the instance (`epoch`, `global_step`, `best_val_loss`,
-    ...) and goes into every checkpoint through `state_dict`.
+    Everything the next step depends on lives on the instance (`epoch`, `global_step`, the position
+    `batches_done` inside the epoch, its running `totals`, `best_val_loss`, ...) and goes into
+    every checkpoint through `state_dict`, so a resumed run continues exactly where it stopped.
     """
 
     def __init__(
@@ -113,14 +171,17 @@ class Trainer:
         device: torch.device,
         optimizer: torch.optim.Optimizer | None = None,
         scheduler: Scheduler | None = None,
+        stop: GracefulStop | None = None,
     ) -> None:
-        """`optimizer` may be left out by callers that only evaluate."""
+        """`optimizer` may be left out by callers that only evaluate; `stop` is polled after
+        every optimizer step."""
         self.model = model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.cfg = cfg
         self.device = device
+        self.stop = stop
         self.use_amp = cfg.amp and device.type == "cuda"
         self.amp_dtype = (
             torch.float16 if self.use_amp and not torch.cuda.is_bf16_supported() else torch.bfloat16
@@ -131,9 +192,13 @@ class Trainer:
         )
         self.epoch = 0  # completed epochs
         self.global_step = 0  # optimizer steps taken
+        self.batches_done = 0  # batches of the current epoch already trained on
+        self.totals: EpochTotals | None = None  # running sums of the current epoch
         self.best_val_loss = math.inf
         self.epochs_without_improvement = 0
         self.history: list[dict[str, float]] = []
+        self.resumed_from: Path | None = None  # never pruned
+        self.run: RunPaths | None = None
         self.writer: SummaryWriter | None = None
         self.grad_norm = torch.zeros(())
 
@@ -141,8 +206,19 @@ class Trainer:
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
+    @property
+    def finished(self) -> bool:
+        """Whether all epochs are done or early stopping has ended the run."""
+        return self.epoch >= self.cfg.epochs or self.patience_exhausted()
+
     def fit(self, train_loader: DataLoader, val_loader: DataLoader, run: RunPaths) -> None:
-        """Train until `cfg.epochs` are done or early stopping; continues from a loaded state."""
+        """Train until `cfg.epochs` are done or early stopping; continues from a loaded state.
+
+        Raises `TrainingStopped` after saving a checkpoint when a stop is requested.
+        """
+        self.run = run
+        if run.checkpoints.is_dir():
+            remove_stale_temporaries(run.checkpoints)
         # Events a crashed run logged after its last checkpoint (at global_step) are purged, so a
         # resumed run's TensorBoard curves have no duplicated or out-of-order steps.
         purge_step = self.global_step + 1 if self.global_step else None
@@ -153,7 +229,8 @@ class Trainer:
                 train = self.train_epoch(train_loader)
                 val = self.evaluate(val_loader, desc="validate")
                 self.epoch += 1
-                self.end_epoch(train, val, time.perf_counter() - started, run)
+                self.end_epoch(train, val, time.perf_counter() - started)
+                self.stop_if_requested()
         finally:
             self.writer.close()
         if self.patience_exhausted():
@@ -164,39 +241,50 @@ class Trainer:
         save_curves(self.history, run.plots / "curves.png")
 
     def train_epoch(self, loader: DataLoader) -> dict[str, float]:
-        """One pass over `loader`; returns the epoch's mean loss and metrics."""
+        """One pass over `loader` (the rest of it, after a mid-epoch resume); returns the epoch's
+        mean loss and metrics."""
         self.model.train()
-        if loader.generator is not None:
-            # The shuffling order of an epoch depends on (seed, epoch) only, also after a resume.
-            loader.generator.manual_seed(self.cfg.seed + self.epoch)
-        metrics = Metrics()
-        loss_sum, samples = torch.zeros((), device=self.device), 0
-        recent: deque[torch.Tensor] = deque(maxlen=50)
+        first = self.batches_done
+        if hasattr(loader.sampler, "set_epoch"):
+            # The order depends on (seed, epoch) only; after a mid-epoch resume the samples
+            # already trained on are skipped without being loaded.
+            loader.sampler.set_epoch(self.epoch, start=first * loader.batch_size)
+        num_batches = first + len(loader)
+        if self.totals is None:
+            self.totals = EpochTotals(self.device)
         bar = tqdm(
             loader,
             desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
+            total=num_batches,
+            initial=first,
             leave=False,
             dynamic_ncols=True,
             disable=None,
         )
-        for index, (inputs, targets) in enumerate(bar):
+        for index, (inputs, targets) in enumerate(bar, start=first):
             inputs = inputs.to(self.device, non_blocking=True)
             targets = targets.to(self.device, non_blocking=True)
             outputs, loss = self.forward(inputs, targets)
+            # One host-device sync per step: stepping on a NaN would ruin the weights for good.
+            if not torch.isfinite(loss):
+                raise self.non_finite_loss(inputs, targets, loss)
             # Dividing by the accumulation window makes the summed gradient its mean.
-            window = self.accumulation_window(index, len(loader))
+            window = self.accumulation_window(index, num_batches)
             self.scaler.scale(loss / window).backward()
+            self.totals.add(loss.detach(), outputs.detach(), targets)
 
-            loss = loss.detach()  # tensors stay on the device: no sync until logging
-            loss_sum += loss * len(targets)
-            samples += len(targets)
-            recent.append(loss)
-            metrics.update(outputs.detach(), targets)
-            if (index + 1) % self.cfg.accumulate_steps == 0 or index + 1 == len(loader):
+            if (index + 1) % self.cfg.accumulate_steps == 0 or index + 1 == num_batches:
                 self.optimizer_step()
+                self.batches_done = index + 1
                 if self.global_step % self.cfg.log_every == 0:
-                    self.log_step(bar, loss, loss_sum / samples, recent)
-        return {"loss": (loss_sum / samples).item(), **metrics.compute()}
+                    self.log_step(bar)
+                self.stop_if_requested()
+                every = self.cfg.checkpoint_every_steps
+                if every and self.global_step % every == 0 and index + 1 < num_batches:
+                    self.save_checkpoint()
+        summary = self.totals.summary()
+        self.totals, self.batches_done = None, 0
+        return summary
 
     def accumulation_window(self, index: int, num_batches: int) -> int:
         """How many batches share the optimizer step that batch `index` contributes to."""
@@ -224,15 +312,12 @@ class Trainer:
             self.scheduler.step()
         self.global_step += 1
 
-    def log_step(
-        self, bar: tqdm, loss: torch.Tensor, mean: torch.Tensor, recent: deque[torch.Tensor]
-    ) -> None:
-        """Progress-bar postfix and step-level scalars; the only host-device syncs of a step."""
-        current, running, last_50 = (
-            loss.item(),
-            mean.item(),
-            torch.stack(tuple(recent)).mean().item(),
-        )
+    def log_step(self, bar: tqdm) -> None:
+        """Progress-bar postfix and step-level scalars; the only other host-device syncs."""
+        totals = self.totals
+        current = totals.recent[-1].item()
+        running = (totals.loss_sum / totals.samples).item()
+        last_50 = torch.stack(tuple(totals.recent)).mean().item()
         bar.set_postfix(
             loss=f"{current:.4f}",
             lr=f"{self.lr:.2e}",
@@ -243,6 +328,11 @@ class Trainer:
         self.writer.add_scalar("train/lr", self.lr, self.global_step)
         if self.cfg.grad_clip > 0:
             self.writer.add_scalar("train/grad_norm", self.grad_norm.item(), self.global_step)
+
+    def stop_if_requested(self) -> None:
+        """After a SIGINT or SIGTERM: save a resumable checkpoint and raise `TrainingStopped`."""
+        if self.stop is not None and self.stop.requested:
+            raise TrainingStopped(self.stop.signum, self.save_checkpoint())
 
     @torch.inference_mode()
     def evaluate(self, loader: DataLoader, desc: str = "evaluate") -> dict[str, float]:
@@ -261,9 +351,7 @@ class Trainer:
             metrics.update(outputs, targets)
         return {"loss": (loss_sum / samples).item(), **metrics.compute()}
 
-    def end_epoch(
-        self, train: dict[str, float], val: dict[str, float], seconds: float, run: RunPaths
-    ) -> None:
+    def end_epoch(self, train: dict[str, float], val: dict[str, float], seconds: float) -> None:
         """Book-keeping after an epoch: best tracking, schedule, logs, checkpoints, summary line."""
         improved = val["loss"] < self.best_val_loss
         if improved:
@@ -289,10 +377,10 @@ class Trainer:
         self.writer.add_scalar("epoch", self.epoch, self.global_step)
         self.writer.flush()
 
-        # Two decisions: the last state is always saved (to resume); best.pt only on improvement.
-        self.save(run.checkpoints / "last.pt")
+        # Two decisions: the state is always saved (to resume); best.pt only on improvement.
+        saved = self.save_checkpoint()
         if improved:
-            self.save(run.checkpoints / "best.pt")
+            link_or_copy(saved, self.run.checkpoints / "best.pt")
         tqdm.write(self.summary_line(row, improved))
 
     def summary_line(self, row: dict[str, float], improved: bool) -> str:
@@ -301,11 +389,6 @@ class Trainer:
         parts += [f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_")]
         parts += [f"lr {row['lr']:.1e}", f"{row['seconds']:.1f}s"]
         return " | ".join(parts) + (" *" if improved else "")
-
-    @property
-    def finished(self) -> bool:
-        """Whether all epochs are done or early stopping has ended the run."""
-        return self.epoch >= self.cfg.epochs or self.patience_exhausted()
 
     def patience_exhausted(self) -> bool:
         """Whether early stopping should end training now."""
@@ -323,18 +406,41 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
             "global_step": self.global_step,
+            "batches_done": self.batches_done,
+            "totals": None if self.totals is None else self.totals.state_dict(),
             "best_val_loss": self.best_val_loss,
             "epochs_without_improvement": self.epochs_without_improvement,
             "history": self.history,
             "rng": rng_state(),
         }
 
-    def save(self, path: Path) -> None:
-        """Write a checkpoint atomically: `path` holds the old or the new state, never half."""
-        atomic_save(self.state_dict(), path)
+    def save_checkpoint(self) -> Path:
+        """Save the state as step-<global_step>.pt, point last.pt at it, prune old step files.
+
+        Each file is written atomically, so a crash at any moment leaves the previous checkpoint
+        loadable, and older step files are deleted only once the new one is in place.
+        """
+        state = self.state_dict()
+        problem = checkpoint_problem(state)
+        if problem:  # never write weights that cannot be resumed from
+            raise NonFiniteError(
+                f"not saving a checkpoint at epoch {self.epoch + 1}, step {self.global_step}: "
+                f"{problem}. The gradients became non-finite without a non-finite loss; lower "
+                f"lr (now {self.lr:.3g}) or turn gradient clipping on (grad_clip=1), then "
+                "--resume from the last checkpoint."
+            )
+        folder = self.run.checkpoints
+        path = folder / f"step-{self.global_step:08d}.pt"
+        atomic_save(state, path)
+        link_or_copy(path, folder / "last.pt")
+        steps = sorted(folder.glob("step-*.pt"))
+        for old in steps[: -self.cfg.keep_last_checkpoints]:
+            if self.resumed_from is None or not old.samefile(self.resumed_from):
+                old.unlink()
+        return path
 
     def load_state_dict(self, checkpoint: dict[str, Any], path: Path) -> None:
-        """Continue from a checkpoint written by `save`; `path` only names it in errors."""
+        """Continue from a checkpoint written by `save_checkpoint`; `path` names it in errors."""
         load_model_weights(self.model, checkpoint, path)
         try:
             self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -348,10 +454,43 @@ class Trainer:
             ) from None
         self.epoch = checkpoint["epoch"]
         self.global_step = checkpoint["global_step"]
+        self.batches_done = checkpoint["batches_done"]
+        if checkpoint["totals"] is not None:
+            self.totals = EpochTotals.from_state(checkpoint["totals"], self.device)
         self.best_val_loss = checkpoint["best_val_loss"]
         self.epochs_without_improvement = checkpoint["epochs_without_improvement"]
         self.history = checkpoint["history"]
+        # The step file that last.pt shares its contents with is the one being resumed from.
+        self.resumed_from = next(
+            (p for p in path.parent.glob("step-*.pt") if p.samefile(path)), path
+        )
         set_rng_state(checkpoint["rng"])
+
+    def non_finite_loss(
+        self, inputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor
+    ) -> NonFiniteError:
+        """Save the failing batch with the weights that produced it; the error to raise."""
+        step = self.global_step + 1
+        dump = self.run.checkpoints / f"nonfinite-step{step:08d}.pt"
+        atomic_save(
+            {
+                "version": CHECKPOINT_VERSION,
+                "config": to_dict(self.cfg),
+                "model": self.model.state_dict(),  # still finite: no step was taken on this loss
+                "inputs": inputs.cpu(),
+                "targets": targets.cpu(),
+            },
+            dump,
+        )
+        return NonFiniteError(
+            f"the loss became {loss.item()} at epoch {self.epoch + 1}, step {step} "
+            f"(lr {self.lr:.3g}). Usual causes: a learning rate too high (try "
+            f"lr={self.lr / 10:.3g}), gradient clipping turned off (grad_clip=0), a log or "
+            "division of zero in the loss, or NaN/inf values in the data. Nothing non-finite was "
+            f"saved; the batch and the weights that produced it are in {dump}. Reproduce the "
+            "failing step with:\n"
+            f"    python src/main.py --replay {dump}"
+        )
 
     def overfit_batch(
         self, inputs: torch.Tensor, targets: torch.Tensor, max_steps: int

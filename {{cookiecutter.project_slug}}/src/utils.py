@@ -1,10 +1,18 @@
-"""Helpers shared by the rest of the project: seeding, devices, run folders and checkpoint files."""
+"""Helpers shared by the rest of the project: seeding, devices, run folders, checkpoint files and
+clean stops."""
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import re
+import shutil
+import signal
+import sys
 import tempfile
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -12,21 +20,75 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Sampler
 
 from config import Config, ConfigError, UserError
 
 CHECKPOINT_VERSION = 1
+CHECKPOINT_KEYS = {"version", "config", "model", "epoch", "global_step", "batches_done", "rng"}
 
 
 class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable or does not fit the model."""
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices) so a run can be repeated."""
+class CheckpointWriteError(UserError):
+    """A checkpoint that could not be written (disk full, no permission); the old one is intact."""
+
+    exit_code = 1
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed python, numpy and torch (all devices); optionally insist on deterministic kernels."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    if deterministic:
+        # cuBLAS needs a fixed workspace for deterministic results; must be set before CUDA starts.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(deterministic)
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader `worker_init_fn`: seed the worker's python and numpy, and leave signals to the
+    main process.
+
+    SLURM, Kubernetes and `docker stop` signal the whole process group. Workers that died on that
+    signal would take the main process's graceful save down with them; ignoring it here lets the
+    main process finish its step, save and shut the workers down itself.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    seed = torch.initial_seed() % 2**32  # torch seeds each worker from the loader's generator
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+class EpochSampler(Sampler[int]):
+    """A shuffling sampler whose order depends only on (seed, epoch) and that can start mid-epoch.
+
+    Both make resuming exact: a resumed run sees the same order as an uninterrupted one, and skips
+    the samples it already trained on without loading them. The Trainer calls `set_epoch`.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Shuffle for `epoch`, and skip its first `start` samples."""
+        self.epoch, self.start = epoch, start
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.size, generator=generator)
+        return iter(order[self.start :].tolist())
+
+    def __len__(self) -> int:
+        return self.size - self.start
 
 
 def resolve_device(name: str) -> torch.device:
@@ -61,6 +123,11 @@ class RunPaths:
             plots=Path(cfg.plot_dir, *parts),
         )
 
+    def remove(self) -> None:
+        """Delete everything the run wrote (for overwrite=true)."""
+        for folder in (self.checkpoints, self.logs, self.plots):
+            shutil.rmtree(folder, ignore_errors=True)
+
 
 def new_run_name(cfg: Config) -> str:
     """A timestamp no earlier run of the experiment uses (with a suffix within the same second)."""
@@ -82,23 +149,58 @@ def atomic_save(obj: Any, path: Path) -> None:
     previous checkpoint; writing a temporary file in the same folder, syncing it to disk and
     renaming it over `path` is atomic on POSIX file systems.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp_name = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as tmp:
             torch.save(obj, tmp)
             tmp.flush()
             os.fsync(tmp.fileno())
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes files private; use the usual mode
         os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # makes the rename itself survive a power cut
+        _fsync_dir(path.parent)  # makes the rename itself survive a power cut
+    except OSError as error:
+        raise CheckpointWriteError(
+            f"cannot write {path}: {error.strerror or error}. The previous checkpoint is intact. "
+            "Free some disk space or fix the folder's permissions, then continue with --resume."
+        ) from None
     finally:
-        os.close(dir_fd)
+        if tmp_name is not None and os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Atomically make `target` the same file as `source`: a hard link, or a copy where the file
+    system has none."""
+    tmp = target.with_name(f".{target.name}.link.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointWriteError(
+            f"cannot write {target}: {error.strerror or error}. {source} holds the same state."
+        ) from None
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete half-written files that a killed save left behind; they are never resumed from."""
+    for leftover in folder.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -108,36 +210,71 @@ def _umask() -> int:
 
 
 def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
-    """Load a checkpoint as plain data; `weights_only=True` means it can never run code."""
+    """Load a checkpoint of this project and check that it can be resumed from or tested."""
+    checkpoint = load_file(path, device)
+    problem = checkpoint_problem(checkpoint)
+    if problem:
+        raise CheckpointError(f"{path} is not a usable checkpoint of this project: {problem}.")
+    return checkpoint
+
+
+def load_file(path: Path, device: torch.device) -> Any:
+    """Load a file written with torch.save as plain data; `weights_only=True` means it can never
+    run code."""
     if not path.is_file():
         raise CheckpointError(
             f"no checkpoint at {path}. Pass the path of a last.pt or best.pt under "
             "models/checkpoints/<experiment>/<run>/, or use --resume auto."
         )
     try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # truncated zip, foreign pickle, disallowed globals, ...
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        culprit = f" ({found.group(1)})" if found else ""
         raise CheckpointError(
-            f"cannot read the checkpoint {path}: {error}. The file is damaged or was not written "
-            "by this project; use another checkpoint of the run."
+            f"refused to load {path}: it holds Python objects that are not plain data{culprit}. "
+            "Loading it could run code hidden in the file, so it was not loaded and nothing in "
+            "it ran. Use a checkpoint written by this project."
         ) from None
+    except Exception as error:  # truncated zip, not a torch file, ...
+        raise CheckpointError(
+            f"cannot read the checkpoint {path}: it is damaged or not a PyTorch checkpoint "
+            f"({error}). Use another checkpoint of the run, e.g. a step-*.pt beside it."
+        ) from None
+
+
+def checkpoint_problem(checkpoint: Any) -> str | None:
+    """What is wrong with a loaded checkpoint, or None if it passes the checks."""
     if not isinstance(checkpoint, dict) or checkpoint.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(
-            f"{path} is not a checkpoint of this project (format version {CHECKPOINT_VERSION})."
-        )
-    return checkpoint
+        return f"it is not a format-version-{CHECKPOINT_VERSION} checkpoint dictionary"
+    missing = CHECKPOINT_KEYS - checkpoint.keys()
+    if missing:
+        return f"it lacks {', '.join(sorted(missing))}"
+    bad = [name for name, value in checkpoint["model"].items() if not torch.isfinite(value).all()]
+    if bad:
+        return f"non-finite weights in {', '.join(bad[:5])}"
+    return None
 
 
-def find_latest_checkpoint(cfg: Config) -> Path:
-    """The most recently written last.pt of the experiment, for --resume auto."""
-    candidates = list(Path(cfg.checkpoint_dir, cfg.experiment).glob("*/last.pt"))
-    if not candidates:
-        raise CheckpointError(
-            f"--resume auto found nothing to resume: no last.pt under "
-            f"{Path(cfg.checkpoint_dir, cfg.experiment)}. Start a new run without --resume, or "
-            "name the experiment with experiment=<name>."
-        )
-    return max(candidates, key=lambda p: p.stat().st_mtime)
+def find_resumable_checkpoint(cfg: Config, device: torch.device) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint of the experiment that loads and passes its checks (--resume auto).
+
+    Damaged ones are skipped with a warning, so a crash during a save costs at most the state
+    saved since the checkpoint before it.
+    """
+    root = Path(cfg.checkpoint_dir, cfg.experiment)
+    candidates = [*root.glob("*/last.pt"), *root.glob("*/step-*.pt")]
+    # Newest first; last.pt before the step file it duplicates.
+    candidates.sort(key=lambda p: (p.stat().st_mtime_ns, p.name == "last.pt"), reverse=True)
+    for path in candidates:
+        try:
+            return path, load_checkpoint(path, device)
+        except CheckpointError as error:
+            warnings.warn(f"skipping {path}: {error}", stacklevel=2)
+    raise CheckpointError(
+        f"--resume auto found nothing to resume: no loadable checkpoint under {root}. Start a new "
+        "run without --resume, or name the experiment with experiment=<name>."
+    )
 
 
 def rng_state() -> dict[str, Any]:
@@ -162,9 +299,44 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
+class GracefulStop:
+    """While active, SIGINT (Ctrl-C) and SIGTERM (preemption) ask training to stop at the next
+    step boundary instead of killing it; a second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def __enter__(self) -> GracefulStop:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # the second Ctrl-C: the user does not want to wait
+        if not self.requested:
+            name = signal.Signals(signum).name
+            print(
+                f"\n{name} received: stopping after the current step and saving a checkpoint"
+                + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""),
+                file=sys.stderr,
+                flush=True,
+            )
+        self.signum = signum
+
+
 def save_curves(history: list[dict[str, float]], path: Path) -> None:
     """Plot the loss and every other metric per epoch, train beside val, into one PNG."""
-    import matplotlib
+    import matplotlib  # imported here: only the end of training needs it, and it is slow to load
 
     matplotlib.use("Agg")  # no display needed: the figure only goes to a file
     import matplotlib.pyplot as plt

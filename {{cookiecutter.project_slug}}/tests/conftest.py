@@ -13,8 +13,9 @@ TINY = [{{ task.tiny_overrides }}, "epochs=2", "batch_size=32", "log_every=2"]
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty folder as the current directory, so data, checkpoints and logs land there."""
+    """A fresh project-like folder as the current directory: outputs land there."""
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
     return tmp_path
 
 

@@ -127,20 +127,24 @@ def test_accumulation_steps_once_per_window_with_the_mean_gradient() -> None:
 
 
 def test_checkpoint_round_trip_restores_the_trainer(workdir) -> None:
-    trainer = _linear_trainer([])
+    trainer = _linear_trainer(["run_name=r"])
+    trainer.run = RunPaths.for_run(trainer.cfg)
     trainer.train_epoch(DataLoader(TensorDataset(torch.randn(8, 4), torch.randint(3, (8,))), 4))
     trainer.epoch, trainer.best_val_loss = 1, 0.5
-    trainer.save(workdir / "last.pt")
+    saved = trainer.save_checkpoint()
+    assert saved.name == "step-00000002.pt" and (RUN / "last.pt").samefile(saved)
 
     restored = _linear_trainer(["seed=1"])
-    restored.load_state_dict(load_checkpoint(workdir / "last.pt", torch.device("cpu")), Path("x"))
+    restored.load_state_dict(load_checkpoint(RUN / "last.pt", torch.device("cpu")), RUN / "last.pt")
     for a, b in zip(trainer.model.parameters(), restored.model.parameters(), strict=True):
         assert torch.equal(a, b)
-    assert (
-        restored.optimizer.state_dict()["state"].keys()
-        == trainer.optimizer.state_dict()["state"].keys()
-    )
+    before = trainer.optimizer.state_dict()["state"]
+    after = restored.optimizer.state_dict()["state"]
+    assert before.keys() == after.keys()
+    for key in before:
+        assert torch.equal(before[key]["momentum_buffer"], after[key]["momentum_buffer"])
     assert (restored.epoch, restored.global_step, restored.best_val_loss) == (1, 2, 0.5)
+    assert restored.resumed_from == saved
 
 
 @pytest.mark.parametrize("scheduler", ["none", "step", "cosine", "onecycle", "plateau"])
@@ -150,14 +154,14 @@ def test_every_scheduler_trains_and_checkpoints(workdir, tiny, scheduler) -> Non
 
 
 def test_best_tracking_and_early_stopping_follow_val_loss(workdir) -> None:
-    trainer = _linear_trainer(["early_stopping_patience=2", "epochs=10"])
-    run = RunPaths.for_run(trainer.cfg)
-    trainer.writer = SummaryWriter(run.logs)
+    trainer = _linear_trainer(["early_stopping_patience=2", "epochs=10", "run_name=r"])
+    trainer.run = RunPaths.for_run(trainer.cfg)
+    trainer.writer = SummaryWriter(trainer.run.logs)
     best_epochs = []
     for val_loss in (1.0, 0.9, 0.95, 0.9):  # 0.9 again is no improvement
         trainer.epoch += 1
-        trainer.end_epoch({"loss": 1.0, "acc": 0.5}, {"loss": val_loss, "acc": 0.5}, 0.1, run)
-        best = load_checkpoint(run.checkpoints / "best.pt", torch.device("cpu"))
+        trainer.end_epoch({"loss": 1.0, "acc": 0.5}, {"loss": val_loss, "acc": 0.5}, 0.1)
+        best = load_checkpoint(RUN / "best.pt", torch.device("cpu"))
         best_epochs.append(best["epoch"])
     assert best_epochs == [1, 2, 2, 2]
     assert trainer.best_val_loss == 0.9 and trainer.epochs_without_improvement == 2

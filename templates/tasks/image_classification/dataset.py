@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from config import Config
-from utils import atomic_save, resolve_device
+from config import Config, ConfigError
+from utils import EpochSampler, atomic_save, resolve_device, seed_worker
 
 CLASSES = ("circle", "square", "triangle", "cross", "ring")
 IN_CHANNELS = 1
@@ -46,25 +46,36 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
     splits = (slice(0, n_train), slice(n_train, n_train + n_val), slice(n_train + n_val, None))
     train, val, test = (ShapesDataset(images[s], labels[s]) for s in splits)
 
-    common = {
-        "batch_size": cfg.batch_size,
-        "num_workers": cfg.num_workers,
-        "pin_memory": resolve_device(cfg.device).type == "cuda",  # faster copies to the GPU
-        "persistent_workers": cfg.num_workers > 0,
-    }
-    # The Trainer reseeds this generator at the start of every epoch, so the order of epoch k
-    # depends only on (seed, k): a resumed run sees the same batches as an uninterrupted one.
-    shuffle_generator = torch.Generator().manual_seed(cfg.seed)
+    def loader(dataset: Dataset, **order: object) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=cfg.batch_size,
+            num_workers=cfg.num_workers,
+            pin_memory=resolve_device(cfg.device).type == "cuda",  # faster copies to the GPU
+            persistent_workers=cfg.num_workers > 0,
+            worker_init_fn=seed_worker,
+            # Worker seeds come from the loader's own generator, never from the global one that
+            # dropout draws from, so (re)starting workers cannot change the model's randomness.
+            generator=torch.Generator().manual_seed(cfg.seed),
+            **order,
+        )
+
     return (
-        DataLoader(train, shuffle=True, generator=shuffle_generator, **common),
-        DataLoader(val, shuffle=False, **common),
-        DataLoader(test, shuffle=False, **common),
+        loader(train, sampler=EpochSampler(len(train), cfg.seed)),
+        loader(val, shuffle=False),
+        loader(test, shuffle=False),
     )
 
 
 def load_samples(cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
     """The images and labels for `cfg`, from the cache in `data_dir` or freshly generated."""
-    path = Path(cfg.data_dir) / (
+    folder = Path(cfg.data_dir)
+    if not folder.is_dir():
+        raise ConfigError(
+            f"data_dir {cfg.data_dir!r} is not a folder (looked for {folder.resolve()}). Run from "
+            "the project folder, or point data_dir= at an existing folder."
+        )
+    path = folder / (
         f"shapes_n{cfg.num_samples}_size{cfg.image_size}_noise{cfg.noise:g}_seed{cfg.seed}.pt"
     )
     if path.is_file():

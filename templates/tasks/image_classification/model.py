@@ -63,6 +63,13 @@ class Metrics:
         self.correct += (logits.argmax(dim=1) == labels).sum()
         self.count += labels.numel()
 
+    def state_dict(self) -> dict[str, int]:
+        """The counts so far, as plain data for mid-epoch checkpoints."""
+        return {"correct": int(self.correct), "count": self.count}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.correct, self.count = state["correct"], state["count"]
+
     def compute(self) -> dict[str, float]:
         """The metrics of everything added so far."""
         return {"acc": float(self.correct) / max(self.count, 1)}

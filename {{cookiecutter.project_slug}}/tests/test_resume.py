@@ -1,0 +1,150 @@
+"""Nothing lost: a run that is killed or stopped, then resumed, ends exactly as an unbroken one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import main as entry_point
+from main import main
+from utils import EpochSampler, GracefulStop, load_checkpoint
+
+SRC = Path(entry_point.__file__).resolve().parent
+CHECKPOINTS = Path("models/checkpoints/default")
+LOGS = Path("results/logs/default")
+# Deterministic kernels, a save every 2 steps, and long enough to interrupt in a later epoch.
+EXACT = ["deterministic=true", "epochs=5", "checkpoint_every_steps=2"]
+
+
+def start(args: list[str], **popen: Any) -> subprocess.Popen:
+    """`python src/main.py ARGS` in the current folder, as a user would start it."""
+    return subprocess.Popen(
+        [sys.executable, str(SRC / "main.py"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def wait_for_checkpoint(
+    path: Path, process: subprocess.Popen, condition: Callable[[dict], bool]
+) -> dict:
+    """Poll the checkpoint at `path` until it satisfies `condition` while `process` runs."""
+    seen, deadline = None, time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
+        if stamp is not None and stamp != seen:
+            seen = stamp
+            checkpoint = torch.load(path, weights_only=True)
+            if condition(checkpoint):
+                return checkpoint
+        time.sleep(0.005)
+    out, err = process.communicate()
+    pytest.fail(f"the run ended before the moment to interrupt it:\n{out}\n{err}")
+
+
+def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    return {
+        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
+    }
+
+
+def outcome(run: str) -> tuple[dict[str, torch.Tensor], list[dict], dict]:
+    """Final weights, per-epoch history (without wall times) and TensorBoard scalars of a run."""
+    last = load_checkpoint(CHECKPOINTS / run / "last.pt", torch.device("cpu"))
+    history = [{k: v for k, v in row.items() if k != "seconds"} for row in last["history"]]
+    return last["model"], history, scalars(LOGS / run)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(workdir, tiny, num_workers) -> None:
+    args = [*tiny, *EXACT, f"num_workers={num_workers}"]
+    assert main([*args, "run_name=straight"]) == 0
+
+    killed = start([*args, "run_name=killed"])
+    state = wait_for_checkpoint(
+        CHECKPOINTS / "killed" / "last.pt",
+        killed,
+        lambda c: c["epoch"] >= 1 and c["batches_done"] > 0,  # inside a later epoch
+    )
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate()
+    time.sleep(1)  # event files sort by their creation second, as they would for a real restart
+    assert main(["--resume", "auto"]) == 0
+    assert state["epoch"] < 5  # it really was interrupted
+
+    weights, history, logged = outcome("straight")
+    resumed_weights, resumed_history, resumed_logged = outcome("killed")
+    for name, tensor in weights.items():
+        assert torch.equal(tensor, resumed_weights[name]), name
+    assert resumed_history == history
+    assert resumed_logged == logged  # the same values at the same steps, in order
+    for points in resumed_logged.values():
+        steps = [step for step, _ in points]
+        assert steps == sorted(set(steps))  # none duplicated or out of order
+
+
+def test_mid_epoch_resume_continues_with_the_next_unseen_batch() -> None:
+    sampler = EpochSampler(10, seed=3)
+    sampler.set_epoch(2)
+    whole_epoch = list(sampler)
+    sampler.set_epoch(2, start=4)
+    assert list(sampler) == whole_epoch[4:]
+    sampler.set_epoch(3)
+    assert sorted(sampler) == list(range(10)) and list(sampler) != whole_epoch
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_to_the_process_group_saves_and_exits_cleanly(workdir, tiny, signum) -> None:
+    """SLURM, Kubernetes and `docker stop` signal every process, DataLoader workers included."""
+    args = [*tiny, "epochs=12", "num_workers=2", "run_name=s"]
+    process = start(args, start_new_session=True)
+    wait_for_checkpoint(CHECKPOINTS / "s" / "last.pt", process, lambda c: c["epoch"] >= 1)
+    os.killpg(process.pid, signum)
+    out, err = process.communicate(timeout=120)
+
+    assert process.returncode == 128 + signum, err
+    assert "Traceback" not in err and "killed by signal" not in err
+    assert f"python src/main.py --resume {CHECKPOINTS / 's' / 'last.pt'}" in out
+    saved = load_checkpoint(CHECKPOINTS / "s" / "last.pt", torch.device("cpu"))
+    assert saved["epoch"] < 12
+    # The writer was flushed and closed: the last logged step is in the event file.
+    assert max(step for step, _ in scalars(LOGS / "s")["train/lr"]) <= saved["global_step"]
+
+    assert main(["--resume", "auto"]) == 0
+    assert load_checkpoint(CHECKPOINTS / "s" / "last.pt", torch.device("cpu"))["epoch"] == 12
+
+
+def test_a_second_ctrl_c_stops_at_once() -> None:
+    with GracefulStop() as stop, pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested and stop.signum == signal.SIGINT
+        os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_main_reports_an_immediate_stop_without_traceback(monkeypatch, capsys) -> None:
+    def interrupted(*args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(entry_point, "train", interrupted)
+    assert main([]) == 130
+    assert "stopped at once; the last saved checkpoint is intact" in capsys.readouterr().err

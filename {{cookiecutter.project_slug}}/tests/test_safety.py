@@ -1,0 +1,174 @@
+"""Crash-safe checkpoint files, safe loading, non-finite losses and bad input."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import utils
+from config import Config
+from main import main
+from test_resume import CHECKPOINTS, start, wait_for_checkpoint
+from utils import CheckpointWriteError, atomic_save, find_resumable_checkpoint, load_checkpoint
+
+RUN = CHECKPOINTS / "r"
+CPU = torch.device("cpu")
+
+
+def steps(folder: Path = RUN) -> list[str]:
+    return sorted(p.name for p in folder.glob("step-*.pt"))
+
+
+@pytest.mark.slow
+def test_sigkill_during_saves_always_leaves_a_loadable_checkpoint(workdir, tiny) -> None:
+    """Kill a run that saves after every step at several moments; a good state always loads."""
+    args = [*tiny, "epochs=30", "checkpoint_every_steps=1", "run_name=r"]
+    step = 0
+    for delay in (0.0, 0.004, 0.023):
+        process = start(["--resume", "auto"] if step else args)
+        wait_for_checkpoint(RUN / "last.pt", process, lambda c, done=step: c["global_step"] > done)
+        time.sleep(delay)
+        process.kill()
+        process.communicate()
+        path, checkpoint = find_resumable_checkpoint(Config(), CPU)
+        assert path.parent == RUN and checkpoint["global_step"] > step
+        step = checkpoint["global_step"]
+    # Killed saves leave temporary files behind; the next run removes them and never uses them.
+    (RUN / ".step-99999999.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    assert main(["--resume", "auto"]) == 0
+    assert not list(RUN.glob(".*.tmp"))
+
+
+def test_a_failed_write_keeps_the_previous_file_and_names_the_path(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "last.pt"
+    atomic_save({"weights": torch.ones(3)}, path)
+    before = path.read_bytes()
+
+    def disk_full(obj: object, file: object) -> None:
+        file.write(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(utils.torch, "save", disk_full)
+    with pytest.raises(CheckpointWriteError, match=f"cannot write {path}: No space left"):
+        atomic_save({"weights": torch.zeros(3)}, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary left behind
+
+
+def test_a_write_error_stops_the_run_with_exit_1(workdir, tiny, monkeypatch, capsys) -> None:
+    assert main([*tiny, "run_name=r", "epochs=1", "scheduler=step"]) == 0
+    before = (RUN / "last.pt").read_bytes()
+
+    def disk_full(obj: object, file: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(utils.torch, "save", disk_full)
+    assert main(["--resume", "auto", "epochs=2"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write {RUN / 'step-00000018.pt'}: No space left on device" in err
+    assert "The previous checkpoint is intact" in err and "Traceback" not in err
+    assert (RUN / "last.pt").read_bytes() == before
+
+
+def test_resume_auto_skips_damaged_checkpoints(workdir, tiny) -> None:
+    assert main([*tiny, "run_name=r", "checkpoint_every_steps=4"]) == 0
+    assert steps() == ["step-00000016.pt", "step-00000018.pt"]  # keep_last_checkpoints=2
+    assert (RUN / "last.pt").samefile(RUN / "step-00000018.pt")
+    with open(RUN / "last.pt", "r+b") as damaged:  # damages step-18 too: they are one file
+        damaged.truncate(1000)
+    with pytest.warns(UserWarning, match="skipping .*: cannot read the checkpoint"):
+        path, checkpoint = find_resumable_checkpoint(Config(), CPU)
+    assert path == RUN / "step-00000016.pt" and checkpoint["global_step"] == 16
+
+
+def test_pruning_never_deletes_the_checkpoint_being_resumed_from(workdir, tiny) -> None:
+    assert main([*tiny, "run_name=r", "checkpoint_every_steps=4", "scheduler=step"]) == 0
+    (RUN / "step-00000018.pt").unlink()
+    (RUN / "last.pt").unlink()
+    resumed = ["--resume", str(RUN / "step-00000016.pt"), "epochs=3", "keep_last_checkpoints=1"]
+    assert main(resumed) == 0
+    assert steps() == ["step-00000016.pt", "step-00000027.pt"]
+
+
+def test_a_non_finite_loss_stops_with_a_replayable_dump(workdir, tiny, capsys) -> None:
+    args = [*tiny, "run_name=r", "lr=1e30", "grad_clip=0", "optimizer=sgd", "scheduler=none"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "the loss became" in err and "at epoch 1, step " in err and "(lr 1e+30)" in err
+    assert "Usual causes: a learning rate too high" in err
+    dumps = list(RUN.glob("nonfinite-step*.pt"))
+    assert len(dumps) == 1 and f"python src/main.py --replay {dumps[0]}" in err
+    for checkpoint in RUN.glob("*.pt"):  # every checkpoint written has finite weights
+        if checkpoint not in dumps:
+            load_checkpoint(checkpoint, CPU)
+    assert main(["--replay", str(dumps[0])]) == 1
+    replayed = capsys.readouterr().out
+    assert "loss nan" in replayed or "loss inf" in replayed
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(workdir, capsys) -> None:
+    marker = workdir / "code-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"version": 1, "model": {}, "payload": Payload()}, workdir / "evil.pt")
+    assert main(["--test", "evil.pt"]) == 2
+    err = capsys.readouterr().err
+    assert "refused to load evil.pt" in err and "nothing in it ran" in err
+    assert not marker.exists()
+
+
+def test_a_checkpoint_of_another_model_shape_names_the_mismatch(workdir, tiny, capsys) -> None:
+    assert main([*tiny, "run_name=r", "epochs=1", "scheduler=step"]) == 0
+    assert main(["--resume", str(RUN / "last.pt"), "width=12"]) == 2
+    err = capsys.readouterr().err
+    assert f"the weights in {RUN / 'last.pt'} do not fit the model" in err
+    assert "size mismatch for features.0.0.weight" in err
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "not a checkpoint"])
+def test_missing_or_damaged_checkpoints_name_the_path(workdir, tiny, capsys, damage) -> None:
+    assert main([*tiny, "run_name=r", "epochs=1"]) == 0
+    path = workdir / "copy.pt"
+    if damage == "truncated":
+        path.write_bytes((RUN / "last.pt").read_bytes()[:5000])
+    elif damage == "not a checkpoint":
+        torch.save({"weights": torch.ones(2)}, path)
+    assert main(["--test", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "Traceback" not in err
+
+
+def test_a_missing_data_dir_is_refused_before_anything_is_written(workdir, capsys) -> None:
+    assert main(["data_dir=nowhere"]) == 2
+    assert "data_dir 'nowhere' is not a folder" in capsys.readouterr().err
+    assert [p.name for p in workdir.rglob("*")] == ["data"]
+
+
+def test_test_without_a_checkpoint_is_a_usage_error(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--test"])
+    assert exit_info.value.code == 2
+    assert "--test: expected one argument" in capsys.readouterr().err
+
+
+def test_overwrite_true_replaces_an_existing_run(workdir, tiny) -> None:
+    assert main([*tiny, "run_name=r", "epochs=1", "checkpoint_every_steps=4"]) == 0
+    assert main([*tiny, "run_name=r", "epochs=1", "overwrite=true"]) == 0
+    assert steps() == ["step-00000009.pt"]  # the old run's step files are gone
+
+
+def test_the_project_requires_a_torch_without_the_torch_load_cve() -> None:
+    requirements = (Path(__file__).parents[1] / "requirements.txt").read_text()
+    assert "torch>=2.6" in requirements
+    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
+    assert (major, minor) >= (2, 6)
+    assert sys.version_info >= (3, 10)
