@@ -62,8 +62,9 @@ def test_a_failed_write_keeps_the_previous_file_and_names_the_path(tmp_path, mon
 
 
 def test_a_write_error_stops_the_run_with_exit_1(workdir, tiny, monkeypatch, capsys) -> None:
-    assert main([*tiny, "run_name=r", "epochs=1", "scheduler=step"]) == 0
-    before = (RUN / "last.pt").read_bytes()
+    first_epoch = [*tiny, "run_name=r", "epochs=1", "scheduler=step", "keep_last_checkpoints=1"]
+    assert main(first_epoch) == 0
+    before, kept = (RUN / "last.pt").read_bytes(), steps()
 
     def disk_full(obj: object, file: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -74,6 +75,7 @@ def test_a_write_error_stops_the_run_with_exit_1(workdir, tiny, monkeypatch, cap
     assert f"cannot write {RUN / 'step-00000018.pt'}: No space left on device" in err
     assert "The previous checkpoint is intact" in err and "Traceback" not in err
     assert (RUN / "last.pt").read_bytes() == before
+    assert steps() == kept  # nothing was pruned for a checkpoint that was never written
 
 
 def test_resume_auto_skips_damaged_checkpoints(workdir, tiny) -> None:
