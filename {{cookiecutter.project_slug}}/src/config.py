@@ -94,8 +94,12 @@ class Config:
     plot_dir: str = option("results/visualizations", "where the training-curve plots go")
     log_every: int = option(10, "optimizer steps between step logs and bar updates", ge=1)
 
-    # The --overfit-batch check
-    overfit_steps: int = option(300, "step budget for fitting one batch with --overfit-batch", ge=1)
+    # Self-checks (see checks.py)
+    overfit_steps: int = option(300, "step budget of each --overfit-batch stage", ge=1)
+    sanity_checks: bool = option(True, "check the first step for unused layers, a stuck optimizer")
+    loss_check_steps: int = option(0, "warn if the loss has not dropped by then; 0: 1 epoch", ge=0)
+    log_grad_every: int = option(100, "steps between per-layer weight/gradient logs; 0: off", ge=0)
+    debug: bool = option(False, "autograd anomaly detection: finds the op making NaNs; slow")
 
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

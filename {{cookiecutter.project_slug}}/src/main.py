@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from checks import add_hint, model_summary
 from config import Config, ConfigError, UserError, apply_overrides, describe_keys, from_dict
 from dataset import make_dataloaders
 from model import build_loss, build_model
@@ -52,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument(
         "--overfit-batch",
         action="store_true",
-        help="check that the model can memorise one batch; exit 0 if it can, 1 if not",
+        help="check that the model can memorise one sample, then one batch; exit 0 or 1",
     )
     mode.add_argument(
         "--test", metavar="CHECKPOINT", help="evaluate a checkpoint on the test split"
@@ -82,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             "\ninterrupted: stopped at once; the last saved checkpoint is intact.", file=sys.stderr
         )
         return 128 + signal.SIGINT
+    except Exception as error:  # a bug: keep the traceback, and add the likely cause if known
+        add_hint(error)
+        raise
 
 
 def train(overrides: list[str], resume: str | None) -> int:
@@ -130,6 +134,10 @@ def train(overrides: list[str], resume: str | None) -> int:
                 return 0
         samples = len(train_loader.dataset)
         print(f"run {cfg.experiment}/{cfg.run_name} on {device}, {samples} training samples")
+        summary = model_summary(model)
+        print(summary)
+        run.logs.mkdir(parents=True, exist_ok=True)
+        (run.logs / "model_summary.txt").write_text(summary + "\n")
         try:
             trainer.fit(train_loader, val_loader, run)
         except TrainingStopped as stopped:
@@ -169,17 +177,21 @@ def resumed_config(saved: Config, overrides: list[str]) -> Config:
 
 
 def overfit(cfg: Config) -> int:
-    """The one-batch overfit check: exit code 0 if the model memorises a batch, 1 if not."""
+    """The overfit ladder: memorise one sample, then one batch; exit code 0 if both work."""
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     train_loader, _, _ = make_dataloaders(cfg)
     inputs, targets = next(iter(train_loader))
-    model = build_model(cfg).to(device)
-    # No schedule: the question is whether the model can learn at all, at the configured lr.
-    trainer = Trainer(model, build_loss(cfg), cfg, device, build_optimizer(cfg, model))
-    result = trainer.overfit_batch(inputs, targets, cfg.overfit_steps)
-    print(result.report(cfg))
-    return 0 if result.fitted else 1
+    for size in (1, len(targets)):
+        seed_everything(cfg.seed)  # each stage starts from the same fresh model
+        model = build_model(cfg).to(device)
+        # No schedule: the question is whether the model can learn at all, at the configured lr.
+        trainer = Trainer(model, build_loss(cfg), cfg, device, build_optimizer(cfg, model))
+        result = trainer.overfit_batch(inputs[:size], targets[:size], cfg.overfit_steps)
+        print(result.report(cfg))
+        if not result.fitted:
+            return 1
+    return 0
 
 
 def test(checkpoint_path: Path, overrides: list[str]) -> int:

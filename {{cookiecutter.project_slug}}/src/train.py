@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from checks import FirstStepChecks
 from config import Config, UserError, to_dict
 from model import Metrics
 from utils import (
@@ -137,14 +140,15 @@ class OverfitResult:
     def report(self, cfg: Config) -> str:
         """A readable verdict; on failure, the likely causes and what to try."""
         numbers = ", ".join(f"{k} {v:.4g}" for k, v in self.end.items())
+        stage = "one sample" if self.batch_size == 1 else f"one batch of {self.batch_size} samples"
         summary = (
-            f"one batch of {self.batch_size} samples, {self.steps} steps: "
+            f"{stage}, {self.steps} steps: "
             f"loss {self.start['loss']:.4g} -> {self.end['loss']:.4g} ({numbers})"
         )
         if self.fitted:
             return f"overfit check passed: {summary}."
         return (
-            f"overfit check FAILED: {summary}; it needs the loss down by 99% (to "
+            f"overfit check FAILED at {stage}: {summary}; it needs the loss down by 99% (to "
             f"<= {0.01 * self.start['loss']:.4g}) and every sample predicted correctly.\n"
             "A model that cannot memorise one batch has a bug, not a tuning problem. Likely "
             "causes: a forward pass that ignores its input or skips layers, outputs that do not "
@@ -198,6 +202,9 @@ class Trainer:
         self.epochs_without_improvement = 0
         self.history: list[dict[str, float]] = []
         self.resumed_from: Path | None = None  # never pruned
+        self.first_step: FirstStepChecks | None = None  # armed for a run's very first step
+        self.first_loss: float | None = None  # to tell whether the loss moves at all
+        self.loss_check_step = 0
         self.run: RunPaths | None = None
         self.writer: SummaryWriter | None = None
         self.grad_norm = torch.zeros(())
@@ -219,18 +226,28 @@ class Trainer:
         self.run = run
         if run.checkpoints.is_dir():
             remove_stale_temporaries(run.checkpoints)
+        if self.cfg.sanity_checks and self.global_step == 0 and self.batches_done == 0:
+            self.first_step = FirstStepChecks(self.model, self.loss_fn)
+        steps_per_epoch = math.ceil(len(train_loader) / self.cfg.accumulate_steps)
+        self.loss_check_step = self.cfg.loss_check_steps or steps_per_epoch
+        if self.cfg.debug:
+            print(
+                "debug=true: autograd anomaly detection is on; training runs several times slower"
+            )
         # Events a crashed run logged after its last checkpoint (at global_step) are purged, so a
         # resumed run's TensorBoard curves have no duplicated or out-of-order steps.
         purge_step = self.global_step + 1 if self.global_step else None
         self.writer = SummaryWriter(run.logs, purge_step=purge_step)
+        anomaly = torch.autograd.detect_anomaly() if self.cfg.debug else contextlib.nullcontext()
         try:
-            while not self.finished:
-                started = time.perf_counter()
-                train = self.train_epoch(train_loader)
-                val = self.evaluate(val_loader, desc="validate")
-                self.epoch += 1
-                self.end_epoch(train, val, time.perf_counter() - started)
-                self.stop_if_requested()
+            with anomaly:
+                while not self.finished:
+                    started = time.perf_counter()
+                    train = self.train_epoch(train_loader)
+                    val = self.evaluate(val_loader, desc="validate")
+                    self.epoch += 1
+                    self.end_epoch(train, val, time.perf_counter() - started)
+                    self.stop_if_requested()
         finally:
             self.writer.close()
         if self.patience_exhausted():
@@ -265,6 +282,9 @@ class Trainer:
             inputs = inputs.to(self.device, non_blocking=True)
             targets = targets.to(self.device, non_blocking=True)
             outputs, loss = self.forward(inputs, targets)
+            if self.first_step is not None:
+                self.first_step.after_forward(outputs, loss)
+                self.first_loss = loss.item()
             # One host-device sync per step: stepping on a NaN would ruin the weights for good.
             if not torch.isfinite(loss):
                 raise self.non_finite_loss(inputs, targets, loss)
@@ -278,6 +298,8 @@ class Trainer:
                 self.batches_done = index + 1
                 if self.global_step % self.cfg.log_every == 0:
                     self.log_step(bar)
+                if self.global_step == self.loss_check_step and self.first_loss is not None:
+                    self.warn_if_loss_did_not_move()
                 self.stop_if_requested()
                 every = self.cfg.checkpoint_every_steps
                 if every and self.global_step % every == 0 and index + 1 < num_batches:
@@ -297,20 +319,62 @@ class Trainer:
         """Model outputs and loss, under autocast when mixed precision is on."""
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             outputs = self.model(inputs)
-            loss = self.loss_fn(outputs, targets)
+            if self.first_step is not None:
+                loss = self.first_step.loss(outputs, targets)
+            else:
+                loss = self.loss_fn(outputs, targets)
         return outputs, loss
 
     def optimizer_step(self) -> None:
-        """Clip, step, clear the gradients and advance a per-step schedule."""
+        """Clip, check, step, clear the gradients and advance a per-step schedule."""
+        inspect = (
+            self.writer is not None
+            and self.cfg.log_grad_every > 0
+            and (self.global_step + 1) % self.cfg.log_grad_every == 0
+        )
+        if self.cfg.grad_clip > 0 or inspect:
+            self.scaler.unscale_(self.optimizer)  # clip and inspect true gradients, not scaled
         if self.cfg.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
             self.grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        if inspect:
+            self.log_weights_and_gradients(self.global_step + 1)
+        checks, self.first_step = self.first_step, None
+        if checks is not None:
+            checks.before_optimizer_step()
+            scale = self.scaler.get_scale()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if checks is not None:
+            checks.after_optimizer_step(step_skipped=self.scaler.get_scale() < scale)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scheduler is not None and not isinstance(self.scheduler, ReduceLROnPlateau):
             self.scheduler.step()
         self.global_step += 1
+
+    def log_weights_and_gradients(self, step: int) -> None:
+        """Per parameter: mean |weight|, mean |gradient| and their ratio, whose size says whether
+        the learning rate suits that layer (around 1e-3 per step is healthy)."""
+        for name, p in self.model.named_parameters():
+            if p.grad is None:
+                continue
+            weight, grad = p.detach().abs().mean().item(), p.grad.abs().mean().item()
+            self.writer.add_scalar(f"weights/{name}", weight, step)
+            self.writer.add_scalar(f"gradients/{name}", grad, step)
+            self.writer.add_scalar(f"grad_to_weight/{name}", grad / max(weight, 1e-12), step)
+
+    def warn_if_loss_did_not_move(self) -> None:
+        """Warn when the training loss has not gone down since the first step."""
+        recent = self.totals.recent
+        latest = torch.stack(tuple(recent)).mean().item()
+        if latest >= self.first_loss:
+            warnings.warn(
+                f"the training loss has not decreased in the first {self.global_step} steps "
+                f"(first step {self.first_loss:.4g}, mean of the last {len(recent)} batches "
+                f"{latest:.4g}). The model is not learning: check that optimizer.step() runs, "
+                f"that the loss gets the right targets, and the learning rate (lr={self.lr:.3g}; "
+                "python src/main.py --find-lr suggests one).",
+                stacklevel=2,
+            )
 
     def log_step(self, bar: tqdm) -> None:
         """Progress-bar postfix and step-level scalars; the only other host-device syncs."""
@@ -501,11 +565,15 @@ class Trainer:
         the running statistics a trained model would use.
         """
         inputs, targets = inputs.to(self.device), targets.to(self.device)
+        if self.cfg.sanity_checks:
+            self.first_step = FirstStepChecks(self.model, self.loss_fn)
         start = end = self.measure(inputs, targets)
         fitted, step = False, 0
         for step in range(1, max_steps + 1):
             self.model.train()
-            _, loss = self.forward(inputs, targets)
+            outputs, loss = self.forward(inputs, targets)
+            if self.first_step is not None:
+                self.first_step.after_forward(outputs, loss)
             self.scaler.scale(loss).backward()
             self.optimizer_step()
             if step % 10 == 0 or step == max_steps:
