@@ -37,7 +37,8 @@ def unverified_note(project_dir: Path) -> str:
         f"    cd {project_dir}\n"
         "    python -m venv .venv && . .venv/bin/activate\n"
         "    pip install -r requirements.txt\n"
-        "    python src/main.py --overfit-batch   # the same check also runs as part of `pytest`"
+        "    python src/main.py --overfit-batch   # the same check also runs as part of `pytest`\n"
+        "    python src/main.py --doctor          # what this environment can do, with fixes"
     )
 
 

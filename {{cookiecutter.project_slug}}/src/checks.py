@@ -7,9 +7,11 @@ prints a model summary, and adds a hint to the errors beginners meet most (`add_
 
 from __future__ import annotations
 
+import itertools
 import re
 import warnings
 from collections import defaultdict
+from typing import Any
 
 import torch
 from torch import nn
@@ -244,3 +246,129 @@ def add_hint(error: BaseException) -> None:
         if re.search(re.escape(pattern), message):
             error.add_note(f"hint: {hint}")
             return
+
+
+def doctor() -> list[tuple[bool, str]]:
+    """What this environment can do, each line with the fix where something is missing."""
+    import importlib.util
+    import os
+    import platform
+    import shutil
+
+    def installed(module: str) -> bool:
+        return importlib.util.find_spec(module) is not None
+
+    report = [
+        (
+            True,
+            f"python {platform.python_version()}, {os.cpu_count()} CPU cores, "
+            f"torch uses {torch.get_num_threads()} threads",
+        )
+    ]
+    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
+    report.append(
+        (
+            (major, minor) >= (2, 6),
+            f"torch {torch.__version__}"
+            + (
+                ""
+                if (major, minor) >= (2, 6)
+                else " is older than 2.6, whose torch.load can run code "
+                "hidden in checkpoints (CVE-2025-32434): pip install -r requirements.txt"
+            ),
+        )
+    )
+    if torch.cuda.is_available():
+        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        report.append((True, f"CUDA {torch.version.cuda}: {names}"))
+        bf16 = torch.cuda.is_bf16_supported()
+        report.append(
+            (
+                True,
+                "bf16 mixed precision"
+                + ("" if bf16 else ": not on this GPU; amp uses fp16 with loss scaling"),
+            )
+        )
+    else:
+        build = (
+            f"this torch is built for CUDA {torch.version.cuda}"
+            if torch.version.cuda
+            else ("this torch is a CPU-only build; for a GPU install a CUDA build from pytorch.org")
+        )
+        report.append((True, f"no CUDA GPU visible: training runs on the CPU ({build})"))
+    if torch.backends.mps.is_available():
+        report.append((True, "Apple MPS available: device=mps"))
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    compile_ok = installed("triton") if torch.cuda.is_available() else compiler is not None
+    report.append(
+        (
+            compile_ok,
+            "torch.compile can build kernels"
+            if compile_ok
+            else "torch.compile cannot build kernels: "
+            + (
+                "pip install triton"
+                if torch.cuda.is_available()
+                else "install a C++ compiler (gcc)"
+            ),
+        )
+    )
+    for module, purpose in (("tensorboard", "TensorBoard logs"), ("matplotlib", "curve plots")):
+        ok = installed(module)
+        report.append(
+            (ok, f"{module}: {'installed' if ok else 'missing; pip install ' + module} ({purpose})")
+        )
+    if os.path.isdir("/dev/shm"):
+        shm = shutil.disk_usage("/dev/shm").free / 2**30
+        report.append(
+            (
+                shm >= 1,
+                f"shared memory for DataLoader workers: {shm:.1f} GB free"
+                + ("" if shm >= 1 else "; in Docker add --shm-size=8g, or use num_workers=0"),
+            )
+        )
+    disk = shutil.disk_usage(".").free / 2**30
+    report.append(
+        (
+            disk >= 2,
+            f"free disk here: {disk:.1f} GB"
+            + ("" if disk >= 2 else "; checkpoints need room, free some space"),
+        )
+    )
+    return report
+
+
+def check_splits(splits: dict[str, Any], imbalance_ratio: float) -> str:
+    """The data checks at the start of a run: the splits must share no sample, and the class
+    counts per split are reported, with a warning when one class dwarfs another. Returns the
+    report to print."""
+    keys = {name: set(dataset.sample_keys()) for name, dataset in splits.items()}
+    for (first, a), (second, b) in itertools.combinations(keys.items(), 2):
+        shared = len(a & b)
+        if shared:
+            raise SanityError(
+                f"the {first} and {second} splits share {shared} samples, so the {second} "
+                "metrics would reward memorising instead of generalising. Remove the duplicates "
+                "from the data, or split so that copies of a sample stay together."
+            )
+    sizes = ", ".join(f"{name} {len(dataset)}" for name, dataset in splits.items())
+    lines = [f"data: {sizes} samples; no sample is in two splits"]
+    if not all(hasattr(dataset, "class_counts") for dataset in splits.values()):
+        return lines[0]
+    counts = {name: dataset.class_counts() for name, dataset in splits.items()}
+    classes = list(next(iter(counts.values())))
+    width = max(len(c) for c in [*classes, "class"])
+    lines.append("class".ljust(width) + "".join(f"{name:>8}" for name in counts))
+    for label in classes:
+        lines.append(label.ljust(width) + "".join(f"{c[label]:>8}" for c in counts.values()))
+    for name, split_counts in counts.items():
+        most, least = max(split_counts.values()), min(split_counts.values())
+        if least == 0 or most / least > imbalance_ratio:
+            rare = min(split_counts, key=split_counts.get)
+            warnings.warn(
+                f"class imbalance in the {name} split: {most} samples of the largest class, "
+                f"{least} of '{rare}'. Accuracy can look good while '{rare}' is never predicted; "
+                "collect more of it, or weight the loss by class.",
+                stacklevel=2,
+            )
+    return "\n".join(lines)

@@ -100,6 +100,8 @@ class Config:
     loss_check_steps: int = option(0, "warn if the loss has not dropped by then; 0: 1 epoch", ge=0)
     log_grad_every: int = option(100, "steps between per-layer weight/gradient logs; 0: off", ge=0)
     debug: bool = option(False, "autograd anomaly detection: finds the op making NaNs; slow")
+    imbalance_warn_ratio: float = option(3.0, "warn when a class is this many times another", gt=1)
+    lr_finder_steps: int = option(200, "steps of the --find-lr learning-rate sweep", ge=10)
 
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

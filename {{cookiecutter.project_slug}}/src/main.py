@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from checks import add_hint, model_summary
+from checks import add_hint, check_splits, doctor, model_summary
 from config import Config, ConfigError, UserError, apply_overrides, describe_keys, from_dict
 from dataset import make_dataloaders
 from model import build_loss, build_model
@@ -23,6 +23,7 @@ from train import (
     build_optimizer,
     build_scheduler,
     load_model_weights,
+    suggest_lr,
 )
 from utils import (
     GracefulStop,
@@ -32,6 +33,7 @@ from utils import (
     load_file,
     new_run_name,
     resolve_device,
+    save_lr_plot,
     seed_everything,
 )
 
@@ -61,6 +63,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument(
         "--replay", metavar="DUMP", help="re-run a step saved when the loss became non-finite"
     )
+    mode.add_argument(
+        "--find-lr", action="store_true", help="sweep the learning rate and suggest a value"
+    )
+    mode.add_argument(
+        "--doctor", action="store_true", help="report what this environment can do, with fixes"
+    )
     return parser.parse_args(argv)
 
 
@@ -72,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
             return test(Path(args.test), args.overrides)
         if args.replay:
             return replay(Path(args.replay))
+        if args.doctor:
+            return doctor_report()
+        if args.find_lr:
+            return find_lr(apply_overrides(Config(), args.overrides))
         if args.overfit_batch:
             return overfit(apply_overrides(Config(), args.overrides))
         return train(args.overrides, args.resume)
@@ -113,7 +125,13 @@ def train(overrides: list[str], resume: str | None) -> int:
         run.remove()
 
     seed_everything(cfg.seed, cfg.deterministic)
-    train_loader, val_loader, _ = make_dataloaders(cfg)
+    train_loader, val_loader, test_loader = make_dataloaders(cfg)
+    splits = {"train": train_loader, "val": val_loader, "test": test_loader}
+    print(
+        check_splits(
+            {name: loader.dataset for name, loader in splits.items()}, cfg.imbalance_warn_ratio
+        )
+    )
     model = build_model(cfg).to(device)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer, len(train_loader))
@@ -192,6 +210,34 @@ def overfit(cfg: Config) -> int:
         if not result.fitted:
             return 1
     return 0
+
+
+def find_lr(cfg: Config) -> int:
+    """The learning-rate range test: plot loss against lr and suggest an lr= override."""
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    train_loader, _, _ = make_dataloaders(cfg)
+    model = build_model(cfg).to(device)
+    trainer = Trainer(model, build_loss(cfg), cfg, device, build_optimizer(cfg, model))
+    lrs, losses = trainer.find_lr(train_loader, cfg.lr_finder_steps)
+    if len(lrs) < 3:
+        raise ConfigError("the loss diverged at once, even at lr=1e-7; check the data and model.")
+    suggestion = suggest_lr(lrs, losses)
+    plot = Path(cfg.plot_dir, cfg.experiment, "lr_finder.png")
+    save_lr_plot(lrs, losses, suggestion, plot)
+    print(
+        f"swept lr from {lrs[0]:.1e} to {lrs[-1]:.1e} in {len(lrs)} steps; the loss falls fastest "
+        f"at {suggestion:.1e}.\nplot: {plot}\ntrain with: python src/main.py lr={suggestion:.1e}"
+    )
+    return 0
+
+
+def doctor_report() -> int:
+    """Print what this environment can do; exit code 1 when something needs fixing."""
+    report = doctor()
+    for ok, line in report:
+        print(f"{'ok ' if ok else 'FIX'}  {line}")
+    return 0 if all(ok for ok, _ in report) else 1
 
 
 def test(checkpoint_path: Path, overrides: list[str]) -> int:

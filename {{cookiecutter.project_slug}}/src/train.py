@@ -7,6 +7,7 @@ import math
 import time
 import warnings
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,8 @@ class Trainer:
         # resumed run's TensorBoard curves have no duplicated or out-of-order steps.
         purge_step = self.global_step + 1 if self.global_step else None
         self.writer = SummaryWriter(run.logs, purge_step=purge_step)
+        if self.global_step == 0:
+            self.log_input_batch(val_loader)
         anomaly = torch.autograd.detect_anomaly() if self.cfg.debug else contextlib.nullcontext()
         try:
             with anomaly:
@@ -256,6 +259,18 @@ class Trainer:
                 f"(best {self.best_val_loss:.4f})"
             )
         save_curves(self.history, run.plots / "curves.png")
+
+    def log_input_batch(self, loader: DataLoader) -> None:
+        """Image inputs as the model sees them, rescaled to 0-1, once per run in TensorBoard.
+
+        A validation batch: iterating the training loader here could draw random augmentations
+        and make this run differ from a resumed one.
+        """
+        inputs, _ = next(iter(loader))
+        if inputs.ndim == 4 and inputs.shape[1] in (1, 3):  # (batch, channels, height, width)
+            images = inputs[:64].float()
+            images = (images - images.amin()) / (images.amax() - images.amin()).clamp_min(1e-8)
+            self.writer.add_images("inputs/val", images, 0)
 
     def train_epoch(self, loader: DataLoader) -> dict[str, float]:
         """One pass over `loader` (the rest of it, after a mid-epoch resume); returns the epoch's
@@ -583,6 +598,35 @@ class Trainer:
                     break
         return OverfitResult(step, len(targets), start, end, fitted)
 
+    def find_lr(
+        self, loader: DataLoader, steps: int, low: float = 1e-7, high: float = 10.0
+    ) -> tuple[list[float], list[float]]:
+        """The learning-rate range test: raise the lr exponentially from `low` to `high` over
+        `steps` optimizer steps, recording the smoothed training loss, until the loss diverges."""
+        self.model.train()
+        lrs: list[float] = []
+        losses: list[float] = []
+        average, best = 0.0, math.inf
+        batches = endless(loader)
+        for step in range(steps):
+            lr = low * (high / low) ** (step / (steps - 1))
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            inputs, targets = (t.to(self.device, non_blocking=True) for t in next(batches))
+            _, loss = self.forward(inputs, targets)
+            if not torch.isfinite(loss):
+                break
+            self.scaler.scale(loss).backward()
+            self.optimizer_step()
+            average = 0.95 * average + 0.05 * loss.item()
+            smoothed = average / (1 - 0.95 ** (step + 1))  # bias-corrected moving average
+            lrs.append(lr)
+            losses.append(smoothed)
+            best = min(best, smoothed)
+            if smoothed > 4 * best:
+                break
+        return lrs, losses
+
     @torch.inference_mode()
     def measure(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         """Loss and metrics of one batch in eval mode."""
@@ -591,6 +635,22 @@ class Trainer:
         outputs, loss = self.forward(inputs, targets)
         metrics.update(outputs, targets)
         return {"loss": loss.item(), **metrics.compute()}
+
+
+def endless(loader: DataLoader) -> Iterator[Any]:
+    """The loader's batches, epoch after epoch."""
+    while True:
+        yield from loader
+
+
+def suggest_lr(lrs: list[float], losses: list[float]) -> float:
+    """Where the loss falls fastest against log(lr), before its minimum: a safe, fast lr."""
+    lowest = losses.index(min(losses))
+    if lowest < 2:
+        return lrs[lowest] / 10
+    log_lrs = torch.tensor(lrs[: lowest + 1]).log()
+    slopes = torch.tensor(losses[: lowest + 1]).diff() / log_lrs.diff()
+    return lrs[int(slopes.argmin()) + 1]
 
 
 def load_model_weights(model: nn.Module, checkpoint: dict[str, Any], path: Path) -> None:

@@ -358,3 +358,24 @@ def save_curves(history: list[dict[str, float]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def save_lr_plot(lrs: list[float], losses: list[float], suggestion: float, path: Path) -> None:
+    """Plot the smoothed loss against the learning rate (log scale), marking the suggestion."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(lrs, losses)
+    ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"suggested lr={suggestion:.1e}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss (smoothed)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

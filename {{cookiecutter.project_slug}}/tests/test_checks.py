@@ -15,11 +15,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 
 import main as entry_point
-from checks import FirstStepChecks, SanityError, add_hint, model_summary
+from checks import FirstStepChecks, SanityError, add_hint, check_splits, model_summary
 from config import Config, apply_overrides
+from dataset import ShapesDataset, generate_shapes
 from main import main
 from model import build_loss, build_model
-from train import EpochTotals, Trainer, build_optimizer
+from train import EpochTotals, Trainer, build_optimizer, suggest_lr
 
 PROJECT = Path(entry_point.__file__).resolve().parents[1]
 
@@ -246,3 +247,65 @@ def test_debug_turns_on_anomaly_detection(workdir, tiny, monkeypatch, capsys) ->
         assert main([*tiny, "run_name=r", "epochs=1", "debug=true"]) == 0
     assert seen == [True]
     assert "runs several times slower" in capsys.readouterr().out
+
+
+def test_doctor_reports_each_capability(capsys) -> None:
+    code = main(["--doctor"])
+    out = capsys.readouterr().out
+    for subject in ("torch ", "CUDA", "torch.compile", "tensorboard", "matplotlib", "free disk"):
+        assert subject in out
+    assert code == (1 if "FIX" in out else 0)
+
+
+def test_doctor_names_the_fix_for_a_missing_package(monkeypatch, capsys) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "tensorboard" else find_spec(name)
+    )
+    assert main(["--doctor"]) == 1
+    assert "FIX  tensorboard: missing; pip install tensorboard" in capsys.readouterr().out
+
+
+def test_find_lr_plots_the_sweep_and_suggests_an_lr(workdir, tiny, capsys) -> None:
+    assert main(["--find-lr", *tiny, "lr_finder_steps=40"]) == 0
+    out = capsys.readouterr().out
+    suggested = float(out.split("train with: python src/main.py lr=")[1].split()[0])
+    assert 1e-7 <= suggested <= 10
+    plot = Path("results/visualizations/default/lr_finder.png")
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_suggest_lr_picks_the_steepest_descent_before_the_minimum() -> None:
+    lrs = [10.0**e for e in range(-6, 2)]
+    losses = [2.0, 1.99, 1.9, 1.2, 0.9, 0.85, 3.0, 9.0]
+    assert suggest_lr(lrs, losses) == 1e-3  # 1.9 -> 1.2 is the steepest fall
+
+
+def test_splits_that_share_samples_are_refused() -> None:
+    images, labels = generate_shapes(40, 16, 0.1, seed=0)
+    train, test = ShapesDataset(images[:30], labels[:30]), ShapesDataset(images[25:], labels[25:])
+    with pytest.raises(SanityError, match="the train and test splits share 5 samples"):
+        check_splits({"train": train, "test": test}, imbalance_ratio=3)
+
+
+def test_class_counts_are_reported_and_imbalance_is_warned_about() -> None:
+    images, labels = generate_shapes(60, 16, 0.1, seed=0)
+    labels = torch.where(labels == 0, 1, labels)  # no sample of the first class left
+    splits = {
+        "train": ShapesDataset(images[:50], labels[:50]),
+        "val": ShapesDataset(images[50:], labels[50:]),
+    }
+    with pytest.warns(UserWarning, match="class imbalance in the (train|val) split"):
+        report = check_splits(splits, imbalance_ratio=3)
+    assert report.splitlines()[0] == "data: train 50, val 10 samples; no sample is in two splits"
+    assert report.splitlines()[1].split() == ["class", "train", "val"]
+
+
+def test_a_run_logs_one_batch_of_inputs_as_images(workdir, tiny, capsys) -> None:
+    assert main([*tiny, "run_name=r", "epochs=1"]) == 0
+    assert "no sample is in two splits" in capsys.readouterr().out
+    events = EventAccumulator("results/logs/default/r")
+    events.Reload()
+    assert "inputs/val" in events.Tags()["images"]

@@ -8,6 +8,7 @@ setting sees exactly the same images. To train on your own data, replace `load_s
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 
@@ -34,6 +35,18 @@ class ShapesDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image = self.images[index].float().div_(255).sub_(0.5).div_(0.5)  # to [-1, 1]
         return image, self.labels[index]
+
+    def sample_keys(self) -> list[bytes]:
+        """A fingerprint per sample, to find samples that are in two splits."""
+        return [
+            hashlib.blake2b(image.numpy().tobytes(), digest_size=16).digest()
+            for image in self.images
+        ]
+
+    def class_counts(self) -> dict[str, int]:
+        """How many samples of each class this split holds."""
+        counts = torch.bincount(self.labels, minlength=len(CLASSES)).tolist()
+        return dict(zip(CLASSES, counts, strict=True))
 
 
 def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
@@ -98,7 +111,8 @@ def generate_shapes(
     def uniform(low: float, high: float) -> torch.Tensor:
         return low + (high - low) * torch.rand(num_samples, 1, 1, generator=generator)
 
-    labels = torch.randint(len(CLASSES), (num_samples,), generator=generator)
+    # Classes take turns, so every contiguous split is balanced to within one sample per class.
+    labels = torch.arange(num_samples) % len(CLASSES)
     radius = uniform(0.15, 0.4) * image_size
     # Centres keep the whole shape inside the image.
     cx = radius + uniform(0, 1) * (image_size - 1 - 2 * radius)
