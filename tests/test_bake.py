@@ -31,10 +31,12 @@ EXPECTED_FILES = {
     "src/train.py",
     "src/utils.py",
     "tests/conftest.py",
+    "tests/helpers.py",
     "tests/test_checks.py",
     "tests/test_config.py",
     "tests/test_resume.py",
     "tests/test_safety.py",
+    "tests/test_task.py",
     "tests/test_training.py",
 }
 COMBINATIONS = [

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from checks import FirstStepChecks
 from config import Config, UserError, to_dict
-from model import Metrics
+from model import Metrics, overfitted
 from utils import (
     CHECKPOINT_VERSION,
     CheckpointError,
@@ -93,10 +93,10 @@ def build_scheduler(
 class EpochTotals:
     """Running sums of one training epoch, kept on the device; mid-epoch checkpoints hold them."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, metrics: type[Metrics] = Metrics) -> None:
         self.loss_sum = torch.zeros((), device=device)
         self.samples = 0
-        self.metrics = Metrics()
+        self.metrics = metrics()
         self.recent: deque[torch.Tensor] = deque(maxlen=50)  # for the last-50 mean
 
     def add(self, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> None:
@@ -119,8 +119,10 @@ class EpochTotals:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], device: torch.device) -> EpochTotals:
-        totals = cls(device)
+    def from_state(
+        cls, state: dict[str, Any], device: torch.device, metrics: type[Metrics] = Metrics
+    ) -> EpochTotals:
+        totals = cls(device, metrics)
         totals.loss_sum = state["loss_sum"].to(device)
         totals.samples = state["samples"]
         totals.metrics.load_state_dict(state["metrics"])
@@ -137,6 +139,7 @@ class OverfitResult:
     start: dict[str, float]
     end: dict[str, float]
     fitted: bool
+    goal: str
 
     def report(self, cfg: Config) -> str:
         """A readable verdict; on failure, the likely causes and what to try."""
@@ -149,8 +152,7 @@ class OverfitResult:
         if self.fitted:
             return f"overfit check passed: {summary}."
         return (
-            f"overfit check FAILED at {stage}: {summary}; it needs the loss down by 99% (to "
-            f"<= {0.01 * self.start['loss']:.4g}) and every sample predicted correctly.\n"
+            f"overfit check FAILED at {stage}: {summary}; it needs {self.goal}.\n"
             "A model that cannot memorise one batch has a bug, not a tuning problem. Likely "
             "causes: a forward pass that ignores its input or skips layers, outputs that do not "
             "match what the loss expects (e.g. a softmax before CrossEntropyLoss), targets that "
@@ -177,9 +179,10 @@ class Trainer:
         optimizer: torch.optim.Optimizer | None = None,
         scheduler: Scheduler | None = None,
         stop: GracefulStop | None = None,
+        metrics: type[Metrics] = Metrics,
     ) -> None:
         """`optimizer` may be left out by callers that only evaluate; `stop` is polled after
-        every optimizer step."""
+        every optimizer step; `metrics` accumulates the task's metrics over batches."""
         self.model = model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
@@ -187,6 +190,7 @@ class Trainer:
         self.cfg = cfg
         self.device = device
         self.stop = stop
+        self.metrics = metrics
         self.use_amp = cfg.amp and device.type == "cuda"
         self.amp_dtype = (
             torch.float16 if self.use_amp and not torch.cuda.is_bf16_supported() else torch.bfloat16
@@ -283,7 +287,7 @@ class Trainer:
             loader.sampler.set_epoch(self.epoch, start=first * loader.batch_size)
         num_batches = first + len(loader)
         if self.totals is None:
-            self.totals = EpochTotals(self.device)
+            self.totals = EpochTotals(self.device, self.metrics)
         bar = tqdm(
             loader,
             desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
@@ -417,7 +421,7 @@ class Trainer:
     def evaluate(self, loader: DataLoader, desc: str = "evaluate") -> dict[str, float]:
         """Mean loss and metrics over `loader`, in eval mode and without autograd."""
         self.model.eval()
-        metrics = Metrics()
+        metrics = self.metrics()
         loss_sum, samples = torch.zeros((), device=self.device), 0
         for inputs, targets in tqdm(
             loader, desc=desc, leave=False, dynamic_ncols=True, disable=None
@@ -535,7 +539,7 @@ class Trainer:
         self.global_step = checkpoint["global_step"]
         self.batches_done = checkpoint["batches_done"]
         if checkpoint["totals"] is not None:
-            self.totals = EpochTotals.from_state(checkpoint["totals"], self.device)
+            self.totals = EpochTotals.from_state(checkpoint["totals"], self.device, self.metrics)
         self.best_val_loss = checkpoint["best_val_loss"]
         self.epochs_without_improvement = checkpoint["epochs_without_improvement"]
         self.history = checkpoint["history"]
@@ -583,7 +587,8 @@ class Trainer:
         if self.cfg.sanity_checks:
             self.first_step = FirstStepChecks(self.model, self.loss_fn)
         start = end = self.measure(inputs, targets)
-        fitted, step = False, 0
+        fitted, goal = overfitted(self.loss_fn, inputs, targets, start, end)
+        step = 0
         for step in range(1, max_steps + 1):
             self.model.train()
             outputs, loss = self.forward(inputs, targets)
@@ -593,10 +598,10 @@ class Trainer:
             self.optimizer_step()
             if step % 10 == 0 or step == max_steps:
                 end = self.measure(inputs, targets)
-                fitted = end["loss"] <= 0.01 * start["loss"] and Metrics.fitted(end)
+                fitted, goal = overfitted(self.loss_fn, inputs, targets, start, end)
                 if fitted or not math.isfinite(end["loss"]):
                     break
-        return OverfitResult(step, len(targets), start, end, fitted)
+        return OverfitResult(step, len(targets), start, end, fitted, goal)
 
     def find_lr(
         self, loader: DataLoader, steps: int, low: float = 1e-7, high: float = 10.0
@@ -631,7 +636,7 @@ class Trainer:
     def measure(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         """Loss and metrics of one batch in eval mode."""
         self.model.eval()
-        metrics = Metrics()
+        metrics = self.metrics()
         outputs, loss = self.forward(inputs, targets)
         metrics.update(outputs, targets)
         return {"loss": loss.item(), **metrics.compute()}

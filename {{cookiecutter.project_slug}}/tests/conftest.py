@@ -1,4 +1,3 @@
-{% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task %}
 """Shared fixtures: every test runs in its own folder with a tiny, fast configuration."""
 
 from __future__ import annotations
@@ -7,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-# Small enough for a CPU test to train in a second or two, big enough to learn something.
-TINY = [{{ task.tiny_overrides }}, "epochs=2", "batch_size=32", "log_every=2"]
+from helpers import TINY
 
 
 @pytest.fixture

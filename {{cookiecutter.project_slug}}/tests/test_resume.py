@@ -4,57 +4,21 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import main as entry_point
+from helpers import CHECKPOINTS, start, wait_for_checkpoint
 from main import main
 from utils import EpochSampler, GracefulStop, load_checkpoint
 
-SRC = Path(entry_point.__file__).resolve().parent
-CHECKPOINTS = Path("models/checkpoints/default")
 LOGS = Path("results/logs/default")
 # Deterministic kernels, a save every 2 steps, and long enough to interrupt in a later epoch.
 EXACT = ["deterministic=true", "epochs=5", "checkpoint_every_steps=2"]
-
-
-def start(args: list[str], **popen: Any) -> subprocess.Popen:
-    """`python src/main.py ARGS` in the current folder, as a user would start it."""
-    return subprocess.Popen(
-        [sys.executable, str(SRC / "main.py"), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **popen,
-    )
-
-
-def wait_for_checkpoint(
-    path: Path, process: subprocess.Popen, condition: Callable[[dict], bool]
-) -> dict:
-    """Poll the checkpoint at `path` until it satisfies `condition` while `process` runs."""
-    seen, deadline = None, time.monotonic() + 120
-    while process.poll() is None and time.monotonic() < deadline:
-        try:
-            stamp = path.stat().st_mtime_ns
-        except FileNotFoundError:
-            stamp = None
-        if stamp is not None and stamp != seen:
-            seen = stamp
-            checkpoint = torch.load(path, weights_only=True)
-            if condition(checkpoint):
-                return checkpoint
-        time.sleep(0.005)
-    out, err = process.communicate()
-    pytest.fail(f"the run ended before the moment to interrupt it:\n{out}\n{err}")
 
 
 def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:

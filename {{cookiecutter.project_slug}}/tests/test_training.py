@@ -12,7 +12,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.tensorboard import SummaryWriter
 
 from config import Config, apply_overrides
+from helpers import CountingMetrics
 from main import main
+from model import Metrics
 from train import Trainer, build_optimizer
 from utils import RunPaths, load_checkpoint
 
@@ -38,7 +40,8 @@ def test_a_short_run_writes_checkpoints_logs_and_plots(workdir, tiny, capsys) ->
     assert main([*tiny, "run_name=r"]) == 0
     assert (RUN / "last.pt").is_file() and (RUN / "best.pt").is_file()
     logged = scalars(LOGS)
-    for tag in ("loss/train", "loss/val", "acc/train", "acc/val", "train/lr", "train/loss_step"):
+    metric = next(iter(Metrics().compute()))
+    for tag in ("loss/train", "loss/val", f"{metric}/train", f"{metric}/val", "train/lr"):
         assert tag in logged, f"{tag} missing from {sorted(logged)}"
     assert len(logged["loss/val"]) == 2  # one per epoch
     curves = Path("results/visualizations/default/r/curves.png")
@@ -103,9 +106,9 @@ def _linear_trainer(overrides: list[str]) -> Trainer:
     torch.manual_seed(0)
     model = nn.Linear(4, 3)
     cfg = apply_overrides(Config(), ["optimizer=sgd", "grad_clip=0", "log_every=1000", *overrides])
-    return Trainer(
-        model, nn.CrossEntropyLoss(), cfg, torch.device("cpu"), build_optimizer(cfg, model)
-    )
+    optimizer = build_optimizer(cfg, model)
+    loss_fn = nn.CrossEntropyLoss()
+    return Trainer(model, loss_fn, cfg, torch.device("cpu"), optimizer, metrics=CountingMetrics)
 
 
 def test_accumulation_steps_once_per_window_with_the_mean_gradient() -> None:

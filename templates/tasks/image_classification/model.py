@@ -74,7 +74,17 @@ class Metrics:
         """The metrics of everything added so far."""
         return {"acc": float(self.correct) / max(self.count, 1)}
 
-    @staticmethod
-    def fitted(values: dict[str, float]) -> bool:
-        """Whether `values` show a perfectly fitted batch, as --overfit-batch requires."""
-        return values["acc"] == 1.0
+
+def overfitted(
+    loss_fn: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    start: dict[str, float],
+    end: dict[str, float],
+) -> tuple[bool, str]:
+    """Whether --overfit-batch has memorised this batch, and that goal in words."""
+    goal = 0.01 * start["loss"]
+    return (
+        end["loss"] <= goal and end["acc"] == 1.0,
+        f"the loss down by 99% (to <= {goal:.4g}) and every sample classified correctly",
+    )

@@ -1,0 +1,80 @@
+{% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task %}
+"""What the tests share besides fixtures: tiny settings and helpers to run the project."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import main as entry_point
+
+# Small enough for a CPU test to train in a second or two, big enough to learn something.
+TINY = [{{ task.tiny_overrides }}, "epochs=2", "batch_size=32", "log_every=2"]
+# An override that changes the shape of the model's weights.
+RESHAPE = "{{ task.reshape_override }}"
+{% if task.layered_overrides %}
+# Overrides that give the model several layers, for the tests that break one of them.
+LAYERED = [{{ task.layered_overrides }}]
+{% else %}
+LAYERED: list[str] = []  # the default model already has several layers
+{% endif %}
+
+SRC = Path(entry_point.__file__).resolve().parent
+CHECKPOINTS = Path("models/checkpoints/default")
+
+
+def start(args: list[str], **popen: Any) -> subprocess.Popen:
+    """`python src/main.py ARGS` in the current folder, as a user would start it."""
+    return subprocess.Popen(
+        [sys.executable, str(SRC / "main.py"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def wait_for_checkpoint(
+    path: Path, process: subprocess.Popen, condition: Callable[[dict], bool]
+) -> dict:
+    """Poll the checkpoint at `path` until it satisfies `condition` while `process` runs."""
+    seen, deadline = None, time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
+        if stamp is not None and stamp != seen:
+            seen = stamp
+            checkpoint = torch.load(path, weights_only=True)
+            if condition(checkpoint):
+                return checkpoint
+        time.sleep(0.005)
+    out, err = process.communicate()
+    pytest.fail(f"the run ended before the moment to interrupt it:\n{out}\n{err}")
+
+
+class CountingMetrics:
+    """A task-independent stand-in for model.Metrics, for Trainer tests on toy models."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        self.count += len(targets)
+
+    def compute(self) -> dict[str, float]:
+        return {"count": float(self.count)}
+
+    def state_dict(self) -> dict[str, int]:
+        return {"count": self.count}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.count = state["count"]

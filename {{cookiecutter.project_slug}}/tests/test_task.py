@@ -1,0 +1,1 @@
+{% include "tasks/" ~ cookiecutter.task ~ "/test_task.py" %}
