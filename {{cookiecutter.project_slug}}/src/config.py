@@ -46,6 +46,7 @@ def option(
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "cosine", "onecycle", "plateau")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+{% include "tasks/" ~ cookiecutter.task ~ "/config_choices.py" ignore missing %}
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Config:
     accumulate_steps: int = option(1, "batches whose gradients add up to one step", ge=1)
     amp: bool = option(True, "mixed precision on CUDA (bf16, else fp16); no effect on CPU")
     early_stopping_patience: int = option(
-        5, "epochs without a new best val_loss before stopping; 0 disables", ge=0
+        {{ task.early_stopping_patience }}, "epochs without a new best val_loss before stopping; 0 disables", ge=0
     )
 
     # Machine and reproducibility
@@ -184,7 +185,6 @@ def validate(cfg: Config) -> None:
             f"val_fraction + test_fraction must leave samples to train on, got "
             f"{cfg.val_fraction} + {cfg.test_fraction} >= 1; lower one of them."
         )
-{% include "tasks/" ~ cookiecutter.task ~ "/config_checks.py" %}
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import torch
 from checks import add_hint, check_splits, doctor, model_summary
 from config import Config, ConfigError, UserError, apply_overrides, describe_keys, from_dict
 from dataset import make_dataloaders
-from model import build_loss, build_model
+from model import build_loss, build_model, describe
 from train import (
     Trainer,
     TrainingStopped,
@@ -170,6 +170,7 @@ def train(overrides: list[str], resume: str | None) -> int:
     best = min(trainer.history, key=lambda row: row["val_loss"])
     scores = ", ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("val_"))
     print(f"\nbest epoch {best['epoch']}: {scores}")
+    print(describe(trainer.model, cfg))
     print(f"checkpoints  {run.checkpoints}/ (last.pt, best.pt)")
     print(f"logs         {run.logs}/  (view: tensorboard --logdir {cfg.log_dir})")
     print(f"plots        {run.plots / 'curves.png'}")

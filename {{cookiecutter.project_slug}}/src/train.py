@@ -208,7 +208,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.resumed_from: Path | None = None  # never pruned
         self.first_step: FirstStepChecks | None = None  # armed for a run's very first step
-        self.first_loss: float | None = None  # to tell whether the loss moves at all
+        self.early_losses: list[torch.Tensor] | None = None  # to tell whether the loss moves
         self.loss_check_step = 0
         self.run: RunPaths | None = None
         self.writer: SummaryWriter | None = None
@@ -231,8 +231,10 @@ class Trainer:
         self.run = run
         if run.checkpoints.is_dir():
             remove_stale_temporaries(run.checkpoints)
-        if self.cfg.sanity_checks and self.global_step == 0 and self.batches_done == 0:
-            self.first_step = FirstStepChecks(self.model, self.loss_fn)
+        if self.global_step == 0 and self.batches_done == 0:
+            self.early_losses = []
+            if self.cfg.sanity_checks:
+                self.first_step = FirstStepChecks(self.model, self.loss_fn)
         steps_per_epoch = math.ceil(len(train_loader) / self.cfg.accumulate_steps)
         self.loss_check_step = self.cfg.loss_check_steps or steps_per_epoch
         if self.cfg.debug:
@@ -303,7 +305,8 @@ class Trainer:
             outputs, loss = self.forward(inputs, targets)
             if self.first_step is not None:
                 self.first_step.after_forward(outputs, loss)
-                self.first_loss = loss.item()
+            if self.early_losses is not None:
+                self.early_losses.append(loss.detach())
             # One host-device sync per step: stepping on a NaN would ruin the weights for good.
             if not torch.isfinite(loss):
                 raise self.non_finite_loss(inputs, targets, loss)
@@ -317,7 +320,7 @@ class Trainer:
                 self.batches_done = index + 1
                 if self.global_step % self.cfg.log_every == 0:
                     self.log_step(bar)
-                if self.global_step == self.loss_check_step and self.first_loss is not None:
+                if self.global_step == self.loss_check_step and self.early_losses is not None:
                     self.warn_if_loss_did_not_move()
                 self.stop_if_requested()
                 every = self.cfg.checkpoint_every_steps
@@ -382,15 +385,17 @@ class Trainer:
             self.writer.add_scalar(f"grad_to_weight/{name}", grad / max(weight, 1e-12), step)
 
     def warn_if_loss_did_not_move(self) -> None:
-        """Warn when the training loss has not gone down since the first step."""
-        recent = self.totals.recent
-        latest = torch.stack(tuple(recent)).mean().item()
-        if latest >= self.first_loss:
+        """Warn when the training loss of the last quarter of the batches so far is not below
+        that of the first quarter."""
+        losses, self.early_losses = torch.stack(self.early_losses), None
+        quarter = max(1, len(losses) // 4)
+        first, last = losses[:quarter].mean().item(), losses[-quarter:].mean().item()
+        if last >= first:
             warnings.warn(
                 f"the training loss has not decreased in the first {self.global_step} steps "
-                f"(first step {self.first_loss:.4g}, mean of the last {len(recent)} batches "
-                f"{latest:.4g}). The model is not learning: check that optimizer.step() runs, "
-                f"that the loss gets the right targets, and the learning rate (lr={self.lr:.3g}; "
+                f"(mean of the first {quarter} batches {first:.4g}, of the last {quarter} "
+                f"{last:.4g}). The model is not learning: check that optimizer.step() runs, that "
+                f"the loss gets the right targets, and the learning rate (lr={self.lr:.3g}; "
                 "python src/main.py --find-lr suggests one).",
                 stacklevel=2,
             )

@@ -12,7 +12,7 @@ import signal
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from config import Config, ConfigError, UserError
 
@@ -89,6 +89,57 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.size - self.start
+
+
+def data_folder(cfg: Config) -> Path:
+    """`cfg.data_dir`, which must exist: a missing folder is a mistake, never created silently."""
+    folder = Path(cfg.data_dir)
+    if not folder.is_dir():
+        raise ConfigError(
+            f"data_dir {cfg.data_dir!r} is not a folder (looked for {folder.resolve()}). Run from "
+            "the project folder, or point data_dir= at an existing folder."
+        )
+    return folder
+
+
+def cached(path: Path, generate: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The tensors saved at `path`, or `generate()`'s, saved there for the next run."""
+    if path.is_file():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception as error:  # a damaged cache is rebuilt, never trusted
+            warnings.warn(f"regenerating the damaged data cache {path}: {error}", stacklevel=2)
+    data = generate()
+    atomic_save(data, path)
+    return data
+
+
+def split_slices(size: int, cfg: Config) -> tuple[slice, slice, slice]:
+    """Contiguous train, val and test ranges of `size` samples, by val_ and test_fraction."""
+    n_val, n_test = int(size * cfg.val_fraction), int(size * cfg.test_fraction)
+    n_train = size - n_val - n_test
+    if min(n_train, n_val, n_test) < 1:
+        raise ConfigError(
+            f"{size} samples leave an empty split with val_fraction={cfg.val_fraction} and "
+            f"test_fraction={cfg.test_fraction}; use more samples or other fractions."
+        )
+    return slice(0, n_train), slice(n_train, n_train + n_val), slice(n_train + n_val, size)
+
+
+def make_loader(dataset: Dataset, cfg: Config, shuffle: bool) -> DataLoader:
+    """A DataLoader with the project's settings; shuffled in an order set by (seed, epoch)."""
+    return DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=EpochSampler(len(dataset), cfg.seed) if shuffle else None,
+        num_workers=cfg.num_workers,
+        pin_memory=resolve_device(cfg.device).type == "cuda",  # faster copies to the GPU
+        persistent_workers=cfg.num_workers > 0,
+        worker_init_fn=seed_worker,
+        # Worker seeds come from the loader's own generator, never from the global one that
+        # dropout draws from, so (re)starting workers cannot change the model's randomness.
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
 
 
 def resolve_device(name: str) -> torch.device:

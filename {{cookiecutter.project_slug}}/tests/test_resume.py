@@ -18,7 +18,7 @@ from utils import EpochSampler, GracefulStop, load_checkpoint
 
 LOGS = Path("results/logs/default")
 # Deterministic kernels, a save every 2 steps, and long enough to interrupt in a later epoch.
-EXACT = ["deterministic=true", "epochs=5", "checkpoint_every_steps=2"]
+EXACT = ["deterministic=true", "epochs=8", "checkpoint_every_steps=2", "early_stopping_patience=0"]
 
 
 def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -79,8 +79,8 @@ def test_mid_epoch_resume_continues_with_the_next_unseen_batch() -> None:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_to_the_process_group_saves_and_exits_cleanly(workdir, tiny, signum) -> None:
     """SLURM, Kubernetes and `docker stop` signal every process, DataLoader workers included."""
-    args = [*tiny, "epochs=12", "num_workers=2", "run_name=s"]
-    process = start(args, start_new_session=True)
+    args = [*tiny, "epochs=60", "scheduler=step", "early_stopping_patience=0", "num_workers=2"]
+    process = start([*args, "run_name=s"], start_new_session=True)
     wait_for_checkpoint(CHECKPOINTS / "s" / "last.pt", process, lambda c: c["epoch"] >= 1)
     os.killpg(process.pid, signum)
     out, err = process.communicate(timeout=120)
@@ -89,12 +89,13 @@ def test_signal_to_the_process_group_saves_and_exits_cleanly(workdir, tiny, sign
     assert "Traceback" not in err and "killed by signal" not in err
     assert f"python src/main.py --resume {CHECKPOINTS / 's' / 'last.pt'}" in out
     saved = load_checkpoint(CHECKPOINTS / "s" / "last.pt", torch.device("cpu"))
-    assert saved["epoch"] < 12
+    assert saved["epoch"] < 60
     # The writer was flushed and closed: the last logged step is in the event file.
     assert max(step for step, _ in scalars(LOGS / "s")["train/lr"]) <= saved["global_step"]
 
-    assert main(["--resume", "auto"]) == 0
-    assert load_checkpoint(CHECKPOINTS / "s" / "last.pt", torch.device("cpu"))["epoch"] == 12
+    finish = saved["epoch"] + 1  # the rest of the interrupted epoch and one more
+    assert main(["--resume", "auto", f"epochs={finish}"]) == 0
+    assert load_checkpoint(CHECKPOINTS / "s" / "last.pt", torch.device("cpu"))["epoch"] == finish
 
 
 def test_a_second_ctrl_c_stops_at_once() -> None:

@@ -2,21 +2,20 @@
 
 Each image shows one shape (the class) at a random position, size and brightness, plus Gaussian
 noise. The set is generated once per setting and cached in `data_dir`, so every run of the same
-setting sees exactly the same images. To train on your own data, replace `load_samples` (and
-`CLASSES`) and keep `make_dataloaders`' contract: three loaders of `(image, label)` batches.
+setting sees exactly the same images. To train on your own data, load your images and labels in
+`make_dataloaders` instead (and set `CLASSES`); keep its contract: three loaders of
+`(image, label)` batches.
 """
 
 from __future__ import annotations
 
 import hashlib
-import warnings
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from config import Config, ConfigError
-from utils import EpochSampler, atomic_save, resolve_device, seed_worker
+from config import Config
+from utils import cached, data_folder, make_loader, split_slices
 
 CLASSES = ("circle", "square", "triangle", "cross", "ring")
 IN_CHANNELS = 1
@@ -51,60 +50,26 @@ class ShapesDataset(Dataset):
 
 def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
     """The train, val and test loaders; only the training loader shuffles."""
-    images, labels = load_samples(cfg)
-    n_val = int(len(labels) * cfg.val_fraction)
-    n_test = int(len(labels) * cfg.test_fraction)
-    n_train = len(labels) - n_val - n_test
+    data = cached(
+        data_folder(cfg)
+        / f"shapes_n{cfg.num_samples}_size{cfg.image_size}_noise{cfg.noise:g}_seed{cfg.seed}.pt",
+        lambda: generate_shapes(cfg.num_samples, cfg.image_size, cfg.noise, cfg.seed),
+    )
     # The samples are independent draws, so contiguous slices are random splits.
-    splits = (slice(0, n_train), slice(n_train, n_train + n_val), slice(n_train + n_val, None))
-    train, val, test = (ShapesDataset(images[s], labels[s]) for s in splits)
-
-    def loader(dataset: Dataset, **order: object) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=cfg.batch_size,
-            num_workers=cfg.num_workers,
-            pin_memory=resolve_device(cfg.device).type == "cuda",  # faster copies to the GPU
-            persistent_workers=cfg.num_workers > 0,
-            worker_init_fn=seed_worker,
-            # Worker seeds come from the loader's own generator, never from the global one that
-            # dropout draws from, so (re)starting workers cannot change the model's randomness.
-            generator=torch.Generator().manual_seed(cfg.seed),
-            **order,
-        )
-
+    train, val, test = (
+        ShapesDataset(data["images"][part], data["labels"][part])
+        for part in split_slices(len(data["labels"]), cfg)
+    )
     return (
-        loader(train, sampler=EpochSampler(len(train), cfg.seed)),
-        loader(val, shuffle=False),
-        loader(test, shuffle=False),
+        make_loader(train, cfg, shuffle=True),
+        make_loader(val, cfg, shuffle=False),
+        make_loader(test, cfg, shuffle=False),
     )
-
-
-def load_samples(cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
-    """The images and labels for `cfg`, from the cache in `data_dir` or freshly generated."""
-    folder = Path(cfg.data_dir)
-    if not folder.is_dir():
-        raise ConfigError(
-            f"data_dir {cfg.data_dir!r} is not a folder (looked for {folder.resolve()}). Run from "
-            "the project folder, or point data_dir= at an existing folder."
-        )
-    path = folder / (
-        f"shapes_n{cfg.num_samples}_size{cfg.image_size}_noise{cfg.noise:g}_seed{cfg.seed}.pt"
-    )
-    if path.is_file():
-        try:
-            cached = torch.load(path, weights_only=True)
-            return cached["images"], cached["labels"]
-        except Exception as error:  # a damaged cache is rebuilt, never trusted
-            warnings.warn(f"regenerating the damaged data cache {path}: {error}", stacklevel=2)
-    images, labels = generate_shapes(cfg.num_samples, cfg.image_size, cfg.noise, cfg.seed)
-    atomic_save({"images": images, "labels": labels, "classes": list(CLASSES)}, path)
-    return images, labels
 
 
 def generate_shapes(
     num_samples: int, image_size: int, noise: float, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> dict[str, torch.Tensor]:
     """Draw `num_samples` noisy shape images (uint8, (N, 1, S, S)) and their class indices."""
     generator = torch.Generator().manual_seed(seed)
 
@@ -136,4 +101,4 @@ def generate_shapes(
     shape = masks[labels, torch.arange(num_samples)].float()
     pixels = shape * brightness + noise * torch.randn(shape.shape, generator=generator)
     images = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).unsqueeze(1)
-    return images, labels
+    return {"images": images, "labels": labels}

@@ -88,3 +88,8 @@ def overfitted(
         end["loss"] <= goal and end["acc"] == 1.0,
         f"the loss down by 99% (to <= {goal:.4g}) and every sample classified correctly",
     )
+
+
+def describe(model: nn.Module, cfg: Config) -> str:
+    """What the trained model tells apart."""
+    return f"{type(model).__name__} tells apart {len(CLASSES)} shapes: {', '.join(CLASSES)}"

@@ -1,0 +1,2 @@
+MODELS = ("linear", "mlp")
+LOSSES = ("mse", "l1", "huber")
