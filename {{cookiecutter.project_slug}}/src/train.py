@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from checks import FirstStepChecks
 from config import Config, UserError, to_dict
-from model import Metrics, overfitted
+from model import Metrics, overfitted, parameter_groups
 from utils import (
     CHECKPOINT_VERSION,
     CheckpointError,
@@ -55,16 +55,21 @@ class NonFiniteError(UserError):
 
 
 def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
-    """The optimizer named by `cfg.optimizer` over the trainable parameters.
+    """The optimizer named by `cfg.optimizer` over the trainable parameters, with the learning
+    rates of the model's `parameter_groups`.
 
     Biases and normalisation weights (the 1-d parameters) get no weight decay: shrinking them
     towards zero only hurts.
     """
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in trainable if p.ndim > 1], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in trainable if p.ndim <= 1], "weight_decay": 0.0},
-    ]
+    groups = []
+    for group in parameter_groups(model, cfg):
+        trainable = [p for p in group["params"] if p.requires_grad]
+        for decay, params in (
+            (cfg.weight_decay, [p for p in trainable if p.ndim > 1]),
+            (0.0, [p for p in trainable if p.ndim <= 1]),
+        ):
+            if params:
+                groups.append({"params": params, "lr": group["lr"], "weight_decay": decay})
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
     if cfg.optimizer == "adam":
@@ -84,7 +89,8 @@ def build_scheduler(
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     if cfg.scheduler == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=total_steps)
+        peaks = [group["lr"] for group in optimizer.param_groups]  # one per parameter group
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, peaks, total_steps=total_steps)
     if cfg.scheduler == "plateau":
         return ReduceLROnPlateau(optimizer, factor=cfg.lr_decay, patience=cfg.lr_step_epochs)
     return None

@@ -15,7 +15,7 @@ from config import Config, apply_overrides
 from helpers import CountingMetrics
 from main import main
 from model import Metrics
-from train import Trainer, build_optimizer
+from train import Trainer
 from utils import RunPaths, load_checkpoint
 
 RUN = Path("models/checkpoints/default/r")
@@ -106,7 +106,7 @@ def _linear_trainer(overrides: list[str]) -> Trainer:
     torch.manual_seed(0)
     model = nn.Linear(4, 3)
     cfg = apply_overrides(Config(), ["optimizer=sgd", "grad_clip=0", "log_every=1000", *overrides])
-    optimizer = build_optimizer(cfg, model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     return Trainer(model, loss_fn, cfg, torch.device("cpu"), optimizer, metrics=CountingMetrics)
 

@@ -3,6 +3,10 @@
     image_size: int = option(32, "side of the square images in pixels", ge=16)
     noise: float = option(0.4, "std of the Gaussian pixel noise (intensities are 0-1)", ge=0)
 
-    # Model: a small CNN (see model.py)
-    width: int = option(16, "channels of the first conv block; later blocks double it", ge=1)
-    dropout: float = option(0.2, "dropout before the classifier layer", ge=0, lt=1)
+    # Model: a backbone that turns an image into features, and a linear head (see model.py)
+    backbone: str = option("cnn", "cnn (small, fast) or resnet18 (torchvision)", choices=BACKBONES)
+    width: int = option(16, "cnn: channels of the first conv block; later blocks double it", ge=1)
+    pretrained: bool = option(False, "resnet18: start from ImageNet weights (downloaded once)")
+    freeze_backbone: bool = option(False, "train the head only; the backbone stays as it is")
+    backbone_lr_factor: float = option(1.0, "backbone lr = lr x this (0.1 for pretrained)", gt=0)
+    dropout: float = option(0.2, "dropout before the head", ge=0, lt=1)

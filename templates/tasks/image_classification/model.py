@@ -1,12 +1,18 @@
-"""The network, its loss and the metric that says how well it classifies."""
+"""The network (a small CNN or ResNet-18 with a linear head), its loss and its metric."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.error import URLError
 
 import torch
 from torch import nn
 
-from config import Config
+from config import Config, ConfigError
 from dataset import CLASSES, IN_CHANNELS
+
+if TYPE_CHECKING:
+    from torchvision.models import WeightsEnum
 
 
 class ConvBlock(nn.Sequential):
@@ -21,29 +27,104 @@ class ConvBlock(nn.Sequential):
         )
 
 
-class ShapeClassifier(nn.Module):
-    """A small CNN: three conv blocks, global average pooling, dropout and a linear classifier."""
+class SmallCNN(nn.Sequential):
+    """Three conv blocks and global average pooling: (B, C, H, W) -> (B, 4 * width)."""
 
-    def __init__(self, in_channels: int, num_classes: int, width: int, dropout: float) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
+    def __init__(self, in_channels: int, width: int) -> None:
+        super().__init__(
             ConvBlock(in_channels, width),
             ConvBlock(width, 2 * width),
             ConvBlock(2 * width, 4 * width),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * width, num_classes)
-        )
+        self.out_features = 4 * width
+
+
+class ResNet18(nn.Module):
+    """torchvision's ResNet-18 without its classifier: (B, C, H, W) -> (B, 512).
+
+    Its max-pool is dropped: on 32x32 images the standard stem would shrink the last stage to 1x1,
+    where batch norm cannot train on a single sample. The weights are unaffected, so pretrained
+    ImageNet weights still load.
+    """
+
+    def __init__(self, pretrained: bool) -> None:
+        super().__init__()
+        # Imported here: torchvision adds a second to every start, and only this backbone needs it.
+        from torchvision.models import ResNet18_Weights, resnet18
+
+        self.net = resnet18(weights=None)
+        if pretrained:
+            self.net.load_state_dict(download_weights(ResNet18_Weights.DEFAULT))
+        self.net.maxpool = nn.Identity()
+        self.net.fc = nn.Identity()
+        self.out_features = 512
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.features(images)  # (B, C, H, W) -> (B, 4 * width, H / 8, W / 8)
-        return self.classifier(self.pool(features))  # (B, num_classes) logits
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)  # grey to RGB, as the ImageNet weights expect
+        return self.net(images)
+
+
+def download_weights(weights: WeightsEnum) -> dict[str, torch.Tensor]:
+    """torchvision's pretrained weights, loaded as plain tensors; a clear error when offline."""
+    try:
+        return weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
+    except (OSError, URLError) as error:
+        raise ConfigError(
+            f"could not download the pretrained weights {weights.url} ({error}). This machine "
+            "looks offline: train from scratch with pretrained=false, or download the file "
+            "elsewhere into ~/.cache/torch/hub/checkpoints/ on this machine and run again."
+        ) from None
+
+
+class ShapeClassifier(nn.Module):
+    """A backbone that turns images into features, then dropout and a linear head.
+
+    With `freeze_backbone` only the head trains (seed 001: retrain the last layer of a pretrained
+    model): the backbone gets no gradients, runs without autograd, and keeps its batch-norm
+    statistics.
+    """
+
+    def __init__(
+        self, backbone: nn.Module, num_classes: int, dropout: float, freeze_backbone: bool
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        features = backbone.out_features
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(features, num_classes))
+        self.freeze_backbone = freeze_backbone
+        self.backbone.requires_grad_(not freeze_backbone)
+
+    def train(self, mode: bool = True) -> ShapeClassifier:
+        super().train(mode)
+        if self.freeze_backbone:
+            self.backbone.eval()  # frozen means its batch-norm statistics too
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_backbone):
+            features = self.backbone(images)  # (B, C, H, W) -> (B, features)
+        return self.head(features)  # (B, num_classes) logits
 
 
 def build_model(cfg: Config) -> nn.Module:
-    """The model described by `cfg`, with freshly initialised weights."""
-    return ShapeClassifier(IN_CHANNELS, len(CLASSES), cfg.width, cfg.dropout)
+    """The model described by `cfg`, with freshly initialised (or pretrained) weights."""
+    if cfg.backbone == "resnet18":
+        backbone = ResNet18(cfg.pretrained)
+    else:
+        backbone = SmallCNN(IN_CHANNELS, cfg.width)
+    return ShapeClassifier(backbone, len(CLASSES), cfg.dropout, cfg.freeze_backbone)
+
+
+def parameter_groups(model: ShapeClassifier, cfg: Config) -> list[dict]:
+    """The head learns at `lr`, the backbone at `lr * backbone_lr_factor` (seed 001: fine-tune
+    all layers, the pretrained ones more gently)."""
+    return [
+        {"params": list(model.head.parameters()), "lr": cfg.lr},
+        {"params": list(model.backbone.parameters()), "lr": cfg.lr * cfg.backbone_lr_factor},
+    ]
 
 
 def build_loss(cfg: Config) -> nn.Module:

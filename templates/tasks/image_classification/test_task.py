@@ -6,24 +6,22 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.error import URLError
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from checks import SanityError, check_splits
+from config import Config, apply_overrides
 from dataset import CLASSES, ShapesDataset, generate_shapes
 from helpers import SRC
 from main import main
+from model import build_model
+from train import build_optimizer, build_scheduler
+from utils import load_checkpoint, seed_everything
 
-SOFTMAX_BEFORE_THE_LOSS = """
-
-_build_model = build_model
-
-
-def build_model(cfg):
-    return nn.Sequential(_build_model(cfg), nn.Softmax(dim=1))
-"""
+LOGITS = "return self.head(features)  # (B, num_classes) logits"
 
 
 def test_the_shapes_are_deterministic_and_balanced() -> None:
@@ -61,7 +59,9 @@ def test_softmax_before_cross_entropy_is_warned_about(tmp_path: Path, tiny) -> N
     shutil.copytree(SRC, project / "src", ignore=shutil.ignore_patterns("__pycache__"))
     (project / "data").mkdir()
     model = project / "src" / "model.py"
-    model.write_text(model.read_text() + SOFTMAX_BEFORE_THE_LOSS)
+    source = model.read_text()
+    assert source.count(LOGITS) == 1
+    model.write_text(source.replace(LOGITS, "return self.head(features).softmax(dim=1)"))
     result = subprocess.run(
         [sys.executable, "src/main.py", *tiny, "epochs=1"],
         cwd=project,
@@ -78,3 +78,50 @@ def test_a_run_logs_one_batch_of_inputs_as_images(workdir, tiny, capsys) -> None
     events = EventAccumulator("results/logs/default/r")
     events.Reload()
     assert "inputs/val" in events.Tags()["images"]
+
+
+def test_freezing_the_backbone_trains_only_the_head(workdir, tiny) -> None:
+    frozen = [*tiny, "freeze_backbone=true", "run_name=r", "epochs=1"]
+    cfg = apply_overrides(Config(), frozen)
+    seed_everything(cfg.seed)
+    initial = build_model(cfg)
+    optimizer = build_optimizer(cfg, initial)
+    optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert optimized == {id(p) for p in initial.head.parameters()}
+
+    assert main(frozen) == 0
+    trained = load_checkpoint(Path("models/checkpoints/default/r/last.pt"), torch.device("cpu"))
+    for name, tensor in initial.state_dict().items():  # running statistics included
+        same = torch.equal(tensor, trained["model"][name])
+        assert same == name.startswith("backbone."), name
+
+
+def test_the_backbone_learns_at_a_lower_rate(tiny) -> None:
+    cfg = apply_overrides(Config(), ["lr=0.01", "backbone_lr_factor=0.1", "scheduler=onecycle"])
+    model = build_model(cfg)
+    optimizer = build_optimizer(cfg, model)
+    head = {id(p) for p in model.head.parameters()}
+    for group in optimizer.param_groups:
+        in_head = id(group["params"][0]) in head
+        assert group["lr"] == pytest.approx(0.01 if in_head else 0.001)
+    build_scheduler(cfg, optimizer, batches_per_epoch=10)  # onecycle keeps the ratio
+    peaks = [group["max_lr"] for group in optimizer.param_groups]
+    assert max(peaks) == pytest.approx(10 * min(peaks))
+
+
+def test_pretrained_weights_fail_clearly_offline(workdir, monkeypatch, capsys) -> None:
+    from torchvision.models import WeightsEnum
+
+    def offline(self, *args: object, **kwargs: object) -> None:
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", offline)
+    assert main(["backbone=resnet18", "pretrained=true"]) == 2
+    err = capsys.readouterr().err
+    assert "could not download the pretrained weights" in err and "pretrained=false" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_the_resnet18_backbone_climbs_the_overfit_ladder(workdir) -> None:
+    assert main(["--overfit-batch", "backbone=resnet18", "batch_size=8", "num_samples=400"]) == 0

@@ -46,6 +46,11 @@ def build_model(cfg: Config) -> nn.Module:
     return LinearRegression(cfg.num_features)
 
 
+def parameter_groups(model: nn.Module, cfg: Config) -> list[dict]:
+    """All parameters learn at `lr`."""
+    return [{"params": list(model.parameters()), "lr": cfg.lr}]
+
+
 def build_loss(cfg: Config) -> nn.Module:
     """MSE, L1 (robust to outliers) or Huber; none of them wants an activation on the output."""
     return {"mse": nn.MSELoss(), "l1": nn.L1Loss(), "huber": nn.HuberLoss()}[cfg.loss]

@@ -1,0 +1,1 @@
+BACKBONES = ("cnn", "resnet18")
