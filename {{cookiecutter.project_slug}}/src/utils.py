@@ -126,6 +126,17 @@ def split_slices(size: int, cfg: Config) -> tuple[slice, slice, slice]:
     return slice(0, n_train), slice(n_train, n_train + n_val), slice(n_train + n_val, size)
 
 
+def make_loaders(
+    train: Dataset, val: Dataset, test: Dataset, cfg: Config
+) -> tuple[DataLoader, DataLoader, DataLoader]:
+    """The three loaders of a task; only the training one shuffles."""
+    return (
+        make_loader(train, cfg, shuffle=True),
+        make_loader(val, cfg, shuffle=False),
+        make_loader(test, cfg, shuffle=False),
+    )
+
+
 def make_loader(dataset: Dataset, cfg: Config, shuffle: bool) -> DataLoader:
     """A DataLoader with the project's settings; shuffled in an order set by (seed, epoch)."""
     return DataLoader(

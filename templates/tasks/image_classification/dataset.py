@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from config import Config
-from utils import cached, data_folder, make_loader, split_slices
+from utils import cached, data_folder, make_loaders, split_slices
 
 CLASSES = ("circle", "square", "triangle", "cross", "ring")
 IN_CHANNELS = 1
@@ -60,11 +60,7 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
         ShapesDataset(data["images"][part], data["labels"][part])
         for part in split_slices(len(data["labels"]), cfg)
     )
-    return (
-        make_loader(train, cfg, shuffle=True),
-        make_loader(val, cfg, shuffle=False),
-        make_loader(test, cfg, shuffle=False),
-    )
+    return make_loaders(train, val, test, cfg)
 
 
 def generate_shapes(

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from config import Config
-from utils import cached, data_folder, make_loader, split_slices
+from utils import cached, data_folder, make_loaders, split_slices
 
 INTERCEPT = 2.0
 
@@ -56,11 +56,7 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
         RegressionDataset(data["inputs"][part], data["targets"][part])
         for part in split_slices(len(data["targets"]), cfg)
     )
-    return (
-        make_loader(train, cfg, shuffle=True),
-        make_loader(val, cfg, shuffle=False),
-        make_loader(test, cfg, shuffle=False),
-    )
+    return make_loaders(train, val, test, cfg)
 
 
 def generate_linear(
