@@ -1,7 +1,7 @@
-"""Entry point: `python src/main.py [key=value ...] [--resume PATH|--overfit-batch|--test PATH]`.
+"""Entry point: `python src/main.py [key=value ...] [MODE]`; `--help` lists the modes and keys.
 
 Wiring only: it reads the command line, builds the data, model, optimizer and Trainer, and reports
-where the outputs went. User errors end here as a one-paragraph message and exit code 2.
+where the outputs went. User errors end here as a one-paragraph message and an exit code.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument(
         "--resume",
         metavar="PATH|auto",
-        help="continue a run from its last.pt (auto: the newest last.pt of the experiment)",
+        help="continue a run from a checkpoint (auto: the experiment's newest one that loads)",
     )
     mode.add_argument(
         "--overfit-batch",
@@ -126,12 +126,9 @@ def train(overrides: list[str], resume: str | None) -> int:
 
     seed_everything(cfg.seed, cfg.deterministic)
     train_loader, val_loader, test_loader = make_dataloaders(cfg)
-    splits = {"train": train_loader, "val": val_loader, "test": test_loader}
-    print(
-        check_splits(
-            {name: loader.dataset for name, loader in splits.items()}, cfg.imbalance_warn_ratio
-        )
-    )
+    loaders = {"train": train_loader, "val": val_loader, "test": test_loader}
+    datasets = {name: loader.dataset for name, loader in loaders.items()}
+    print(check_splits(datasets, cfg.imbalance_warn_ratio))
     model = build_model(cfg).to(device)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer, len(train_loader))

@@ -64,8 +64,8 @@ BUGS = {
     ),
     "learning rate 0": (
         "src/train.py",
-        "torch.optim.AdamW(groups, lr=cfg.lr)",
-        "torch.optim.AdamW(groups, lr=0.0)",
+        '"lr": group["lr"]',
+        '"lr": 0.0',
         "optimizer.step() is not called, the learning rate is 0",
     ),
 }
