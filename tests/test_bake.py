@@ -65,7 +65,7 @@ def ruff(project: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=COMBINATION_IDS)
 def test_generates_exactly_the_project_layout(bake: Bake, answers) -> None:
     project = bake(**answers)
-    assert project.name == "shape_classifier"
+    assert project.name == answers["task"]  # the default name is the task's
     assert generated_files(project) == EXPECTED_FILES
 
 
@@ -123,7 +123,7 @@ def test_cruft_creates_a_linked_project_that_is_up_to_date(tmp_path: Path) -> No
         timeout=600,
     )
     assert created.returncode == 0, created.stdout + created.stderr
-    project = tmp_path / "shape_classifier"
+    project = tmp_path / "image_classification"
     assert (project / ".cruft.json").is_file() and (project / "src/main.py").is_file()
     check = subprocess.run([*cruft, "check"], cwd=project, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr

@@ -100,7 +100,7 @@ def test_answers_reach_hooks_as_data_never_as_code(bake: Bake, tmp_path, capfd) 
 @pytest.mark.slow
 def test_post_gen_verifies_a_good_project(bake: Bake, capfd) -> None:
     project = bake(hooks=True)
-    assert "shape_classifier: overfit check passed" in capfd.readouterr().out
+    assert "image_classification: overfit check passed" in capfd.readouterr().out
     assert not list(project.rglob("__pycache__"))  # the check leaves no bytecode behind
 
 
@@ -132,7 +132,7 @@ def test_post_gen_notes_and_succeeds_when_torch_is_missing(bake: Bake, tmp_path:
         pytest.skip("the base interpreter has torch installed")
     result = subprocess.run([python, hook], cwd=project, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "NOTE: shape_classifier was generated but not verified" in result.stdout
+    assert "NOTE: image_classification was generated but not verified" in result.stdout
     assert "pip install -r requirements.txt" in result.stdout
     assert "python src/main.py --overfit-batch" in result.stdout
     assert [p.name for p in (project / "data").iterdir()] == [".gitkeep"]  # nothing ran
