@@ -213,6 +213,7 @@ class Trainer:
         self.epochs_without_improvement = 0
         self.history: list[dict[str, float]] = []
         self.resumed_from: Path | None = None  # never pruned
+        self.saved: tuple[tuple[int, int, int], Path] | None = None  # last save: where, which file
         self.first_step: FirstStepChecks | None = None  # armed for a run's very first step
         self.early_losses: list[torch.Tensor] | None = None  # to tell whether the loss moves
         self.loss_check_step = 0
@@ -426,6 +427,10 @@ class Trainer:
     def stop_if_requested(self) -> None:
         """After a SIGINT or SIGTERM: save a resumable checkpoint and raise `TrainingStopped`."""
         if self.stop is not None and self.stop.requested:
+            position = (self.epoch, self.global_step, self.batches_done)
+            # A stop during validation comes after the epoch's checkpoint: do not write it twice.
+            if self.saved is not None and self.saved[0] == position:
+                raise TrainingStopped(self.stop.signum, self.saved[1])
             raise TrainingStopped(self.stop.signum, self.save_checkpoint())
 
     @torch.inference_mode()
@@ -531,6 +536,7 @@ class Trainer:
         for old in steps[: -self.cfg.keep_last_checkpoints]:
             if self.resumed_from is None or not old.samefile(self.resumed_from):
                 old.unlink()
+        self.saved = ((self.epoch, self.global_step, self.batches_done), path)
         return path
 
     def load_state_dict(self, checkpoint: dict[str, Any], path: Path) -> None:
