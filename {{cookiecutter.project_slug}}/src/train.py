@@ -528,6 +528,8 @@ class Trainer:
                 f"lr (now {self.lr:.3g}) or turn gradient clipping on (grad_clip=1), then "
                 "--resume from the last checkpoint."
             )
+        if self.writer is not None:
+            self.writer.flush()  # a resumed run must find every point logged before this state
         folder = self.run.checkpoints
         path = folder / f"step-{self.global_step:08d}.pt"
         atomic_save(state, path)
