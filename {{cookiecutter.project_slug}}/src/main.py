@@ -1,3 +1,4 @@
+{% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task %}
 """Entry point: `python src/main.py [key=value ...] [MODE]`; `--help` lists the modes and keys.
 
 Wiring only: it reads the command line, builds the data, model, optimizer and Trainer, and reports
@@ -16,7 +17,15 @@ import torch
 from checks import add_hint, check_splits, doctor, model_summary
 from config import Config, ConfigError, UserError, apply_overrides, describe_keys, from_dict
 from dataset import make_dataloaders
-from model import build_loss, build_model, describe
+{% if task.main_model_imports %}
+from model import (
+{% for name in (task.main_model_imports.split() + ["build_loss", "build_metrics", "build_model", "describe"]) | sort %}
+    {{ name }},
+{% endfor %}
+)
+{% else %}
+from model import build_loss, build_metrics, build_model, describe
+{% endif %}
 from train import (
     Trainer,
     TrainingStopped,
@@ -111,17 +120,25 @@ def train(overrides: list[str], resume: str | None) -> int:
         checkpoint = load_checkpoint(checkpoint_path, torch.device("cpu"))
     if checkpoint is not None:
         cfg = resumed_config(from_dict(checkpoint["config"]), overrides)
+{% include "tasks/" ~ cookiecutter.task ~ "/main_train_branch.py" ignore missing %}
     elif not cfg.run_name:
         cfg = apply_overrides(cfg, [f"run_name={new_run_name(cfg)}"])
+    exit_code, _ = fit(cfg, checkpoint, checkpoint_path)
+    return exit_code
+
+
+def fit(
+    cfg: Config,
+    checkpoint: dict | None = None,
+    checkpoint_path: Path | None = None,
+    model: torch.nn.Module | None = None,
+) -> tuple[int, Trainer]:
+    """One run: train `cfg.run_name` (from `checkpoint` if given, or from `model`'s weights),
+    then report where its outputs went. Returns the exit code and the trainer."""
     device = resolve_device(cfg.device)
     run = RunPaths.for_run(cfg)
     if checkpoint is None and (run.checkpoints / "last.pt").exists():
-        if not cfg.overwrite:
-            raise ConfigError(
-                f"run {cfg.experiment}/{cfg.run_name} already has checkpoints in "
-                f"{run.checkpoints}. Continue it with --resume {run.checkpoints / 'last.pt'}, "
-                "choose another run_name, or replace it with overwrite=true."
-            )
+        refuse_to_replace(cfg)
         run.remove()
 
     seed_everything(cfg.seed, cfg.deterministic)
@@ -129,11 +146,14 @@ def train(overrides: list[str], resume: str | None) -> int:
     loaders = {"train": train_loader, "val": val_loader, "test": test_loader}
     datasets = {name: loader.dataset for name, loader in loaders.items()}
     print(check_splits(datasets, cfg.imbalance_warn_ratio))
-    model = build_model(cfg).to(device)
+    if model is None:
+        model = build_model(cfg)
+    model = model.to(device)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer, len(train_loader))
+    loss_fn, metrics = build_loss(cfg), build_metrics(cfg)
     with GracefulStop() as stop:
-        trainer = Trainer(model, build_loss(cfg), cfg, device, optimizer, scheduler, stop)
+        trainer = Trainer(model, loss_fn, metrics, cfg, device, optimizer, scheduler, stop)
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint, checkpoint_path)
             print(
@@ -146,7 +166,7 @@ def train(overrides: list[str], resume: str | None) -> int:
                     "longer, resume with a larger epochs= (and a larger early_stopping_patience "
                     "if it stopped early)."
                 )
-                return 0
+                return 0, trainer
         samples = len(train_loader.dataset)
         print(f"run {cfg.experiment}/{cfg.run_name} on {device}, {samples} training samples")
         summary = model_summary(model)
@@ -162,9 +182,9 @@ def train(overrides: list[str], resume: str | None) -> int:
                 f"saved {stopped.checkpoint}. Resume with:\n"
                 f"    python src/main.py --resume {run.checkpoints / 'last.pt'}"
             )
-            return 128 + stopped.signum
+            return 128 + stopped.signum, trainer
 
-    best = min(trainer.history, key=lambda row: row["val_loss"])
+    best = best_epoch(trainer)
     scores = ", ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("val_"))
     print(f"\nbest epoch {best['epoch']}: {scores}")
     print(describe(trainer.model, cfg))
@@ -172,7 +192,23 @@ def train(overrides: list[str], resume: str | None) -> int:
     print(f"logs         {run.logs}/  (view: tensorboard --logdir {cfg.log_dir})")
     print(f"plots        {run.plots / 'curves.png'}")
     print(f"test it      python src/main.py --test {run.checkpoints / 'best.pt'}")
-    return 0
+    return 0, trainer
+
+
+def refuse_to_replace(cfg: Config) -> None:
+    """Stop a new run whose name already has checkpoints, unless overwrite=true."""
+    run = RunPaths.for_run(cfg)
+    if (run.checkpoints / "last.pt").exists() and not cfg.overwrite:
+        raise ConfigError(
+            f"run {cfg.experiment}/{cfg.run_name} already has checkpoints in "
+            f"{run.checkpoints}. Continue it with --resume {run.checkpoints / 'last.pt'}, "
+            "choose another run_name, or replace it with overwrite=true."
+        )
+
+
+def best_epoch(trainer: Trainer) -> dict[str, float]:
+    """The history row of the epoch with the lowest val_loss: the one best.pt holds."""
+    return min(trainer.history, key=lambda row: row["val_loss"])
 
 
 def resumed_config(saved: Config, overrides: list[str]) -> Config:
@@ -192,6 +228,7 @@ def resumed_config(saved: Config, overrides: list[str]) -> Config:
     return cfg
 
 
+{% include "tasks/" ~ cookiecutter.task ~ "/main_stages.py" ignore missing %}
 def overfit(cfg: Config) -> int:
     """The overfit ladder: memorise one sample, then one batch; exit code 0 if both work."""
     device = resolve_device(cfg.device)
@@ -202,7 +239,8 @@ def overfit(cfg: Config) -> int:
         seed_everything(cfg.seed)  # each stage starts from the same fresh model
         model = build_model(cfg).to(device)
         # No schedule: the question is whether the model can learn at all, at the configured lr.
-        trainer = Trainer(model, build_loss(cfg), cfg, device, build_optimizer(cfg, model))
+        optimizer = build_optimizer(cfg, model)
+        trainer = Trainer(model, build_loss(cfg), build_metrics(cfg), cfg, device, optimizer)
         result = trainer.overfit_batch(inputs[:size], targets[:size], cfg.overfit_steps)
         print(result.report(cfg))
         if not result.fitted:
@@ -216,7 +254,8 @@ def find_lr(cfg: Config) -> int:
     seed_everything(cfg.seed)
     train_loader, _, _ = make_dataloaders(cfg)
     model = build_model(cfg).to(device)
-    trainer = Trainer(model, build_loss(cfg), cfg, device, build_optimizer(cfg, model))
+    optimizer = build_optimizer(cfg, model)
+    trainer = Trainer(model, build_loss(cfg), build_metrics(cfg), cfg, device, optimizer)
     lrs, losses = trainer.find_lr(train_loader, cfg.lr_finder_steps)
     if len(lrs) < 3:
         raise ConfigError("the loss diverged at once, even at lr=1e-7; check the data and model.")
@@ -246,8 +285,9 @@ def test(checkpoint_path: Path, overrides: list[str]) -> int:
     _, _, test_loader = make_dataloaders(cfg)
     model = build_model(cfg)
     load_model_weights(model, checkpoint, checkpoint_path)
-    trainer = Trainer(model.to(device), build_loss(cfg), cfg, device)
+    trainer = Trainer(model.to(device), build_loss(cfg), build_metrics(cfg), cfg, device)
     results = trainer.evaluate(test_loader, desc="test")
+{% include "tasks/" ~ cookiecutter.task ~ "/main_test_extra.py" ignore missing %}
     scores = " | ".join(f"test_{k} {v:.4f}" for k, v in results.items())
     print(f"{checkpoint_path} on {len(test_loader.dataset)} test samples: {scores}")
     return 0

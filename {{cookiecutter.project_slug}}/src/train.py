@@ -7,7 +7,7 @@ import math
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from checks import FirstStepChecks
 from config import Config, UserError, to_dict
-from model import Metrics, overfitted, parameter_groups
+from model import overfitted, parameter_groups
 from utils import (
     CHECKPOINT_VERSION,
     CheckpointError,
@@ -37,6 +37,8 @@ from utils import (
 )
 
 Scheduler = LRScheduler | ReduceLROnPlateau
+# A fresh, empty accumulator of the task's metrics (see build_metrics in model.py).
+MetricsFactory = Callable[[], Any]
 
 
 class TrainingStopped(Exception):
@@ -99,7 +101,7 @@ def build_scheduler(
 class EpochTotals:
     """Running sums of one training epoch, kept on the device; mid-epoch checkpoints hold them."""
 
-    def __init__(self, device: torch.device, metrics: type[Metrics] = Metrics) -> None:
+    def __init__(self, device: torch.device, metrics: MetricsFactory) -> None:
         self.loss_sum = torch.zeros((), device=device)
         self.samples = 0
         self.metrics = metrics()
@@ -126,7 +128,7 @@ class EpochTotals:
 
     @classmethod
     def from_state(
-        cls, state: dict[str, Any], device: torch.device, metrics: type[Metrics] = Metrics
+        cls, state: dict[str, Any], device: torch.device, metrics: MetricsFactory
     ) -> EpochTotals:
         totals = cls(device, metrics)
         totals.loss_sum = state["loss_sum"].to(device)
@@ -180,15 +182,15 @@ class Trainer:
         self,
         model: nn.Module,
         loss_fn: nn.Module,
+        metrics: MetricsFactory,
         cfg: Config,
         device: torch.device,
         optimizer: torch.optim.Optimizer | None = None,
         scheduler: Scheduler | None = None,
         stop: GracefulStop | None = None,
-        metrics: type[Metrics] = Metrics,
     ) -> None:
-        """`optimizer` may be left out by callers that only evaluate; `stop` is polled after
-        every optimizer step; `metrics` accumulates the task's metrics over batches."""
+        """`metrics` makes the accumulator of the task's metrics over batches; `optimizer` may be
+        left out by callers that only evaluate; `stop` is polled after every optimizer step."""
         self.model = model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
@@ -220,6 +222,7 @@ class Trainer:
         self.run: RunPaths | None = None
         self.writer: SummaryWriter | None = None
         self.grad_norm = torch.zeros(())
+        self.preview: torch.Tensor | None = None  # validation images shown in TensorBoard
 
     @property
     def lr(self) -> float:
@@ -243,7 +246,8 @@ class Trainer:
             if self.cfg.sanity_checks:
                 self.first_step = FirstStepChecks(self.model, self.loss_fn)
         steps_per_epoch = math.ceil(len(train_loader) / self.cfg.accumulate_steps)
-        self.loss_check_step = self.cfg.loss_check_steps or steps_per_epoch
+        # Fewer than 20 steps would compare the noise of single batches.
+        self.loss_check_step = self.cfg.loss_check_steps or max(steps_per_epoch, 20)
         if self.cfg.debug:
             print(
                 "debug=true: autograd anomaly detection is on; training runs several times slower"
@@ -252,8 +256,7 @@ class Trainer:
         # resumed run's TensorBoard curves have no duplicated or out-of-order steps.
         purge_step = self.global_step + 1 if self.global_step else None
         self.writer = SummaryWriter(run.logs, purge_step=purge_step)
-        if self.global_step == 0:
-            self.log_input_batch(val_loader)
+        self.preview = self.preview_batch(val_loader)
         anomaly = torch.autograd.detect_anomaly() if self.cfg.debug else contextlib.nullcontext()
         try:
             with anomaly:
@@ -273,17 +276,33 @@ class Trainer:
             )
         save_curves(self.history, run.plots / "curves.png")
 
-    def log_input_batch(self, loader: DataLoader) -> None:
-        """Image inputs as the model sees them, rescaled to 0-1, once per run in TensorBoard.
+    def preview_batch(self, loader: DataLoader) -> torch.Tensor | None:
+        """A few validation images to show in TensorBoard; None when the inputs are no images.
 
-        A validation batch: iterating the training loader here could draw random augmentations
-        and make this run differ from a resumed one.
+        The inputs are logged once per run, as the model sees them (rescaled to 0-1). A validation
+        batch: iterating the training loader here could draw random augmentations and make this
+        run differ from a resumed one.
         """
         inputs, _ = next(iter(loader))
-        if inputs.ndim == 4 and inputs.shape[1] in (1, 3):  # (batch, channels, height, width)
-            images = inputs[:64].float()
-            images = (images - images.amin()) / (images.amax() - images.amin()).clamp_min(1e-8)
-            self.writer.add_images("inputs/val", images, 0)
+        if inputs.ndim != 4 or inputs.shape[1] not in (1, 3):  # (batch, channels, height, width)
+            return None
+        if self.global_step == 0:
+            self.writer.add_images("inputs/val", to_unit_range(inputs[:64].float()), 0)
+        return inputs[:8]
+
+    @torch.inference_mode()
+    def log_outputs_beside_inputs(self) -> None:
+        """For models whose outputs are images like their inputs (an autoencoder's
+        reconstructions): each preview image beside its output, once per epoch."""
+        if self.preview is None:
+            return
+        self.model.eval()
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            outputs = self.model(self.preview.to(self.device)).float().cpu()
+        if outputs.shape == self.preview.shape:
+            pairs = torch.cat([self.preview.float(), outputs], dim=3)  # side by side
+            step = self.global_step
+            self.writer.add_images("outputs_beside_inputs/val", to_unit_range(pairs), step)
 
     def train_epoch(self, loader: DataLoader) -> dict[str, float]:
         """One pass over `loader` (the rest of it, after a mid-epoch resume); returns the epoch's
@@ -474,6 +493,7 @@ class Trainer:
         for name, value in val.items():
             self.writer.add_scalar(f"{name}/val", value, self.global_step)
         self.writer.add_scalar("epoch", self.epoch, self.global_step)
+        self.log_outputs_beside_inputs()
         self.writer.flush()
 
         # Two decisions: the state is always saved (to resume); best.pt only on improvement.
@@ -659,6 +679,11 @@ class Trainer:
         outputs, loss = self.forward(inputs, targets)
         metrics.update(outputs, targets)
         return {"loss": loss.item(), **metrics.compute()}
+
+
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """Images rescaled to 0-1 as a whole, as TensorBoard expects."""
+    return (images - images.amin()) / (images.amax() - images.amin()).clamp_min(1e-8)
 
 
 def endless(loader: DataLoader) -> Iterator[Any]:

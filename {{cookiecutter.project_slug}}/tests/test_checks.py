@@ -17,7 +17,7 @@ from torch import nn
 import main as entry_point
 from checks import FirstStepChecks, SanityError, add_hint, model_summary
 from config import Config, apply_overrides
-from helpers import LAYERED
+from helpers import LAYERED, CountingMetrics
 from main import main
 from model import build_loss, build_model
 from train import Trainer, build_optimizer, suggest_lr
@@ -169,7 +169,8 @@ def test_frozen_parameters_are_not_reported() -> None:
 def test_a_loss_that_does_not_move_is_warned_about() -> None:
     cfg = Config()
     model = build_model(cfg)
-    trainer = Trainer(model, build_loss(cfg), cfg, torch.device("cpu"), build_optimizer(cfg, model))
+    optimizer = build_optimizer(cfg, model)
+    trainer = Trainer(model, build_loss(cfg), CountingMetrics, cfg, torch.device("cpu"), optimizer)
     trainer.global_step = 66
     trainer.early_losses = [torch.tensor(value) for value in (1.6, 1.7, 1.5, 1.6, 1.65, 1.7)]
     with pytest.warns(UserWarning, match="has not decreased in the first 66 steps"):

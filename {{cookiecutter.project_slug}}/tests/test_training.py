@@ -14,7 +14,7 @@ from torch.utils.tensorboard import SummaryWriter
 from config import Config, apply_overrides
 from helpers import CountingMetrics
 from main import main
-from model import Metrics
+from model import build_metrics
 from train import Trainer
 from utils import RunPaths, load_checkpoint
 
@@ -40,7 +40,7 @@ def test_a_short_run_writes_checkpoints_logs_and_plots(workdir, tiny, capsys) ->
     assert main([*tiny, "run_name=r"]) == 0
     assert (RUN / "last.pt").is_file() and (RUN / "best.pt").is_file()
     logged = scalars(LOGS)
-    metric = next(iter(Metrics().compute()))
+    metric = next(iter(build_metrics(apply_overrides(Config(), tiny))().compute()))
     for tag in ("loss/train", "loss/val", f"{metric}/train", f"{metric}/val", "train/lr"):
         assert tag in logged, f"{tag} missing from {sorted(logged)}"
     assert len(logged["loss/val"]) == 2  # one per epoch
@@ -108,7 +108,7 @@ def _linear_trainer(overrides: list[str]) -> Trainer:
     cfg = apply_overrides(Config(), ["optimizer=sgd", "grad_clip=0", "log_every=1000", *overrides])
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
-    return Trainer(model, loss_fn, cfg, torch.device("cpu"), optimizer, metrics=CountingMetrics)
+    return Trainer(model, loss_fn, CountingMetrics, cfg, torch.device("cpu"), optimizer)
 
 
 def test_accumulation_steps_once_per_window_with_the_mean_gradient() -> None:

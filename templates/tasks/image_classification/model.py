@@ -132,28 +132,12 @@ def build_loss(cfg: Config) -> nn.Module:
     return nn.CrossEntropyLoss()
 
 
-class Metrics:
-    """Accuracy over many batches, summed on the device so a training step never waits for it."""
+{% include "shared/accuracy.py" %}
 
-    def __init__(self) -> None:
-        self.correct: torch.Tensor | int = 0
-        self.count = 0
 
-    def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        """Add one batch of predictions."""
-        self.correct += (logits.argmax(dim=1) == labels).sum()
-        self.count += labels.numel()
-
-    def state_dict(self) -> dict[str, int]:
-        """The counts so far, as plain data for mid-epoch checkpoints."""
-        return {"correct": int(self.correct), "count": self.count}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.correct, self.count = state["correct"], state["count"]
-
-    def compute(self) -> dict[str, float]:
-        """The metrics of everything added so far."""
-        return {"acc": float(self.correct) / max(self.count, 1)}
+def build_metrics(cfg: Config) -> type[Accuracy]:
+    """The metric of this task: accuracy."""
+    return Accuracy
 
 
 def overfitted(

@@ -56,7 +56,7 @@ def build_loss(cfg: Config) -> nn.Module:
     return {"mse": nn.MSELoss(), "l1": nn.L1Loss(), "huber": nn.HuberLoss()}[cfg.loss]
 
 
-class Metrics:
+class RegressionMetrics:
     """MAE and R² over many batches, from sums kept on the device."""
 
     def __init__(self) -> None:
@@ -93,6 +93,11 @@ class Metrics:
             "mae": sums["abs_error"] / n,
             "r2": 1 - sums["squared_error"] / variance if defined else math.nan,
         }
+
+
+def build_metrics(cfg: Config) -> type[RegressionMetrics]:
+    """The metrics of this task: MAE and R²."""
+    return RegressionMetrics
 
 
 def overfitted(

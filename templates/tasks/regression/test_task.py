@@ -9,7 +9,7 @@ from torch import nn
 from config import Config
 from dataset import INTERCEPT, generate_linear, true_weights
 from main import main
-from model import LinearRegression, Metrics, describe, overfitted
+from model import LinearRegression, RegressionMetrics, describe, overfitted
 
 
 def test_the_data_follows_y_equals_3x_plus_2_plus_noise() -> None:
@@ -33,14 +33,14 @@ def test_the_multi_feature_variant_has_known_weights() -> None:
 
 def test_mae_and_r2_match_their_definitions() -> None:
     predictions, targets = torch.tensor([[1.0], [2.0], [4.0]]), torch.tensor([[1.5], [2.0], [3.0]])
-    metrics = Metrics()
+    metrics = RegressionMetrics()
     metrics.update(predictions[:2], targets[:2])
     metrics.update(predictions[2:], targets[2:])
     values = metrics.compute()
     assert values["mae"] == pytest.approx(0.5)
     variance = ((targets - targets.mean()) ** 2).sum().item()
     assert values["r2"] == pytest.approx(1 - 1.25 / variance)
-    restored = Metrics()
+    restored = RegressionMetrics()
     restored.load_state_dict(metrics.state_dict())
     assert restored.compute() == values
 
