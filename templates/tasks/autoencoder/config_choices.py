@@ -1,0 +1,2 @@
+STAGES = ("all", "pretrain", "finetune", "scratch")
+LOSSES = ("mse", "l1")

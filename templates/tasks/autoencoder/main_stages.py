@@ -1,0 +1,55 @@
+def train_stages(cfg: Config) -> int:
+    """The pipeline of stage=all, finetune and scratch; each stage is a run of its own.
+
+    all: pretrain the autoencoder on every training image, without labels, as run
+    <name>-pretrain; then finetune. finetune: train the head of a classifier on the frozen
+    pretrained encoder with the labels of `labeled_fraction` of the training images
+    (<name>-finetune), then the same classifier from scratch on the same labels (<name>-scratch),
+    and print both accuracies. scratch: that baseline alone.
+    """
+    name = cfg.run_name or new_run_name(cfg)
+    stages = {"all": ("pretrain", "finetune", "scratch"), "finetune": ("finetune", "scratch")}
+    runs = {}
+    for stage in stages.get(cfg.stage, ("scratch",)):
+        epochs = cfg.epochs if stage == "pretrain" else cfg.finetune_epochs
+        overrides = [f"stage={stage}", f"run_name={name}-{stage}", f"epochs={epochs}"]
+        runs[stage] = apply_overrides(cfg, overrides)
+        refuse_to_replace(runs[stage])  # now, not after the stages before it have trained
+
+    if "pretrain" in runs:
+        best = RunPaths.for_run(runs["pretrain"]).checkpoints / "best.pt"
+        exit_code, _ = fit(runs["pretrain"])
+        if exit_code:
+            print(
+                "after resuming it, run the other stages with:\n"
+                f"    python src/main.py stage=finetune run_name={name} encoder_from={best}"
+            )
+            return exit_code
+        runs["finetune"] = apply_overrides(runs["finetune"], [f"encoder_from={best}"])
+    accuracy = {}
+    if "finetune" in runs:
+        encoder_from = find_pretrain_checkpoint(runs["finetune"])
+        finetune = apply_overrides(runs["finetune"], [f"encoder_from={encoder_from}"])
+        seed_everything(cfg.seed)  # the head starts from the same weights as in the scratch run
+        model = build_model(finetune)
+        load_encoder(model, encoder_from)
+        print(f"\nfinetune: the encoder of {encoder_from}, frozen")
+        exit_code, trainer = fit(finetune, model=model)
+        if exit_code:
+            print(
+                "after resuming it, train the baseline with:\n"
+                f"    python src/main.py stage=scratch run_name={name}"
+            )
+            return exit_code
+        accuracy["pretrained encoder (frozen), trained head"] = best_epoch(trainer)["val_acc"]
+    print("\nscratch: the same classifier, every layer trained from random weights")
+    exit_code, trainer = fit(runs["scratch"])
+    if exit_code:
+        return exit_code
+    accuracy["the same classifier from scratch"] = best_epoch(trainer)["val_acc"]
+    print(f"\nval accuracy with the labels of {cfg.labeled_fraction:.0%} of the training images:")
+    for what, value in accuracy.items():
+        print(f"  {value:.4f}  {what}")
+    return 0
+
+

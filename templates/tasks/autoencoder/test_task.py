@@ -1,0 +1,170 @@
+"""What is special to the autoencoder: the stages, the frozen encoder, test-time training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from config import Config, apply_overrides
+from dataset import CLASSES, add_noise, generate_shapes, make_dataloaders
+from main import main
+from model import Autoencoder, Classifier, ReconstructionMetrics, accuracy_with_ttt, build_model
+from train import build_optimizer
+from utils import load_checkpoint
+
+CPU = torch.device("cpu")
+# A whole pipeline in a few seconds: 280 training images, 56 of them labeled.
+PIPELINE = ["num_samples=400", "width=8", "epochs=2", "finetune_epochs=3", "batch_size=32"]
+PIPELINE += ["labeled_fraction=0.2", "log_every=2"]
+RUNS = Path("models/checkpoints/default")
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path, CPU)["model"]
+
+
+def test_pretraining_sees_images_only_and_the_classifiers_few_labels(workdir) -> None:
+    pretrain = apply_overrides(Config(), ["num_samples=400", "stage=pretrain"])
+    train, val, _ = make_dataloaders(pretrain)
+    images, targets = next(iter(train))
+    assert torch.equal(images, targets)  # each image is its own target
+    assert len(train.dataset) == 280 and len(val.dataset) == 60
+
+    finetune = apply_overrides(pretrain, ["stage=finetune", "labeled_fraction=0.1"])
+    train, val, test = make_dataloaders(finetune)
+    images, labels = next(iter(train))
+    assert labels.dtype == torch.int64 and images.shape[1:] == (1, 32, 32)
+    assert len(train.dataset) == 28 and len(val.dataset) == 60 and len(test.dataset) == 60
+    assert sum(train.dataset.class_counts().values()) == 28
+    assert set(train.dataset.class_counts()) == set(CLASSES)
+
+
+def test_test_noise_shifts_the_test_split_only(workdir) -> None:
+    plain = apply_overrides(Config(), ["num_samples=400", "stage=scratch"])
+    shifted = apply_overrides(plain, ["test_noise=0.3"])
+    for split, (a, b) in enumerate(
+        zip(make_dataloaders(plain), make_dataloaders(shifted), strict=True)
+    ):
+        same = torch.equal(a.dataset.images, b.dataset.images)
+        assert same == (split < 2), split  # train and val untouched, test shifted
+    images = generate_shapes(20, 16, 0.1, seed=0)["images"]
+    assert torch.equal(add_noise(images, 0.3, seed=1), add_noise(images, 0.3, seed=1))
+    assert add_noise(images, 0.0, seed=1) is images
+
+
+def test_finetuning_trains_the_head_only() -> None:
+    cfg = apply_overrides(Config(), ["stage=finetune"])
+    model = build_model(cfg)
+    assert isinstance(model, Classifier) and model.decoder is not None
+    optimizer = build_optimizer(cfg, model)
+    optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert optimized == {id(p) for p in model.head.parameters()}
+    model.train()
+    assert not model.encoder.training  # frozen batch-norm statistics
+    scratch = build_model(apply_overrides(cfg, ["stage=scratch"]))
+    assert scratch.decoder is None and all(p.requires_grad for p in scratch.parameters())
+    assert isinstance(build_model(Config()), Autoencoder)  # stage=all starts with pretrain
+
+
+def test_psnr_matches_its_definition() -> None:
+    images = torch.zeros(2, 1, 4, 4)
+    metrics = ReconstructionMetrics()
+    metrics.update(images + 0.1, images)  # mse 0.01 in a range of 2: 10 log10(4 / 0.01)
+    assert metrics.compute()["psnr"] == pytest.approx(26.0206, abs=1e-3)
+    restored = ReconstructionMetrics()
+    restored.load_state_dict(metrics.state_dict())
+    assert restored.compute() == metrics.compute()
+
+
+def test_the_pipeline_pretrains_finetunes_and_compares_with_scratch(workdir, capsys) -> None:
+    assert main([*PIPELINE, "run_name=p"]) == 0
+    out = capsys.readouterr().out
+    assert "val accuracy with the labels of 20% of the training images:" in out
+    comparison = out.split("training images:\n")[1].splitlines()
+    assert comparison[0].endswith("pretrained encoder (frozen), trained head")
+    assert comparison[1].endswith("the same classifier from scratch")
+
+    pretrained = weights(RUNS / "p-pretrain" / "best.pt")
+    finetuned = weights(RUNS / "p-finetune" / "last.pt")
+    for name, tensor in finetuned.items():  # frozen: the pretrained weights and statistics
+        if not name.startswith("head."):
+            assert torch.equal(tensor, pretrained[name]), name
+    config = load_checkpoint(RUNS / "p-finetune" / "last.pt", CPU)["config"]
+    assert config["encoder_from"] == str(RUNS / "p-pretrain" / "best.pt")
+    assert config["epochs"] == 3  # finetune_epochs
+    scratch = weights(RUNS / "p-scratch" / "last.pt")
+    assert not torch.equal(scratch["encoder.0.weight"], pretrained["encoder.0.weight"])
+    assert not any(name.startswith("decoder.") for name in scratch)
+
+    events = EventAccumulator("results/logs/default/p-pretrain", size_guidance={"images": 0})
+    events.Reload()
+    pairs = events.Images("outputs_beside_inputs/val")
+    assert len(pairs) == 2  # one per epoch
+    assert (pairs[0].width, pairs[0].height) == (8 * 64, 32)  # 8 pairs of input | output
+
+
+def test_finetune_finds_the_newest_pretrain_run(workdir, capsys) -> None:
+    assert main([*PIPELINE, "stage=pretrain", "run_name=a"]) == 0
+    assert main([*PIPELINE, "stage=finetune", "run_name=b"]) == 0
+    out = capsys.readouterr().out
+    assert f"the encoder of {RUNS / 'a' / 'best.pt'}, frozen" in out
+    assert (RUNS / "b-finetune" / "best.pt").is_file() and (RUNS / "b-scratch").is_dir()
+
+
+def test_finetune_without_a_pretrained_encoder_says_what_to_do(workdir, capsys) -> None:
+    assert main([*PIPELINE, "stage=finetune"]) == 2
+    err = capsys.readouterr().err
+    assert "needs a pretrained encoder" in err and "stage=all" in err
+    assert not RUNS.exists()  # nothing half-written
+
+
+def test_the_pipeline_refuses_to_replace_a_run_before_training_anything(workdir, capsys) -> None:
+    assert main([*PIPELINE, "stage=scratch", "run_name=p"]) == 0
+    assert main([*PIPELINE, "run_name=p"]) == 2  # p-scratch exists
+    assert "run default/p-scratch already has checkpoints" in capsys.readouterr().err
+    assert not (RUNS / "p-pretrain").exists()
+
+
+def test_an_encoder_from_a_classifier_checkpoint_is_refused(workdir, capsys) -> None:
+    assert main([*PIPELINE, "stage=scratch", "run_name=s"]) == 0
+    encoder_from = RUNS / "s-scratch" / "best.pt"
+    assert main([*PIPELINE, "stage=finetune", f"encoder_from={encoder_from}"]) == 2
+    assert "not of a pretrain run" in capsys.readouterr().err
+
+
+def test_test_time_training_adapts_per_batch_and_restores_the_weights(workdir, capsys) -> None:
+    assert main([*PIPELINE, "run_name=p"]) == 0
+    best = RUNS / "p-finetune" / "best.pt"
+    cfg = apply_overrides(Config(), [*PIPELINE, "stage=finetune", "ttt_steps=3"])
+    model = build_model(cfg)
+    model.load_state_dict(weights(best))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    _, _, test_loader = make_dataloaders(cfg)
+    accuracy = accuracy_with_ttt(model, test_loader, cfg, CPU)
+    assert 0 <= accuracy <= 1
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+
+    capsys.readouterr()
+    assert main(["--test", str(best), "ttt_steps=3", "test_noise=0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "test_acc " in out and "test_acc_ttt " in out
+
+
+def test_test_time_training_needs_a_finetuned_model(workdir, capsys) -> None:
+    assert main([*PIPELINE, "stage=scratch", "run_name=s"]) == 0
+    assert main(["--test", str(RUNS / "s-scratch" / "best.pt"), "ttt_steps=2"]) == 2
+    assert "only a stage=finetune checkpoint has" in capsys.readouterr().err
+
+
+def test_image_sizes_that_the_encoder_cannot_halve_are_refused(workdir, capsys) -> None:
+    assert main(["--overfit-batch", "image_size=36"]) == 2
+    assert "image_size must be a multiple of 8" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_classifier_climbs_the_overfit_ladder(workdir) -> None:
+    assert main(["--overfit-batch", "stage=scratch", "num_samples=400"]) == 0
