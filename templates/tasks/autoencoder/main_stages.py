@@ -1,20 +1,23 @@
-def train_stages(cfg: Config) -> int:
+def train_stages(cfg: Config, overrides: list[str]) -> int:
     """The pipeline of stage=all, finetune and scratch; each stage is a run of its own.
 
     all: pretrain the autoencoder on every training image, without labels, as run
     <name>-pretrain; then finetune. finetune: train the head of a classifier on the frozen
     pretrained encoder with the labels of `labeled_fraction` of the training images
     (<name>-finetune), then the same classifier from scratch on the same labels (<name>-scratch),
-    and print both accuracies. scratch: that baseline alone.
+    and print both accuracies. scratch: that baseline alone. A stop prints how to finish the
+    stage it hit and run the others, with the same `overrides`.
     """
     name = cfg.run_name or new_run_name(cfg)
     stages = {"all": ("pretrain", "finetune", "scratch"), "finetune": ("finetune", "scratch")}
     runs = {}
     for stage in stages.get(cfg.stage, ("scratch",)):
         epochs = cfg.epochs if stage == "pretrain" else cfg.finetune_epochs
-        overrides = [f"stage={stage}", f"run_name={name}-{stage}", f"epochs={epochs}"]
-        runs[stage] = apply_overrides(cfg, overrides)
+        changes = [f"stage={stage}", f"run_name={name}-{stage}", f"epochs={epochs}"]
+        runs[stage] = apply_overrides(cfg, changes)
         refuse_to_replace(runs[stage])  # now, not after the stages before it have trained
+    own = ("stage", "run_name", "encoder_from")  # set by the commands below
+    same = " ".join(o for o in overrides if o.partition("=")[0].strip() not in own)
 
     if "pretrain" in runs:
         best = RunPaths.for_run(runs["pretrain"]).checkpoints / "best.pt"
@@ -22,7 +25,7 @@ def train_stages(cfg: Config) -> int:
         if exit_code:
             print(
                 "after resuming it, run the other stages with:\n"
-                f"    python src/main.py stage=finetune run_name={name} encoder_from={best}"
+                f"    python src/main.py {same} stage=finetune run_name={name} encoder_from={best}"
             )
             return exit_code
         runs["finetune"] = apply_overrides(runs["finetune"], [f"encoder_from={best}"])
@@ -38,7 +41,7 @@ def train_stages(cfg: Config) -> int:
         if exit_code:
             print(
                 "after resuming it, train the baseline with:\n"
-                f"    python src/main.py stage=scratch run_name={name}"
+                f"    python src/main.py {same} stage=scratch run_name={name}"
             )
             return exit_code
         accuracy["pretrained encoder (frozen), trained head"] = best_epoch(trainer)["val_acc"]

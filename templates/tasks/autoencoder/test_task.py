@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from config import Config, apply_overrides
 from dataset import CLASSES, add_noise, generate_shapes, make_dataloaders
+from helpers import start, wait_for_checkpoint
 from main import main
 from model import Autoencoder, Classifier, ReconstructionMetrics, accuracy_with_ttt, build_model
 from train import build_optimizer
@@ -168,3 +170,22 @@ def test_image_sizes_that_the_encoder_cannot_halve_are_refused(workdir, capsys) 
 @pytest.mark.slow
 def test_the_classifier_climbs_the_overfit_ladder(workdir) -> None:
     assert main(["--overfit-batch", "stage=scratch", "num_samples=400"]) == 0
+
+
+@pytest.mark.slow
+def test_a_pipeline_stopped_while_pretraining_can_be_finished(workdir, capsys) -> None:
+    args = [*PIPELINE, "epochs=60", "scheduler=step", "early_stopping_patience=0", "run_name=p"]
+    process = start(args)
+    wait_for_checkpoint(RUNS / "p-pretrain" / "last.pt", process, lambda c: c["epoch"] >= 1)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert not (RUNS / "p-finetune").exists() and not (RUNS / "p-scratch").exists()
+
+    saved = load_checkpoint(RUNS / "p-pretrain" / "last.pt", CPU)
+    resume = ["--resume", str(RUNS / "p-pretrain" / "last.pt"), f"epochs={saved['epoch'] + 1}"]
+    assert main(resume) == 0
+    rest = out.split("run the other stages with:\n")[1].split()
+    assert rest[:2] == ["python", "src/main.py"] and "num_samples=400" in rest
+    assert main(rest[2:]) == 0
+    assert "pretrained encoder (frozen), trained head" in capsys.readouterr().out
