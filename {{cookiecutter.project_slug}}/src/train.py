@@ -299,10 +299,11 @@ class Trainer:
         self.model.eval()
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             outputs = self.model(self.preview.to(self.device)).float().cpu()
-        if outputs.shape == self.preview.shape:
-            pairs = torch.cat([self.preview.float(), outputs], dim=3)  # side by side
-            step = self.global_step
-            self.writer.add_images("outputs_beside_inputs/val", to_unit_range(pairs), step)
+        if outputs.shape != self.preview.shape:
+            self.preview = None  # outputs that are no images: nothing to show, ever
+            return
+        pairs = torch.cat([self.preview.float(), outputs], dim=3)  # side by side
+        self.writer.add_images("outputs_beside_inputs/val", to_unit_range(pairs), self.global_step)
 
     def train_epoch(self, loader: DataLoader) -> dict[str, float]:
         """One pass over `loader` (the rest of it, after a mid-epoch resume); returns the epoch's

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,20 @@ def test_accumulation_steps_once_per_window_with_the_mean_gradient() -> None:
     whole.train_epoch(DataLoader(TensorDataset(inputs[:9], labels[:9]), batch_size=9))
     for a, b in zip(windowed.model.parameters(), whole.model.parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_the_loss_check_waits_for_20_steps_on_short_epochs(workdir) -> None:
+    inputs, labels = torch.randn(4, 4).repeat(2, 1), torch.randint(3, (4,)).repeat(2)
+    loader = DataLoader(TensorDataset(inputs, labels), batch_size=4)  # 2 identical batches
+    stuck = ["lr=1e-12", "sanity_checks=false", "early_stopping_patience=0"]
+    short = _linear_trainer([*stuck, "epochs=3", "run_name=short"])  # 6 steps: too few
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        short.fit(loader, loader, RunPaths.for_run(short.cfg))
+    assert not [w for w in caught if "has not decreased" in str(w.message)]
+    long = _linear_trainer([*stuck, "epochs=12", "run_name=long"])
+    with pytest.warns(UserWarning, match="has not decreased in the first 20 steps"):
+        long.fit(loader, loader, RunPaths.for_run(long.cfg))
 
 
 def test_checkpoint_round_trip_restores_the_trainer(workdir) -> None:
