@@ -135,6 +135,7 @@ QUALITY_BARS = {
     "image_classification": {"bar": ("acc", 0.90)},
     "regression": {"bar": ("r2", 0.65)},
     "autoencoder": {"bar-pretrain": ("psnr", 16.0), "bar-finetune": ("acc", 0.60)},
+    "transformer": {"bar": ("acc", 0.95)},
 }
 
 

@@ -68,6 +68,9 @@ class Config:
     scheduler: str = option("cosine", "lr schedule: " + ", ".join(SCHEDULERS), choices=SCHEDULERS)
     lr_decay: float = option(0.1, "lr factor of the step and plateau schedules", gt=0, lt=1)
     lr_step_epochs: int = option(5, "epochs per decay (step), or to wait for one (plateau)", ge=1)
+    warmup_steps: int = option(
+        {{ task.warmup_steps }}, "steps of linear lr warmup before none, step or cosine; 0: none", ge=0
+    )
     grad_clip: float = option(1.0, "largest gradient norm before each step; 0 disables", ge=0)
     accumulate_steps: int = option(1, "batches whose gradients add up to one step", ge=1)
     amp: bool = option(True, "mixed precision on CUDA (bf16, else fp16); no effect on CPU")
@@ -184,6 +187,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"val_fraction + test_fraction must leave samples to train on, got "
             f"{cfg.val_fraction} + {cfg.test_fraction} >= 1; lower one of them."
+        )
+    if cfg.warmup_steps and cfg.scheduler in ("onecycle", "plateau"):
+        reason = "warms up by itself" if cfg.scheduler == "onecycle" else "adapts once per epoch"
+        raise ConfigError(
+            f"warmup_steps={cfg.warmup_steps} does not combine with scheduler={cfg.scheduler}, "
+            f"which {reason}. Use warmup_steps=0, or scheduler=cosine, step or none."
         )
 
 

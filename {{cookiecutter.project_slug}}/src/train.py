@@ -82,20 +82,29 @@ def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
 def build_scheduler(
     cfg: Config, optimizer: torch.optim.Optimizer, batches_per_epoch: int
 ) -> Scheduler | None:
-    """The schedule named by `cfg.scheduler`; all but plateau advance once per optimizer step."""
+    """The schedule named by `cfg.scheduler`, after `cfg.warmup_steps` of linear warmup; all but
+    plateau advance once per optimizer step."""
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.accumulate_steps)
     total_steps = cfg.epochs * steps_per_epoch
-    if cfg.scheduler == "step":
-        step_size = cfg.lr_step_epochs * steps_per_epoch
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size, gamma=cfg.lr_decay)
-    if cfg.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     if cfg.scheduler == "onecycle":
         peaks = [group["lr"] for group in optimizer.param_groups]  # one per parameter group
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, peaks, total_steps=total_steps)
     if cfg.scheduler == "plateau":
         return ReduceLROnPlateau(optimizer, factor=cfg.lr_decay, patience=cfg.lr_step_epochs)
-    return None
+    warmup = min(cfg.warmup_steps, total_steps - 1)
+    schedule = None
+    if cfg.scheduler == "step":
+        step_size = cfg.lr_step_epochs * steps_per_epoch
+        schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size, gamma=cfg.lr_decay)
+    elif cfg.scheduler == "cosine":
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps - warmup)
+    if warmup <= 0:
+        return schedule
+    # From lr / warmup_steps up to lr, then the schedule as if it started at step 0.
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, 1 / warmup, total_iters=warmup)
+    if schedule is None:
+        return ramp
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, schedule], milestones=[warmup])
 
 
 class EpochTotals:
@@ -696,8 +705,8 @@ def endless(loader: DataLoader) -> Iterator[Any]:
 def suggest_lr(lrs: list[float], losses: list[float]) -> float:
     """Where the loss falls fastest against log(lr), before its minimum: a safe, fast lr."""
     lowest = losses.index(min(losses))
-    if lowest < 2:
-        return lrs[lowest] / 10
+    if lowest < 2:  # no descent to measure: stay within the swept range
+        return max(lrs[lowest] / 10, lrs[0])
     log_lrs = torch.tensor(lrs[: lowest + 1]).log()
     slopes = torch.tensor(losses[: lowest + 1]).diff() / log_lrs.diff()
     return lrs[int(slopes.argmin()) + 1]

@@ -48,6 +48,12 @@ def test_bad_overrides_name_the_problem(override: str, message: str) -> None:
         apply_overrides(Config(), [override])
 
 
+@pytest.mark.parametrize("scheduler", ["onecycle", "plateau"])
+def test_warmup_is_refused_with_schedules_that_cannot_take_it(scheduler: str) -> None:
+    with pytest.raises(ConfigError, match=f"does not combine with scheduler={scheduler}"):
+        apply_overrides(Config(), [f"scheduler={scheduler}", "warmup_steps=10"])
+
+
 def test_unknown_key_lists_the_valid_keys() -> None:
     with pytest.raises(ConfigError) as error:
         apply_overrides(Config(), ["learning_rate=0.1"])

@@ -16,7 +16,7 @@ from config import Config, apply_overrides
 from helpers import CountingMetrics
 from main import main
 from model import build_metrics
-from train import Trainer
+from train import Trainer, build_scheduler
 from utils import RunPaths, load_checkpoint
 
 RUN = Path("models/checkpoints/default/r")
@@ -165,9 +165,24 @@ def test_checkpoint_round_trip_restores_the_trainer(workdir) -> None:
     assert restored.resumed_from == saved
 
 
+def test_warmup_ramps_the_lr_up_then_hands_over_to_the_schedule() -> None:
+    overrides = ["lr=1", "epochs=2", "warmup_steps=4", "scheduler=cosine"]
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1)
+    scheduler = build_scheduler(apply_overrides(Config(), overrides), optimizer, 5)  # 10 steps
+    lrs = []
+    for _ in range(10):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[:5] == pytest.approx([0.25, 0.4375, 0.625, 0.8125, 1.0])
+    assert lrs[4:] == sorted(lrs[4:], reverse=True) and 0 < lrs[-1] < 0.1  # cosine down to ~0
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0, abs=1e-12)
+
+
 @pytest.mark.parametrize("scheduler", ["none", "step", "cosine", "onecycle", "plateau"])
 def test_every_scheduler_trains_and_checkpoints(workdir, tiny, scheduler) -> None:
-    assert main([*tiny, "run_name=r", f"scheduler={scheduler}", "epochs=1"]) == 0
+    warmup = "warmup_steps=0" if scheduler in ("onecycle", "plateau") else "warmup_steps=3"
+    assert main([*tiny, "run_name=r", f"scheduler={scheduler}", warmup, "epochs=1"]) == 0
     assert load_checkpoint(RUN / "last.pt", torch.device("cpu"))["epoch"] == 1
 
 
