@@ -15,21 +15,10 @@ def generate_shapes(
     cy = radius + uniform(0, 1) * (image_size - 1 - 2 * radius)
     brightness = uniform(0.5, 1.0)
 
-    grid = torch.arange(image_size, dtype=torch.float32)
-    dx = (grid.view(1, 1, -1) - cx).abs()  # (N, 1, S) -> broadcast to (N, S, S)
-    dy = (grid.view(1, -1, 1) - cy).abs()
-    distance = (dx**2 + dy**2).sqrt()
-    bar = radius / 3
-    masks = torch.stack(
-        [
-            distance <= radius,  # circle
-            torch.maximum(dx, dy) <= 0.85 * radius,  # square of similar area
-            (dy <= radius) & (dx <= ((grid.view(1, -1, 1) - cy) + radius) / 2),  # triangle
-            ((dx <= bar) & (dy <= radius)) | ((dy <= bar) & (dx <= radius)),  # cross
-            (distance <= radius) & (distance >= radius / 2),  # ring
-        ]
-    )  # (classes, N, S, S)
-    shape = masks[labels, torch.arange(num_samples)].float()
+    shape = shape_masks(labels, radius, cx, cy, image_size).float()
     pixels = shape * brightness + noise * torch.randn(shape.shape, generator=generator)
     images = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).unsqueeze(1)
     return {"images": images, "labels": labels}
+
+
+{% include "shared/shape_masks.py" %}

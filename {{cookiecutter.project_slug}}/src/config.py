@@ -65,7 +65,7 @@ class Config:
     lr: float = option({{ task.lr }}, "learning rate (the peak rate for onecycle)", gt=0)
     optimizer: str = option("adamw", "adam, adamw, or sgd with momentum", choices=OPTIMIZERS)
     weight_decay: float = option({{ task.weight_decay }}, "L2 penalty (decoupled for adamw)", ge=0)
-    scheduler: str = option("cosine", "lr schedule: " + ", ".join(SCHEDULERS), choices=SCHEDULERS)
+    scheduler: str = option("{{ task.scheduler }}", "lr schedule: " + ", ".join(SCHEDULERS), choices=SCHEDULERS)
     lr_decay: float = option(0.1, "lr factor of the step and plateau schedules", gt=0, lt=1)
     lr_step_epochs: int = option(5, "epochs per decay (step), or to wait for one (plateau)", ge=1)
     warmup_steps: int = option(

@@ -27,6 +27,9 @@ from model import (
 from model import build_loss, build_metrics, build_model, describe
 {% endif %}
 from train import (
+{% if task.trainer != "Trainer" %}
+    {{ task.trainer }},
+{% endif %}
     Trainer,
     TrainingStopped,
     build_optimizer,
@@ -153,7 +156,7 @@ def fit(
     scheduler = build_scheduler(cfg, optimizer, len(train_loader))
     loss_fn, metrics = build_loss(cfg), build_metrics(cfg)
     with GracefulStop() as stop:
-        trainer = Trainer(model, loss_fn, metrics, cfg, device, optimizer, scheduler, stop)
+        trainer = {{ task.trainer }}(model, loss_fn, metrics, cfg, device, optimizer, scheduler, stop)
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint, checkpoint_path)
             print(
@@ -207,8 +210,8 @@ def refuse_to_replace(cfg: Config) -> None:
 
 
 def best_epoch(trainer: Trainer) -> dict[str, float]:
-    """The history row of the epoch with the lowest val_loss: the one best.pt holds."""
-    return min(trainer.history, key=lambda row: row["val_loss"])
+    """The history row of the epoch with the lowest validation `monitor`: the one in best.pt."""
+    return min(trainer.history, key=lambda row: row[f"val_{trainer.monitor}"])
 
 
 def resumed_config(saved: Config, overrides: list[str]) -> Config:
@@ -240,7 +243,7 @@ def overfit(cfg: Config) -> int:
         model = build_model(cfg).to(device)
         # No schedule: the question is whether the model can learn at all, at the configured lr.
         optimizer = build_optimizer(cfg, model)
-        trainer = Trainer(model, build_loss(cfg), build_metrics(cfg), cfg, device, optimizer)
+        trainer = {{ task.trainer }}(model, build_loss(cfg), build_metrics(cfg), cfg, device, optimizer)
         result = trainer.overfit_batch(inputs[:size], targets[:size], cfg.overfit_steps)
         print(result.report(cfg))
         if not result.fitted:
@@ -255,7 +258,7 @@ def find_lr(cfg: Config) -> int:
     train_loader, _, _ = make_dataloaders(cfg)
     model = build_model(cfg).to(device)
     optimizer = build_optimizer(cfg, model)
-    trainer = Trainer(model, build_loss(cfg), build_metrics(cfg), cfg, device, optimizer)
+    trainer = {{ task.trainer }}(model, build_loss(cfg), build_metrics(cfg), cfg, device, optimizer)
     lrs, losses = trainer.find_lr(train_loader, cfg.lr_finder_steps)
     if len(lrs) < 3:
         raise ConfigError("the loss diverged at once, even at lr=1e-7; check the data and model.")
@@ -285,7 +288,7 @@ def test(checkpoint_path: Path, overrides: list[str]) -> int:
     _, _, test_loader = make_dataloaders(cfg)
     model = build_model(cfg)
     load_model_weights(model, checkpoint, checkpoint_path)
-    trainer = Trainer(model.to(device), build_loss(cfg), build_metrics(cfg), cfg, device)
+    trainer = {{ task.trainer }}(model.to(device), build_loss(cfg), build_metrics(cfg), cfg, device)
     results = trainer.evaluate(test_loader, desc="test")
 {% include "tasks/" ~ cookiecutter.task ~ "/main_test_extra.py" ignore missing %}
     scores = " | ".join(f"test_{k} {v:.4f}" for k, v in results.items())

@@ -1,3 +1,4 @@
+{% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task %}
 """The training loop: a `Trainer` that fits the model, validates it, logs and checkpoints it."""
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from tqdm import tqdm
 
 from checks import FirstStepChecks
 from config import Config, UserError, to_dict
-from model import overfitted, parameter_groups
+{% set model_imports = (task.train_model_imports.split() + ["overfitted", "parameter_groups"]) | sort %}
+from model import {{ model_imports | join(", ") }}
 from utils import (
     CHECKPOINT_VERSION,
     CheckpointError,
@@ -70,8 +72,8 @@ def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
             (cfg.weight_decay, [p for p in trainable if p.ndim > 1]),
             (0.0, [p for p in trainable if p.ndim <= 1]),
         ):
-            if params:
-                groups.append({"params": params, "lr": group["lr"], "weight_decay": decay})
+            if params:  # with the group's other options, such as Adam's betas
+                groups.append({**group, "params": params, "weight_decay": decay})
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
     if cfg.optimizer == "adam":
@@ -183,9 +185,11 @@ class Trainer:
     """Fits a model: training epochs, validation, TensorBoard logs, checkpoints, early stopping.
 
     Everything the next step depends on lives on the instance (`epoch`, `global_step`, the position
-    `batches_done` inside the epoch, its running `totals`, `best_val_loss`, ...) and goes into
+    `batches_done` inside the epoch, its running `totals`, `best_score`, ...) and goes into
     every checkpoint through `state_dict`, so a resumed run continues exactly where it stopped.
     """
+
+    monitor = "loss"  # the validation value that picks best.pt and drives early stopping
 
     def __init__(
         self,
@@ -220,7 +224,7 @@ class Trainer:
         self.global_step = 0  # optimizer steps taken
         self.batches_done = 0  # batches of the current epoch already trained on
         self.totals: EpochTotals | None = None  # running sums of the current epoch
-        self.best_val_loss = math.inf
+        self.best_score = math.inf  # the lowest validation `monitor` so far
         self.epochs_without_improvement = 0
         self.history: list[dict[str, float]] = []
         self.resumed_from: Path | None = None  # never pruned
@@ -280,8 +284,8 @@ class Trainer:
             self.writer.close()
         if self.patience_exhausted():
             print(
-                f"early stopping: no better val_loss for {self.epochs_without_improvement} epochs "
-                f"(best {self.best_val_loss:.4f})"
+                f"early stopping: no better val_{self.monitor} for "
+                f"{self.epochs_without_improvement} epochs (best {self.best_score:.4f})"
             )
         save_curves(self.history, run.plots / "curves.png")
 
@@ -300,9 +304,9 @@ class Trainer:
         return inputs[:8]
 
     @torch.inference_mode()
-    def log_outputs_beside_inputs(self) -> None:
-        """For models whose outputs are images like their inputs (an autoencoder's
-        reconstructions): each preview image beside its output, once per epoch."""
+    def log_epoch_images(self) -> None:
+        """Images logged once per epoch. For models whose outputs are images like their inputs
+        (an autoencoder's reconstructions): each preview image beside its output."""
         if self.preview is None:
             return
         self.model.eval()
@@ -481,14 +485,14 @@ class Trainer:
 
     def end_epoch(self, train: dict[str, float], val: dict[str, float], seconds: float) -> None:
         """Book-keeping after an epoch: best tracking, schedule, logs, checkpoints, summary line."""
-        improved = val["loss"] < self.best_val_loss
+        improved = val[self.monitor] < self.best_score
         if improved:
-            self.best_val_loss = val["loss"]
+            self.best_score = val[self.monitor]
             self.epochs_without_improvement = 0
         else:
             self.epochs_without_improvement += 1
         if isinstance(self.scheduler, ReduceLROnPlateau):
-            self.scheduler.step(val["loss"])
+            self.scheduler.step(val[self.monitor])
 
         row = {
             "epoch": self.epoch,
@@ -503,7 +507,7 @@ class Trainer:
         for name, value in val.items():
             self.writer.add_scalar(f"{name}/val", value, self.global_step)
         self.writer.add_scalar("epoch", self.epoch, self.global_step)
-        self.log_outputs_beside_inputs()
+        self.log_epoch_images()
         self.writer.flush()
 
         # Two decisions: the state is always saved (to resume); best.pt only on improvement.
@@ -537,7 +541,8 @@ class Trainer:
             "global_step": self.global_step,
             "batches_done": self.batches_done,
             "totals": None if self.totals is None else self.totals.state_dict(),
-            "best_val_loss": self.best_val_loss,
+            "monitor": self.monitor,
+            "best_score": self.best_score,
             "epochs_without_improvement": self.epochs_without_improvement,
             "history": self.history,
             "rng": rng_state(),
@@ -589,7 +594,7 @@ class Trainer:
         self.batches_done = checkpoint["batches_done"]
         if checkpoint["totals"] is not None:
             self.totals = EpochTotals.from_state(checkpoint["totals"], self.device, self.metrics)
-        self.best_val_loss = checkpoint["best_val_loss"]
+        self.best_score = checkpoint["best_score"]
         self.epochs_without_improvement = checkpoint["epochs_without_improvement"]
         self.history = checkpoint["history"]
         # The step file that last.pt shares its contents with is the one being resumed from.
@@ -723,3 +728,4 @@ def load_model_weights(model: nn.Module, checkpoint: dict[str, Any], path: Path)
             "Use the config the checkpoint was trained with (--resume and --test read it from the "
             "checkpoint; do not override model settings such as width)."
         ) from None
+{% include "tasks/" ~ cookiecutter.task ~ "/train_extra.py" ignore missing %}

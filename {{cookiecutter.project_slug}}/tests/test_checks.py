@@ -42,7 +42,9 @@ BUGS = {
         "src/model.py",
         None,
         IGNORE_MOST_LAYERS,
-        "trainable parameters received no gradient",
+        # No gradient reaches the layers before; where every path to the loss runs through the
+        # detached input (a GAN's generator), the loss itself has none.
+        ("trainable parameters received no gradient", "the loss has no grad_fn"),
     ),
     "optimizer.step() removed": (
         "src/train.py",
@@ -64,8 +66,8 @@ BUGS = {
     ),
     "learning rate 0": (
         "src/train.py",
-        '"lr": group["lr"]',
-        '"lr": 0.0',
+        '{**group, "params": params,',
+        '{**group, "lr": 0.0, "params": params,',
         "optimizer.step() is not called, the learning rate is 0",
     ),
 }
@@ -107,7 +109,8 @@ def test_each_classic_bug_is_caught_and_named(project_copy: Path, tiny, bug: str
     inject(project_copy, file, old, new)
     result = run(project_copy, *tiny, *LAYERED, "epochs=1")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert cause in result.stderr
+    causes = cause if isinstance(cause, tuple) else (cause,)
+    assert any(c in result.stderr for c in causes), result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -116,7 +119,7 @@ def test_the_overfit_ladder_catches_the_discarded_layers(project_copy: Path) -> 
     inject(project_copy, "src/model.py", None, IGNORE_MOST_LAYERS)
     result = run(project_copy, "--overfit-batch", *LAYERED)
     assert result.returncode == 1
-    assert "received no gradient" in result.stderr
+    assert any(c in result.stderr for c in BUGS["forward ignores most layers"][3])
 
 
 @pytest.mark.slow
@@ -133,7 +136,7 @@ def test_the_unmodified_project_passes_every_check(workdir, tiny, capsys) -> Non
     assert main(["--overfit-batch"]) == 0
     out = capsys.readouterr().out
     assert "overfit check passed: one sample" in out
-    assert "overfit check passed: one batch of 64 samples" in out
+    assert f"overfit check passed: one batch of {Config().batch_size} samples" in out
 
 
 def test_shapes_that_cannot_match_the_loss_are_named() -> None:

@@ -1,0 +1,3 @@
+STAGES = ("full", "coarse_to_fine", "coarse", "fine")
+NORMS = ("batch", "group")
+LOSSES = ("dice_ce", "dice_focal")

@@ -1,0 +1,18 @@
+    # Data: built-in synthetic scenes, one shape and a distracting line each (see dataset.py)
+    num_samples: int = option(2000, "images generated in total, before the splits", ge=3)
+    image_size: int = option(64, "side of the square images in pixels; a multiple of 8", ge=8)
+    noise: float = option(0.5, "std of the Gaussian pixel noise (intensities are 0-1)", ge=0)
+
+    # Coarse to fine (seed 000, strategy 1): find the region at low resolution, segment the crop
+    stage: str = option("full", "full, coarse_to_fine, or its stages coarse, fine", choices=STAGES)
+    coarse_factor: int = option(4, "the coarse model sees images shrunk by this factor", ge=2)
+    crop_size: int = option(32, "side of the fine model's crops; a multiple of 8", ge=8)
+    coarse_from: str = option("", "fine: the coarse best.pt that --test finds regions with")
+
+    # Model: a U-Net (see model.py) and its compound loss
+    width: int = option(8, "channels of the first U-Net level; each level down doubles it", ge=1)
+    norm: str = option("batch", "normalisation in the conv blocks: batch or group", choices=NORMS)
+    loss: str = option("dice_ce", "dice_ce (Dice + cross-entropy) or dice_focal", choices=LOSSES)
+    dice_weight: float = option(1.0, "weight of the Dice term of the loss", ge=0)
+    pixel_weight: float = option(1.0, "weight of the per-pixel term (cross-entropy or focal)", ge=0)
+    focal_gamma: float = option(2.0, "dice_focal: how strongly easy pixels are discounted", ge=0)

@@ -1,0 +1,2 @@
+    elif cfg.stage == "coarse_to_fine":
+        return train_coarse_to_fine(cfg, overrides)

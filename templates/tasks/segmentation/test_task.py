@@ -1,0 +1,153 @@
+"""What is special to segmentation: scenes, compound loss, Dice and IoU, flips, coarse to fine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from config import Config, apply_overrides
+from dataset import crop_around_shapes, generate_scenes, shrink
+from main import main
+from model import (
+    CompoundLoss,
+    SegmentationMetrics,
+    build_model,
+    dice_loss,
+    predict_with_flips,
+    segment_coarse_to_fine,
+)
+
+
+def test_the_scenes_are_deterministic_and_the_lines_are_not_in_the_masks() -> None:
+    data = generate_scenes(40, 64, noise=0.0, seed=5)
+    images, masks = data["images"], data["masks"]
+    assert images.shape == (40, 1, 64, 64) and masks.shape == (40, 64, 64)
+    assert set(masks.unique().tolist()) == {0, 1}
+    assert (images[:, 0][masks == 1] >= 127).all()  # without noise, shapes are bright...
+    bright_outside = ((images[:, 0] >= 127) & (masks == 0)).flatten(1).any(dim=1)
+    assert bright_outside.sum() >= 20  # ...and so are the lines around most of them
+    assert torch.equal(images, generate_scenes(40, 64, noise=0.0, seed=5)["images"])
+
+
+def test_the_coarse_and_fine_stages_see_shrunk_images_and_crops() -> None:
+    data = generate_scenes(100, 64, noise=0.5, seed=0)
+    small_images, small_masks = shrink(data["images"], data["masks"], 4)
+    assert small_images.shape == (100, 1, 16, 16) and small_masks.shape == (100, 16, 16)
+    upsampled = small_masks.repeat_interleave(4, dim=1).repeat_interleave(4, dim=2)
+    assert (upsampled >= data["masks"]).all()  # the coarse mask covers every shape pixel
+    crops, crop_masks = crop_around_shapes(data["images"], data["masks"], 32, seed=0)
+    assert crops.shape == (100, 1, 32, 32) and crop_masks.shape == (100, 32, 32)
+    assert crop_masks.sum() >= 0.97 * data["masks"].sum()  # shifted, but around the shape
+
+
+def test_dice_and_iou_match_their_definitions() -> None:
+    masks = torch.zeros(2, 4, 4, dtype=torch.long)
+    masks[0, :2] = 1  # 8 true shape pixels
+    predicted = torch.zeros(2, 4, 4, dtype=torch.long)
+    predicted[0, 1:3] = 1  # 8 predicted, 4 of them right
+    logits = F.one_hot(predicted, 2).permute(0, 3, 1, 2).float()
+    metrics = SegmentationMetrics()
+    metrics.update(logits[:1], masks[:1])
+    metrics.update(logits[1:], masks[1:])
+    values = metrics.compute()
+    assert values["dice"] == pytest.approx(2 * 4 / (8 + 8))
+    assert values["iou"] == pytest.approx(4 / 12)
+    restored = SegmentationMetrics()
+    restored.load_state_dict(metrics.state_dict())
+    assert restored.compute() == values
+
+
+def test_the_compound_loss_weighs_its_terms() -> None:
+    torch.manual_seed(0)
+    logits, masks = torch.randn(2, 2, 8, 8), torch.randint(0, 2, (2, 8, 8))
+    cross_entropy = F.cross_entropy(logits, masks)
+    dice = dice_loss(logits.softmax(dim=1), masks)
+    assert CompoundLoss(0.0, 1.0, None)(logits, masks) == pytest.approx(cross_entropy.item())
+    assert CompoundLoss(1.0, 0.0, None)(logits, masks) == pytest.approx(dice.item())
+    assert CompoundLoss(0.5, 2.0, None)(logits, masks) == pytest.approx(
+        0.5 * dice.item() + 2 * cross_entropy.item()
+    )
+    focal = CompoundLoss(0.0, 1.0, focal_gamma=2.0)(logits, masks)
+    assert 0 < focal < cross_entropy  # easy pixels are discounted
+    assert CompoundLoss(0.0, 1.0, focal_gamma=0.0)(logits, masks) == pytest.approx(
+        cross_entropy.item()
+    )
+    perfect = torch.where(F.one_hot(masks, 2).permute(0, 3, 1, 2) == 1, 20.0, -20.0)
+    assert dice_loss(perfect.softmax(dim=1), masks) < 1e-3
+
+
+@pytest.mark.parametrize("norm", ["batch", "group"])
+def test_the_unet_keeps_the_resolution_with_either_norm(norm: str) -> None:
+    model = build_model(apply_overrides(Config(), ["width=4", f"norm={norm}"]))
+    assert model(torch.randn(2, 1, 32, 24)).shape == (2, 2, 32, 24)
+    kinds = {type(m).__name__ for m in model.modules()}
+    assert ("GroupNorm" if norm == "group" else "BatchNorm2d") in kinds
+
+
+def test_flip_tta_averages_the_flipped_predictions_back() -> None:
+    torch.manual_seed(0)
+    pointwise = nn.Conv2d(1, 2, kernel_size=1)  # flipping commutes with it
+    images = torch.randn(3, 1, 8, 8)
+    assert torch.allclose(predict_with_flips(pointwise, images), pointwise(images).softmax(1))
+    shifted = nn.Conv2d(1, 2, kernel_size=3, padding=1)
+    by_hand = sum(
+        shifted(images.flip(dims)).softmax(1).flip(dims) for dims in ([], [3], [2], [2, 3])
+    )
+    assert torch.allclose(predict_with_flips(shifted, images), by_hand / 4, atol=1e-6)
+
+
+class MarksTheBrightest(nn.Module):
+    """A stand-in coarse model: 'shape' at the brightest pixel of each image."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        flat = images.flatten(1)
+        hot = F.one_hot(flat.argmax(dim=1), flat.shape[1]).view_as(images[:, 0]).float()
+        return torch.stack([1 - hot, hot], dim=1)
+
+
+def test_coarse_to_fine_segments_the_crop_where_the_coarse_model_points() -> None:
+    cfg = apply_overrides(Config(), ["image_size=64", "coarse_factor=4", "crop_size=16"])
+    images = torch.full((1, 1, 64, 64), -1.0)
+    images[0, 0, 40:44, 8:12] = 1.0  # coarse pixel (10, 2)
+    fine = nn.Conv2d(1, 2, kernel_size=1)
+    logits, corners = segment_coarse_to_fine(MarksTheBrightest(), fine, images, cfg)
+    assert corners == [(34, 2)]  # centred on (41.5, 9.5), rounded
+    inside = logits[0, :, 34:50, 2:18]
+    assert torch.allclose(inside, fine(images[:, :, 34:50, 2:18])[0])
+    outside = logits[0].clone()
+    outside[:, 34:50, 2:18] = 0
+    assert (outside.argmax(dim=0) == 0).all()  # background everywhere else
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["image_size=60"], "image_size must be a multiple of 8"),
+        (["stage=coarse_to_fine", "image_size=64", "coarse_factor=16"], "image_size / coarse"),
+        (["stage=fine", "image_size=32", "crop_size=40"], "crop_size (40) is larger"),
+    ],
+)
+def test_sizes_the_unet_cannot_take_are_refused(workdir, capsys, overrides, message) -> None:
+    assert main(overrides) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_the_coarse_to_fine_pipeline_trains_both_stages_and_tests_them(workdir, capsys) -> None:
+    tiny = ["num_samples=200", "width=4", "epochs=2", "batch_size=32"]
+    assert main([*tiny, "stage=coarse_to_fine", "run_name=p"]) == 0
+    out = capsys.readouterr().out
+    assert "coarse to fine on the full-size val images: dice" in out
+    fine = Path("models/checkpoints/default/p-fine/best.pt")
+    saved = torch.load(fine, weights_only=True)["config"]
+    assert saved["stage"] == "fine"
+    assert saved["coarse_from"] == "models/checkpoints/default/p-coarse/best.pt"
+    assert main(["--test", str(fine)]) == 0
+    out = capsys.readouterr().out
+    for key in ("test_dice", "test_dice_tta", "test_dice_tta_gain", "test_pipeline_dice"):
+        assert f"{key} " in out
