@@ -107,14 +107,16 @@ class GeneratorLoss(nn.Module):
         return F.softplus(-logits[:, 1].float()).mean()
 
 
-def discriminator_loss(logits: torch.Tensor) -> torch.Tensor:
+class DiscriminatorLoss(nn.Module):
     """-log D(x) - log(1 - D(G(z))) from the (B, 2) logits on real and fake images."""
-    logits = logits.float()
-    return F.softplus(-logits[:, 0]).mean() + F.softplus(logits[:, 1]).mean()
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        return (F.softplus(-logits[:, 0]) + F.softplus(logits[:, 1])).mean()
 
 
 def build_loss(cfg: Config) -> nn.Module:
-    """The generator's loss; the discriminator's is `discriminator_loss`."""
+    """The generator's loss; the discriminator's is `DiscriminatorLoss`."""
     return GeneratorLoss()
 
 
@@ -129,9 +131,9 @@ class AdversarialMetrics:
     def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
         """Add one batch of (B, 2) logits."""
         logits = logits.detach().float()
-        d_loss = F.softplus(-logits[:, 0]) + F.softplus(logits[:, 1])
+        d_loss = DiscriminatorLoss()(logits) * len(logits)
         probs = logits.sigmoid()
-        batch = torch.stack([d_loss.sum(), probs[:, 0].sum(), probs[:, 1].sum()])
+        batch = torch.stack([d_loss, probs[:, 0].sum(), probs[:, 1].sum()])
         self.sums = self.sums.to(batch.device) + batch
         self.count += len(logits)
 

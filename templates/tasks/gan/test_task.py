@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from checks import FirstStepChecks, SanityError
 from config import Config, apply_overrides
 from main import main
 from model import build_loss, build_metrics, build_model, frechet_distance, image_features
@@ -55,6 +57,27 @@ def test_each_step_trains_both_networks_with_their_own_optimizers(tiny) -> None:
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert any(n.startswith("generator.") for n in changed)
     assert outputs.shape == (8, 2)
+
+
+def test_the_discriminators_first_step_is_checked_too(tiny) -> None:
+    trainer = trainer_for(tiny)
+    unused = torch.nn.Parameter(torch.zeros(3))
+    trainer.model.discriminator.register_parameter("unused", unused)
+    trainer.d_optimizer.add_param_group({"params": [unused]})
+    trainer.first_step = FirstStepChecks(trainer.model, trainer.loss_fn)
+    trainer.model.train()
+    missing = r"1 of \d+ trainable parameters received no gradient: discriminator \(unused\)"
+    with pytest.raises(SanityError, match=missing):
+        trainer.forward(torch.rand(8, 1, 32, 32) * 2 - 1, torch.zeros(8, dtype=torch.long))
+
+
+def test_a_rising_generator_loss_is_no_warning(tiny) -> None:
+    trainer = trainer_for(tiny)
+    trainer.global_step = 20
+    trainer.early_losses = [torch.tensor(value) for value in (0.7, 0.8, 1.5, 2.0, 2.1, 2.2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trainer.warn_if_loss_did_not_move()
 
 
 def test_the_frechet_distance_is_zero_for_the_same_set_and_grows_with_a_shift() -> None:

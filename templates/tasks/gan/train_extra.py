@@ -8,7 +8,9 @@ class GANTrainer(Trainer):
     `discriminator_step` updates the discriminator with its own Adam (`d_optimizer`, constant
     lr x `d_lr_factor`) on the real batch against fresh, detached fakes; the discriminator is
     then frozen (requires_grad off) while the generator's loss flows through it, so the
-    generator's step never touches it. Checkpoints hold both optimizers and loss scalers.
+    generator's step never touches it, as the generator is frozen during the discriminator's.
+    `accumulate_steps` applies to the generator only; the discriminator steps on every batch.
+    Checkpoints hold both optimizers and loss scalers.
 
     Validation adds `fd`, the Frechet distance of `fd_samples` images generated from fixed
     noise to the validation images: it picks best.pt and drives early stopping. Every epoch
@@ -34,6 +36,7 @@ class GANTrainer(Trainer):
             model.discriminator.parameters(), lr=cfg.lr * cfg.d_lr_factor, betas=(0.5, 0.999)
         )
         self.d_scaler = torch.amp.GradScaler(device.type, enabled=self.scaler.is_enabled())
+        self.d_loss_fn = DiscriminatorLoss()
 
     def forward(
         self, inputs: torch.Tensor, targets: torch.Tensor
@@ -44,22 +47,46 @@ class GANTrainer(Trainer):
         return super().forward(inputs, targets)
 
     def discriminator_step(self, real: torch.Tensor) -> None:
-        """One update of the discriminator: real images towards "real", fakes towards "fake"."""
+        """One update of the discriminator: real images towards "real", fakes towards "fake".
+
+        The first one goes through the same checks as the generator's first step.
+        """
         discriminator = self.model.discriminator
-        discriminator.requires_grad_(True)
+        self.train_only(self.d_optimizer)
+        checks = None if self.first_step is None else FirstStepChecks(self.model, self.d_loss_fn)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             with torch.no_grad():
                 fake = self.model.sample(len(real))
             logits = torch.stack([discriminator(real), discriminator(fake)], dim=1)
-            loss = discriminator_loss(logits)
+            loss = self.d_loss_fn(logits)
+        if checks is not None:
+            checks.after_forward(logits, loss)
         self.d_scaler.scale(loss).backward()
         if self.cfg.grad_clip > 0:
             self.d_scaler.unscale_(self.d_optimizer)
             nn.utils.clip_grad_norm_(discriminator.parameters(), self.cfg.grad_clip)
+        if checks is not None:
+            checks.before_optimizer_step()
+            scale = self.d_scaler.get_scale()
         self.d_scaler.step(self.d_optimizer)
         self.d_scaler.update()
+        if checks is not None:
+            checks.after_optimizer_step(step_skipped=self.d_scaler.get_scale() < scale)
         self.d_optimizer.zero_grad(set_to_none=True)
-        discriminator.requires_grad_(False)  # the generator's step must not train it
+        self.train_only(self.optimizer)  # the generator's step must not train the discriminator
+
+    def train_only(self, optimizer: torch.optim.Optimizer) -> None:
+        """Let gradients reach only the parameters that `optimizer` trains: the other network is
+        frozen, so its gradients are neither computed nor mistaken for this step's."""
+        own = {p for group in optimizer.param_groups for p in group["params"]}
+        others = (self.d_optimizer, self.optimizer)
+        for p in {p for other in others for group in other.param_groups for p in group["params"]}:
+            p.requires_grad_(p in own)
+
+    def warn_if_loss_did_not_move(self) -> None:
+        """Nothing to warn about: the generator's loss rises as the discriminator learns, so it
+        cannot tell whether the game works. `fd`, measured at every validation, can."""
+        self.early_losses = None
 
     @torch.inference_mode()
     def evaluate(self, loader: DataLoader, desc: str = "evaluate") -> dict[str, float]:
