@@ -9,16 +9,20 @@ import keyword
 import re
 import sys
 
-PROJECT_NAME = json.loads(
+ANSWERS = json.loads(
     r"""
-{{ cookiecutter.project_name | tojson }}
+{{ {
+    "project_name": cookiecutter.project_name,
+    "project_slug": cookiecutter.project_slug,
+    "task": cookiecutter.task,
+    "dataset": cookiecutter.dataset,
+    "datasets": cookiecutter._datasets,
+} | tojson }}
 """.strip()
 )
-PROJECT_SLUG = json.loads(
-    r"""
-{{ cookiecutter.project_slug | tojson }}
-""".strip()
-)
+PROJECT_NAME, PROJECT_SLUG = ANSWERS["project_name"], ANSWERS["project_slug"]
+TASK, DATASET = ANSWERS["task"], ANSWERS["dataset"]
+DATASETS = ANSWERS["datasets"]  # the data sources of each task: cookiecutter.json's `_datasets`
 
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 # A project folder with one of these names would shadow the module on sys.path when Python runs
@@ -50,6 +54,13 @@ def slug_problem(slug: str) -> str | None:
 
 
 def main() -> int:
+    if DATASET not in DATASETS.get(TASK, ()):
+        print(
+            f"ERROR: task={TASK} cannot be generated with dataset={DATASET}; it supports "
+            f"{', '.join(DATASETS.get(TASK, ()))}. Choose one of those, or a task that reads "
+            f"{DATASET} ({', '.join(t for t, d in DATASETS.items() if DATASET in d)})."
+        )
+        return 1
     if not PROJECT_NAME.strip():
         print("ERROR: project_name is empty; give the project a name, e.g. 'Shape Classifier'.")
         return 1

@@ -9,11 +9,14 @@ from pathlib import Path
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[1]
-CHOICES = {
-    key: value
-    for key, value in json.loads((TEMPLATE / "cookiecutter.json").read_text()).items()
-    if isinstance(value, list)
-}
+CONTEXT = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+CHOICES = {key: value for key, value in CONTEXT.items() if isinstance(value, list)}
+# Every (task, dataset) pair the template generates; the pre-gen hook refuses the others.
+COMBINATIONS = [
+    {"task": task, "dataset": dataset}
+    for task in CHOICES["task"]
+    for dataset in CONTEXT["_datasets"][task]
+]
 
 Bake = Callable[..., Path]
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 from bakery import TEMPLATE, Bake, bake_into
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Parallel workers each run generated projects' training in subprocesses; torch's default of
+    # one thread per core would oversubscribe the cores, and its spinning threads then waste most
+    # of the time. One thread each keeps every core busy with useful work.
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture

@@ -88,6 +88,15 @@ def test_empty_project_name_is_refused(bake: Bake, tmp_path, capfd) -> None:
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_a_dataset_the_task_cannot_read_is_refused(bake: Bake, tmp_path, capfd) -> None:
+    with pytest.raises(FailedHookException):
+        bake(hooks=True, task="regression", dataset="image_folder")
+    out = capfd.readouterr().out
+    assert "ERROR: task=regression cannot be generated with dataset=image_folder" in out
+    assert "it supports synthetic" in out and "(image_classification)" in out
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_answers_reach_hooks_as_data_never_as_code(bake: Bake, tmp_path, capfd) -> None:
     marker = tmp_path / "pwned"
     sneaky = f'""")\nimport pathlib; pathlib.Path({str(marker)!r}).touch()\nx = ("'

@@ -1,4 +1,4 @@
-{% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task %}
+{% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task with context %}
 """The experiment's settings: the one file to edit when you want to try something different.
 
 Every field can also be overridden for one run from the command line, without editing this file:
@@ -53,6 +53,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 class Config:
     """Everything that defines an experiment. Each field says what it does and its valid values."""
 
+{% include "tasks/" ~ cookiecutter.task ~ "/config_data_" ~ cookiecutter.dataset ~ ".py" ignore missing %}
 {% include "tasks/" ~ cookiecutter.task ~ "/config_fields.py" %}
 
     # Splits, drawn deterministically from `seed`
@@ -92,7 +93,11 @@ class Config:
     # Outputs, each in <dir>/<experiment>/<run_name>/
     experiment: str = option("default", "name grouping related runs")
     run_name: str = option("", "this run's folder name; empty: a timestamp like 20260131-142501")
+{% if cookiecutter.dataset == "image_folder" %}
+    data_dir: str = option("data", "folder of your images (see dataset.py for its layouts)")
+{% else %}
     data_dir: str = option("data", "folder of the datasets (the built-in data is cached here)")
+{% endif %}
     checkpoint_dir: str = option("models/checkpoints", "where last.pt and best.pt go")
     log_dir: str = option("results/logs", "where TensorBoard event files go")
     plot_dir: str = option("results/visualizations", "where the training-curve plots go")

@@ -1,1 +1,1 @@
-{% include "tasks/" ~ cookiecutter.task ~ "/dataset.py" %}
+{% include "tasks/" ~ cookiecutter.task ~ "/dataset_" ~ cookiecutter.dataset ~ ".py" %}

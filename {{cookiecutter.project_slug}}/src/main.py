@@ -1,4 +1,4 @@
-{% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task %}
+{% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task with context %}
 """Entry point: `python src/main.py [key=value ...] [MODE]`; `--help` lists the modes and keys.
 
 Wiring only: it reads the command line, builds the data, model, optimizer and Trainer, and reports

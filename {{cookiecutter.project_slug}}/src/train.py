@@ -1,4 +1,4 @@
-{% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task %}
+{% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task with context %}
 """The training loop: a `Trainer` that fits the model, validates it, logs and checkpoints it."""
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ class Trainer:
         """`metrics` makes the accumulator of the task's metrics over batches; `optimizer` may be
         left out by callers that only evaluate; `stop` is polled after every optimizer step."""
         self.model = model
-        self.loss_fn = loss_fn
+        self.loss_fn = loss_fn.to(device)  # class weights and other buffers of the loss
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.cfg = cfg

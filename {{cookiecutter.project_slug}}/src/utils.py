@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -69,12 +69,14 @@ class EpochSampler(Sampler[int]):
     """A shuffling sampler whose order depends only on (seed, epoch) and that can start mid-epoch.
 
     Both make resuming exact: a resumed run sees the same order as an uninterrupted one, and skips
-    the samples it already trained on without loading them. The Trainer calls `set_epoch`.
+    the samples it already trained on without loading them. The Trainer calls `set_epoch`. With
+    `weights`, each epoch draws as many samples with replacement, in proportion to them.
     """
 
-    def __init__(self, size: int, seed: int) -> None:
+    def __init__(self, size: int, seed: int, weights: torch.Tensor | None = None) -> None:
         self.size = size
         self.seed = seed
+        self.weights = weights
         self.epoch = 0
         self.start = 0
 
@@ -84,7 +86,10 @@ class EpochSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(self.size, generator=generator)
+        if self.weights is None:
+            order = torch.randperm(self.size, generator=generator)
+        else:
+            order = torch.multinomial(self.weights, self.size, True, generator=generator)
         return iter(order[self.start :].tolist())
 
     def __len__(self) -> int:
@@ -131,18 +136,18 @@ def make_loaders(
 ) -> tuple[DataLoader, DataLoader, DataLoader]:
     """The three loaders of a task; only the training one shuffles."""
     return (
-        make_loader(train, cfg, shuffle=True),
-        make_loader(val, cfg, shuffle=False),
-        make_loader(test, cfg, shuffle=False),
+        make_loader(train, cfg, EpochSampler(len(train), cfg.seed)),
+        make_loader(val, cfg),
+        make_loader(test, cfg),
     )
 
 
-def make_loader(dataset: Dataset, cfg: Config, shuffle: bool) -> DataLoader:
-    """A DataLoader with the project's settings; shuffled in an order set by (seed, epoch)."""
+def make_loader(dataset: Dataset, cfg: Config, sampler: EpochSampler | None = None) -> DataLoader:
+    """A DataLoader with the project's settings: in order, or in the order of `sampler`."""
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size,
-        sampler=EpochSampler(len(dataset), cfg.seed) if shuffle else None,
+        sampler=sampler,
         num_workers=cfg.num_workers,
         pin_memory=resolve_device(cfg.device).type == "cuda",  # faster copies to the GPU
         persistent_workers=cfg.num_workers > 0,
@@ -204,8 +209,11 @@ def new_run_name(cfg: Config) -> str:
     return name
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """Write `obj` with torch.save so that `path` always holds either the old or the new file.
+def atomic_save(
+    obj: Any, path: Path, write: Callable[[Any, IO[bytes]], object] | None = None
+) -> None:
+    """Write `obj` with `write` (default torch.save) so that `path` holds either the old or the
+    new file.
 
     A crash in the middle of `torch.save(obj, path)` would leave a truncated file in place of the
     previous checkpoint; writing a temporary file in the same folder, syncing it to disk and
@@ -216,7 +224,7 @@ def atomic_save(obj: Any, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as tmp:
-            torch.save(obj, tmp)
+            (write or torch.save)(obj, tmp)
             tmp.flush()
             os.fsync(tmp.fileno())
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes files private; use the usual mode

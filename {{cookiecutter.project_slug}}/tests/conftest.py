@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers import TINY
+from helpers import TINY, make_data_folder
 
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh project-like folder as the current directory: outputs land there."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "data").mkdir()
+    make_data_folder(tmp_path / "data")
     return tmp_path
 
 

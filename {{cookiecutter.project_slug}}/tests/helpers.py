@@ -1,4 +1,4 @@
-{% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task %}
+{% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task with context %}
 """What the tests share besides fixtures: tiny settings and helpers to run the project."""
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ import pytest
 import torch
 
 import main as entry_point
+{% if cookiecutter.dataset == "image_folder" %}
+from dataset import write_example_images
+{% endif %}
 
 # Small enough for a CPU test to train in a second or two, big enough to learn something.
 TINY = [{{ task.tiny_overrides }}, "epochs=2", "batch_size=32", "log_every=2"]
@@ -28,6 +31,18 @@ LAYERED: list[str] = []  # the default model already has several layers
 
 SRC = Path(entry_point.__file__).resolve().parent
 CHECKPOINTS = Path("models/checkpoints/default")
+
+
+{% if cookiecutter.dataset == "image_folder" %}
+def make_data_folder(folder: Path) -> None:
+    """The data/ folder of a fresh project, with 133 example images per class: splits of 279,
+    60 and 60 samples, the sizes the synthetic data of the other projects give the tests."""
+    write_example_images(folder, per_class=133)
+{% else %}
+def make_data_folder(folder: Path) -> None:
+    """The data/ folder of a fresh project: empty; the built-in data are generated into it."""
+    folder.mkdir()
+{% endif %}
 
 
 def start(args: list[str], **popen: Any) -> subprocess.Popen:

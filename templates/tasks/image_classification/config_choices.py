@@ -1,1 +1,4 @@
 BACKBONES = ("cnn", "resnet18")
+{% if cookiecutter.dataset == "image_folder" %}
+COLORS = ("rgb", "grey")
+{% endif %}

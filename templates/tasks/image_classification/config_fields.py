@@ -1,8 +1,3 @@
-    # Data: the built-in synthetic shapes (see dataset.py)
-    num_samples: int = option(6000, "images generated in total, before the splits", ge=3)
-    image_size: int = option(32, "side of the square images in pixels", ge=16)
-    noise: float = option(0.4, "std of the Gaussian pixel noise (intensities are 0-1)", ge=0)
-
     # Model: a backbone that turns an image into features, and a linear head (see model.py)
     backbone: str = option("cnn", "cnn (small, fast) or resnet18 (torchvision)", choices=BACKBONES)
     width: int = option(16, "cnn: channels of the first conv block; later blocks double it", ge=1)

@@ -9,7 +9,11 @@ import torch
 from torch import nn
 
 from config import Config, ConfigError
-from dataset import CLASSES, IN_CHANNELS
+{% if cookiecutter.dataset == "image_folder" %}
+from dataset import class_names, class_weights, image_channels, train_class_counts
+{% else %}
+from dataset import class_names, image_channels
+{% endif %}
 
 if TYPE_CHECKING:
     from torchvision.models import WeightsEnum
@@ -79,7 +83,7 @@ def download_weights(weights: WeightsEnum) -> dict[str, torch.Tensor]:
         ) from None
 
 
-class ShapeClassifier(nn.Module):
+class ImageClassifier(nn.Module):
     """A backbone that turns images into features, then dropout and a linear head.
 
     With `freeze_backbone` only the head trains (seed 001: retrain the last layer of a pretrained
@@ -97,7 +101,7 @@ class ShapeClassifier(nn.Module):
         self.freeze_backbone = freeze_backbone
         self.backbone.requires_grad_(not freeze_backbone)
 
-    def train(self, mode: bool = True) -> ShapeClassifier:
+    def train(self, mode: bool = True) -> ImageClassifier:
         super().train(mode)
         if self.freeze_backbone:
             self.backbone.eval()  # frozen means its batch-norm statistics too
@@ -114,11 +118,11 @@ def build_model(cfg: Config) -> nn.Module:
     if cfg.backbone == "resnet18":
         backbone = ResNet18(cfg.pretrained)
     else:
-        backbone = SmallCNN(IN_CHANNELS, cfg.width)
-    return ShapeClassifier(backbone, len(CLASSES), cfg.dropout, cfg.freeze_backbone)
+        backbone = SmallCNN(image_channels(cfg), cfg.width)
+    return ImageClassifier(backbone, len(class_names(cfg)), cfg.dropout, cfg.freeze_backbone)
 
 
-def parameter_groups(model: ShapeClassifier, cfg: Config) -> list[dict]:
+def parameter_groups(model: ImageClassifier, cfg: Config) -> list[dict]:
     """The head learns at `lr`, the backbone at `lr * backbone_lr_factor` (seed 001: fine-tune
     all layers, the pretrained ones more gently)."""
     return [
@@ -127,9 +131,18 @@ def parameter_groups(model: ShapeClassifier, cfg: Config) -> list[dict]:
     ]
 
 
+{% if cookiecutter.dataset == "image_folder" %}
+def build_loss(cfg: Config) -> nn.Module:
+    """Cross-entropy on logits: the model must not apply a softmax itself. With
+    `class_weights=auto`, each class weighs inversely to its share of the training split."""
+    if cfg.class_weights == "auto":
+        return nn.CrossEntropyLoss(weight=class_weights(train_class_counts(cfg)))
+    return nn.CrossEntropyLoss()
+{% else %}
 def build_loss(cfg: Config) -> nn.Module:
     """Cross-entropy on logits: the model must not apply a softmax itself."""
     return nn.CrossEntropyLoss()
+{% endif %}
 
 
 {% include "shared/accuracy.py" %}
@@ -145,4 +158,5 @@ def build_metrics(cfg: Config) -> type[Accuracy]:
 
 def describe(model: nn.Module, cfg: Config) -> str:
     """What the trained model tells apart."""
-    return f"{type(model).__name__} tells apart {len(CLASSES)} shapes: {', '.join(CLASSES)}"
+    classes = class_names(cfg)
+    return f"{type(model).__name__} tells apart {len(classes)} classes: {', '.join(classes)}"

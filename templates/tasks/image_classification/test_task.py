@@ -1,7 +1,17 @@
-"""What is special to image classification: the shapes data, its checks, softmax mistakes."""
+{% import "tasks/image_classification/defaults.jinja" as task with context %}
+{% if cookiecutter.dataset == "image_folder" %}
+"""What is special to image classification: your image folder (its checks, splits, transforms and
+class balance), transfer learning, softmax mistakes."""
+{% else %}
+"""What is special to image classification: the shapes data, its checks, transfer learning,
+softmax mistakes."""
+{% endif %}
 
 from __future__ import annotations
 
+{% if cookiecutter.dataset == "image_folder" %}
+import json
+{% endif %}
 import shutil
 import subprocess
 import sys
@@ -10,54 +20,36 @@ from urllib.error import URLError
 
 import pytest
 import torch
+{% if cookiecutter.dataset == "image_folder" %}
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from config import Config, apply_overrides
+from dataset import make_dataloaders, write_example_images
+from helpers import SRC, make_data_folder
+from main import main
+from model import build_loss, build_model
+{% else %}
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from checks import SanityError, check_splits
 from config import Config, apply_overrides
 from dataset import CLASSES, ShapesDataset, generate_shapes
-from helpers import SRC
+from helpers import SRC, make_data_folder
 from main import main
 from model import build_model
+{% endif %}
 from train import build_optimizer, build_scheduler
 from utils import load_checkpoint, seed_everything
 
 LOGITS = "return self.head(features)  # (B, num_classes) logits"
 
 
-def test_the_shapes_are_deterministic_and_balanced() -> None:
-    data = generate_shapes(50, 32, 0.4, seed=7)
-    images, labels = data["images"], data["labels"]
-    assert torch.equal(images, generate_shapes(50, 32, 0.4, seed=7)["images"])
-    assert images.shape == (50, 1, 32, 32) and images.dtype == torch.uint8
-    assert torch.bincount(labels).tolist() == [10] * len(CLASSES)
-    assert not torch.equal(images, generate_shapes(50, 32, 0.4, seed=8)["images"])
-
-
-def test_splits_that_share_samples_are_refused() -> None:
-    images, labels = generate_shapes(40, 16, 0.1, seed=0).values()
-    train, test = ShapesDataset(images[:30], labels[:30]), ShapesDataset(images[25:], labels[25:])
-    with pytest.raises(SanityError, match="the train and test splits share 5 samples"):
-        check_splits({"train": train, "test": test}, imbalance_ratio=3)
-
-
-def test_class_counts_are_reported_and_imbalance_is_warned_about() -> None:
-    images, labels = generate_shapes(60, 16, 0.1, seed=0).values()
-    labels = torch.where(labels == 0, 1, labels)  # no sample of the first class left
-    splits = {
-        "train": ShapesDataset(images[:50], labels[:50]),
-        "val": ShapesDataset(images[50:], labels[50:]),
-    }
-    with pytest.warns(UserWarning, match="class imbalance in the (train|val) split"):
-        report = check_splits(splits, imbalance_ratio=3)
-    assert report.splitlines()[0] == "data: train 50, val 10 samples; no sample is in two splits"
-    assert report.splitlines()[1].split() == ["class", "train", "val"]
-
-
 @pytest.mark.slow
 def test_softmax_before_cross_entropy_is_warned_about(tmp_path: Path, tiny) -> None:
     project = tmp_path / "project"
     shutil.copytree(SRC, project / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    (project / "data").mkdir()
+    make_data_folder(project / "data")
     model = project / "src" / "model.py"
     source = model.read_text()
     assert source.count(LOGITS) == 1
@@ -124,4 +116,5 @@ def test_pretrained_weights_fail_clearly_offline(workdir, monkeypatch, capsys) -
 
 @pytest.mark.slow
 def test_the_resnet18_backbone_climbs_the_overfit_ladder(workdir) -> None:
-    assert main(["--overfit-batch", "backbone=resnet18", "batch_size=8", "num_samples=400"]) == 0
+    assert main(["--overfit-batch", "backbone=resnet18", "batch_size=8", {{ task.tiny_overrides.split(", ")[0] }}]) == 0
+{% include "tasks/image_classification/test_data_" ~ cookiecutter.dataset ~ ".py" %}

@@ -21,6 +21,16 @@ CLASSES = ("circle", "square", "triangle", "cross", "ring")
 IN_CHANNELS = 1
 
 
+def class_names(cfg: Config) -> tuple[str, ...]:
+    """The classes, in label order."""
+    return CLASSES
+
+
+def image_channels(cfg: Config) -> int:
+    """Channels of the images the model sees."""
+    return IN_CHANNELS
+
+
 {% include "shared/shapes_dataset.py" %}
 
 

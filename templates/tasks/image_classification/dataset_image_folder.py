@@ -1,0 +1,494 @@
+"""The data: your images under `data_dir`, checked, split into train/val/test and transformed.
+
+Three layouts are read, the first that fits:
+
+    data/cat/1.jpg, data/dog/2.png, ...          one folder per class, split by `seed`
+    data/train/cat/..., data/val/..., data/test/...  your own split (val/ and test/ optional)
+    data/cat_1.jpg, data/dog_2.png, ...          one folder, labelled by file name (classes=cat,dog)
+
+Every file is opened once when a new run starts: unreadable files stop the run with their names
+(`skip_bad_files=true` skips and counts them), and so does a class folder without images or a file
+name that names no class or several. The split (as file lists), the class names and the
+normalisation statistics of the training split are saved as `data.json` beside the run's
+checkpoints, so `--resume` and `--test` see exactly the same files, even after data/ changes.
+
+Images of any size and mode are converted to `color` and resized (or centre-cropped) to
+`image_size`; augmentation applies to the training split only. The template fills data/ with
+example images of three shapes (`python src/dataset.py` writes them again) so the project trains
+on its first run; replace them with your own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, ImageDraw, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from config import Config, UserError
+from utils import EpochSampler, RunPaths, atomic_save, data_folder, make_loader
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+SPLITS = ("train", "val", "test")
+STATS_IMAGES = 2000  # training images the normalisation statistics are computed on, at most
+SHOWN = 5  # file names quoted in an error message, at most
+
+
+class DataError(UserError):
+    """Data that cannot be used as they are: missing, empty, unreadable or without a label."""
+
+
+def class_names(cfg: Config) -> tuple[str, ...]:
+    """The classes, in label order: `classes` if given, else the class folders' sorted names."""
+    saved = saved_index(cfg)
+    if saved is not None:
+        return tuple(saved["classes"])
+    if cfg.classes:
+        return parse_classes(cfg.classes)
+    root = data_folder(cfg)
+    folders = root / "train" if (root / "train").is_dir() else root
+    return tuple(sorted(p.name for p in folders.iterdir() if p.is_dir() and not hidden(p)))
+
+
+def image_channels(cfg: Config) -> int:
+    """Channels of the images the model sees."""
+    return 3 if cfg.color == "rgb" else 1
+
+
+def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
+    """The train, val and test loaders; only the training loader shuffles (or balances)."""
+    index = load_index(cfg)
+    train_transform, eval_transform = image_transforms(cfg, index["mean"], index["std"])
+    root, classes = data_folder(cfg), tuple(index["classes"])
+    train, val, test = (
+        ImageFiles(root, index["splits"][name], classes, cfg.color, transform, cfg.seed)
+        for name, transform in zip(
+            SPLITS, (train_transform, eval_transform, eval_transform), strict=True
+        )
+    )
+    weights = None
+    if cfg.balanced_sampler:
+        counts = torch.bincount(train.labels, minlength=len(classes)).float()
+        weights = 1 / counts[train.labels]
+    sampler = EpochIndices(len(train), cfg.seed, weights)
+    return (
+        make_loader(train, cfg, sampler),
+        make_loader(val, cfg),
+        make_loader(test, cfg),
+    )
+
+
+def train_class_counts(cfg: Config) -> list[int]:
+    """Samples per class in the training split, for `class_weights=auto`."""
+    index = load_index(cfg)
+    counts = Counter(label for _, label in index["splits"]["train"])
+    return [counts[label] for label in range(len(index["classes"]))]
+
+
+class EpochIndices(EpochSampler):
+    """The EpochSampler's order, each index paired with its epoch, so that the training set can
+    seed each sample's random augmentation from (seed, epoch, index): the same augmentation with
+    any number of workers, and after a resume, as in an uninterrupted run."""
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((self.epoch, index) for index in super().__iter__())
+
+
+class ImageFiles(Dataset):
+    """Image files read on access, converted to `color` and passed through `transform`.
+
+    An item is an index, or (epoch, index) from `EpochIndices`: then the transform's randomness
+    is seeded from the seed, the epoch and the index.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        samples: list[list[Any]],
+        classes: tuple[str, ...],
+        color: str,
+        transform: v2.Transform,
+        seed: int = 0,
+    ) -> None:
+        self.root = root
+        self.seed = seed
+        self.paths = [root / path for path, _ in samples]
+        self.labels = torch.tensor([label for _, label in samples], dtype=torch.long)
+        self.classes = classes
+        self.mode = "RGB" if color == "rgb" else "L"
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(item, int):
+            return self.transform(self.read(item)), self.labels[item]
+        epoch, index = item
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(((self.seed * 1_000_003 + epoch) * 1_000_003 + index) % 2**63)
+            return self.transform(self.read(index)), self.labels[index]
+
+    def read(self, index: int) -> Image.Image:
+        """The image at `index`, in this dataset's mode."""
+        path = self.paths[index]
+        try:
+            with Image.open(path) as image:
+                return image.convert(self.mode)
+        except (OSError, SyntaxError, ValueError) as error:
+            raise DataError(
+                f"cannot read the image {path}: {error}. It was readable when the run started; "
+                "replace the file, or remove it and start a new run."
+            ) from None
+
+    def sample_keys(self) -> list[bytes]:
+        """A fingerprint per file's contents, to find the same image in two splits."""
+        return [hashlib.blake2b(path.read_bytes(), digest_size=16).digest() for path in self.paths]
+
+    def class_counts(self) -> dict[str, int]:
+        """How many samples of each class this split holds."""
+        counts = torch.bincount(self.labels, minlength=len(self.classes)).tolist()
+        return dict(zip(self.classes, counts, strict=True))
+
+
+def image_transforms(
+    cfg: Config, mean: list[float], std: list[float]
+) -> tuple[v2.Transform, v2.Transform]:
+    """The training transform (with augmentation) and the evaluation one (without)."""
+    size = cfg.image_size
+    if cfg.resize == "resize":
+        fit = [v2.Resize((size, size), antialias=True)]
+    else:
+        fit = [v2.Resize(size, antialias=True), v2.CenterCrop(size)]
+    augment: list[v2.Transform] = []
+    if cfg.random_crop:
+        augment.append(v2.RandomCrop(size, padding=size // 8, padding_mode="reflect"))
+    if cfg.hflip:
+        augment.append(v2.RandomHorizontalFlip())
+    if cfg.rotation:
+        augment.append(v2.RandomRotation(cfg.rotation))
+    if cfg.color_jitter:
+        strength = cfg.color_jitter
+        saturation = strength if cfg.color == "rgb" else None
+        augment.append(v2.ColorJitter(strength, strength, saturation))
+    to_float = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    return (
+        v2.Compose([v2.ToImage(), *fit, *augment, *to_float]),
+        v2.Compose([v2.ToImage(), *fit, *to_float]),
+    )
+
+
+def saved_index(cfg: Config) -> dict[str, Any] | None:
+    """The `data.json` of the run `cfg` names, if it has one."""
+    path = RunPaths.for_run(cfg).checkpoints / "data.json"
+    if not cfg.run_name or not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def load_index(cfg: Config) -> dict[str, Any]:
+    """The run's saved split, classes and statistics; for a new run, scanned and saved."""
+    saved = saved_index(cfg)
+    if saved is not None:
+        root = data_folder(cfg)
+        listed = [path for split in saved["splits"].values() for path, _ in split]
+        gone = [path for path in listed if not (root / path).is_file()]
+        if gone:
+            are = "is" if len(gone) == 1 else "are"
+            raise DataError(
+                f"{count(len(gone), 'file')} of this run's split {are} gone from {root}: "
+                f"{quote(gone)}. Put them back, or start a new run to split the data again."
+            )
+        return saved
+    index = scan(cfg)
+    if cfg.run_name:
+        path = RunPaths.for_run(cfg).checkpoints / "data.json"
+        atomic_save(index, path, write=lambda obj, file: file.write(json.dumps(obj).encode()))
+    return index
+
+
+def scan(cfg: Config) -> dict[str, Any]:
+    """Find, check, label and split the images under data_dir; measure the training split."""
+    root = data_folder(cfg)
+    presplit = {name: root / name for name in SPLITS if (root / name).is_dir()}
+    if "train" in presplit:
+        layout = "train/val/test folders, one folder per class in each"
+        classes = class_names(cfg)
+        found = {
+            name: labelled_by_folder(folder, classes, required=name == "train")
+            for name, folder in presplit.items()
+        }
+    elif any(p.is_dir() and not hidden(p) for p in root.iterdir()):
+        layout = "one folder per class"
+        classes = class_names(cfg)
+        found = {"all": labelled_by_folder(root, classes)}
+    elif not image_files(root):
+        raise DataError(
+            f"{root} holds no images. Put them in one folder per class (e.g. {root}/cat/1.jpg, "
+            f"{root}/dog/2.jpg), or run python src/dataset.py for example images to start with."
+        )
+    else:
+        layout = "one folder, labelled by file name"
+        if not cfg.classes:
+            raise DataError(
+                f"{root} has image files but no class folders, so the labels must come from the "
+                "file names: name the classes, e.g. classes=cat,dog (a file's label is the class "
+                "its name contains), or move the images into one folder per class."
+            )
+        classes = parse_classes(cfg.classes)
+        found = {"all": labelled_by_name(root, classes)}
+    check_classes(classes, root)
+    found, skipped, sizes = check_images(found, root, cfg.skip_bad_files)
+    splits = split_samples(found, cfg)
+    for label, name in enumerate(classes):
+        if not any(sample_label == label for _, sample_label in splits["train"]):
+            raise DataError(
+                f"the class {name!r} has no image in the training split, so the model cannot "
+                "learn it. Add images of it, or leave it out with classes=... ."
+            )
+    relative = {name: [[str(p.relative_to(root)), y] for p, y in s] for name, s in splits.items()}
+    mean, std = channel_statistics(root, relative["train"], cfg)
+    report(cfg, root, layout, classes, relative, skipped, sizes, mean, std)
+    return {"classes": list(classes), "splits": relative, "mean": mean, "std": std}
+
+
+def parse_classes(text: str) -> tuple[str, ...]:
+    """`classes=cat,dog` as a tuple, refusing empty or repeated names."""
+    classes = tuple(name.strip() for name in text.split(","))
+    if "" in classes or len(set(classes)) != len(classes):
+        raise DataError(
+            f"classes={text!r} must be distinct names separated by commas, e.g. classes=cat,dog."
+        )
+    return classes
+
+
+def check_classes(classes: tuple[str, ...], root: Path) -> None:
+    if len(classes) < 2:
+        raise DataError(
+            f"found {len(classes)} class{'' if len(classes) == 1 else 'es'} under {root} "
+            f"({', '.join(classes) or 'none'}); a classifier needs at least two. Put each class's "
+            "images in a folder of its own, e.g. data/cat/ and data/dog/."
+        )
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files in `folder` and its sub-folders, in a fixed order."""
+    return sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not hidden(p)
+    )
+
+
+def image_files_or_none(folder: Path) -> list[Path]:
+    return image_files(folder) if folder.is_dir() else []
+
+
+def hidden(path: Path) -> bool:
+    return path.name.startswith(".")
+
+
+def labelled_by_folder(
+    folder: Path, classes: tuple[str, ...], required: bool = True
+) -> list[tuple[Path, int]]:
+    """(file, label) for each image in the class folders under `folder`; each class must have
+    images there when `required` (a val/ or test/ folder may lack a class: it is reported)."""
+    samples = []
+    for label, name in enumerate(classes):
+        class_folder = folder / name
+        if not required and not image_files_or_none(class_folder):
+            continue
+        if not class_folder.is_dir():
+            raise DataError(
+                f"the class folder {class_folder} does not exist. Create it with that class's "
+                "images, or leave the class out of classes=... ."
+            )
+        files = image_files(class_folder)
+        if not files:
+            raise DataError(
+                f"the class folder {class_folder} has no images (looked for "
+                f"{', '.join(sorted(IMAGE_SUFFIXES))}). Add images of {name!r}, or remove the "
+                "folder."
+            )
+        samples += [(path, label) for path in files]
+    return samples
+
+
+def labelled_by_name(folder: Path, classes: tuple[str, ...]) -> list[tuple[Path, int]]:
+    """(file, label) where each file name contains exactly one class name as a word."""
+    samples, undecided = [], []
+    for path in image_files(folder):
+        words = set(re.split(r"[^a-z0-9]+", path.stem.lower()))
+        labels = [label for label, name in enumerate(classes) if name.lower() in words]
+        if len(labels) == 1:
+            samples.append((path, labels[0]))
+        else:
+            undecided.append(path)
+    if undecided:
+        raise DataError(
+            f"{count(len(undecided), 'file name')} decide no label: each must contain exactly one "
+            f"of the classes {', '.join(classes)} as a word, and these contain none or several: "
+            f"{quote(undecided)}. Rename or remove them (a picture of a cat and a dog needs a "
+            "decision: which class is it?)."
+        )
+    return samples
+
+
+def check_images(
+    found: dict[str, list[tuple[Path, int]]], root: Path, skip_bad_files: bool
+) -> tuple[dict[str, list[tuple[Path, int]]], list[str], Counter]:
+    """Open every file: the readable ones, the names of those skipped, and the sizes seen."""
+    bad: list[str] = []
+    sizes: Counter = Counter()
+    kept: dict[str, list[tuple[Path, int]]] = {}
+    for name, samples in found.items():
+        kept[name] = []
+        for path, label in samples:
+            try:
+                with Image.open(path) as image:
+                    image.verify()
+                    sizes[image.size] += 1
+                kept[name].append((path, label))
+            except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as error:
+                bad.append(f"{path.relative_to(root)} ({error})")
+    if bad and not skip_bad_files:
+        raise DataError(
+            f"{count(len(bad), 'file')} under {root} cannot be read as "
+            f"{'an image' if len(bad) == 1 else 'images'}: {quote(bad)}. Replace or "
+            "remove them, or pass skip_bad_files=true to train without them (they are counted)."
+        )
+    if not any(kept.values()):
+        raise DataError(f"no readable image under {root}; add images in one of the layouts above.")
+    return kept, bad, sizes
+
+
+def split_samples(
+    found: dict[str, list[tuple[Path, int]]], cfg: Config
+) -> dict[str, list[tuple[Path, int]]]:
+    """train/val/test: the folders given, and the missing splits drawn from the training data,
+    per class (stratified) and from `seed`, by val_fraction and test_fraction."""
+    pool = found.pop("all", None) or found.pop("train")
+    missing = [name for name in ("val", "test") if name not in found]
+    fractions = {"val": cfg.val_fraction, "test": cfg.test_fraction}
+    splits: dict[str, list[tuple[Path, int]]] = {name: [] for name in SPLITS}
+    shuffler = random.Random(cfg.seed)
+    for label in sorted({y for _, y in pool}):
+        members = [sample for sample in pool if sample[1] == label]
+        shuffler.shuffle(members)
+        start = 0
+        for name in missing:
+            count = round(len(members) * fractions[name])
+            splits[name] += members[start : start + count]
+            start += count
+        splits["train"] += members[start:]
+    for name in found:
+        splits[name] = found[name]
+    for name, samples in splits.items():
+        if not samples:
+            raise DataError(
+                f"the {name} split is empty: {len(pool)} images are too few for val_fraction="
+                f"{cfg.val_fraction} and test_fraction={cfg.test_fraction}. Add images, or raise "
+                "the fraction."
+            )
+    return splits
+
+
+def channel_statistics(
+    root: Path, samples: list[list[Any]], cfg: Config
+) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of (up to STATS_IMAGES) training images, as the model sees them."""
+    step = max(1, len(samples) // STATS_IMAGES)
+    chosen = samples[::step][:STATS_IMAGES]
+    dataset = ImageFiles(root, chosen, ("",), cfg.color, image_transforms(cfg, [0.0], [1.0])[1])
+    pixels = torch.stack([dataset[i][0] for i in range(len(dataset))]).transpose(0, 1).flatten(1)
+    std = pixels.std(dim=1).clamp_min(1e-3)  # a constant channel must not divide by zero
+    return pixels.mean(dim=1).tolist(), std.tolist()
+
+
+def report(
+    cfg: Config,
+    root: Path,
+    layout: str,
+    classes: tuple[str, ...],
+    splits: dict[str, list[list[Any]]],
+    skipped: list[str],
+    sizes: Counter,
+    mean: list[float],
+    std: list[float],
+) -> None:
+    """Print what was found and how it will be used."""
+    shown = ", ".join(f"{w}x{h}" for (w, h), _ in sizes.most_common(3))
+    print(
+        f"data: {root} ({layout}); {len(classes)} classes: {', '.join(classes)}\n"
+        f"      {count(len(sizes), 'image size')} ({shown}"
+        f"{', ...' if len(sizes) > 3 else ''}), {cfg.resize} to {cfg.image_size}x"
+        f"{cfg.image_size}, {cfg.color}; normalised with the training split's mean "
+        f"{[round(m, 3) for m in mean]} and std {[round(s, 3) for s in std]}"
+    )
+    if skipped:
+        skipped_files = count(len(skipped), "unreadable file")
+        print(f"      skipped {skipped_files} (skip_bad_files=true): {quote(skipped)}")
+    counts = Counter(label for _, label in splits["train"])
+    if cfg.class_weights == "auto":
+        weights = class_weights([counts[label] for label in range(len(classes))])
+        pairs = zip(classes, weights.tolist(), strict=True)
+        shown = ", ".join(f"{name} {weight:.2f}" for name, weight in pairs)
+        print(f"      class_weights=auto: the loss weighs {shown}")
+    if cfg.balanced_sampler:
+        print("      balanced_sampler=true: each training draw picks every class equally often")
+
+
+def class_weights(counts: list[int]) -> torch.Tensor:
+    """Inverse-frequency weights that average 1 over the training samples."""
+    counts_tensor = torch.tensor(counts, dtype=torch.float)
+    return counts_tensor.sum() / (len(counts) * counts_tensor)
+
+
+def count(number: int, thing: str) -> str:
+    """`1 file`, `2 files`."""
+    return f"{number} {thing}{'' if number == 1 else 's'}"
+
+
+def quote(items: list[Any]) -> str:
+    """The first few items of a list for a message, with how many more there are."""
+    shown = ", ".join(str(item) for item in items[:SHOWN])
+    return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
+
+
+def write_example_images(folder: Path, per_class: int = 150, seed: int = 0) -> None:
+    """Example data in the class-folder layout: coloured circles, squares and triangles of
+    varied sizes on varied backgrounds, so a new project trains before your data are in."""
+    rng = random.Random(seed)
+    for name in ("circle", "square", "triangle"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for number in range(per_class):
+            width, height = rng.randint(40, 80), rng.randint(40, 80)
+            background = tuple(rng.randint(0, 110) for _ in range(3))
+            image = Image.new("RGB", (width, height), background)
+            radius = rng.uniform(0.25, 0.4) * min(width, height)
+            x = rng.uniform(radius, width - radius)
+            y = rng.uniform(radius, height - radius)
+            fill = tuple(rng.randint(140, 255) for _ in range(3))
+            draw = ImageDraw.Draw(image)
+            if name == "circle":
+                draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=fill)
+            elif name == "square":
+                draw.rectangle((x - radius, y - radius, x + radius, y + radius), fill=fill)
+            else:
+                draw.polygon(
+                    [(x, y - radius), (x - radius, y + radius), (x + radius, y + radius)],
+                    fill=fill,
+                )
+            image.save(folder / name / f"{name}_{number:03d}.png")
+
+
+if __name__ == "__main__":
+    write_example_images(Path("data"))
+    print("wrote 150 example images per class into data/circle, data/square and data/triangle")

@@ -1,0 +1,135 @@
+
+
+def write_image(path: Path, size: tuple[int, int] = (40, 40), mode: str = "RGB") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.effect_noise(size, 60).convert(mode).save(path)  # noise: no two files are the same
+
+
+def test_a_messy_folder_trains_and_tests_with_its_problems_named(workdir, tiny, capsys) -> None:
+    data = workdir / "data"
+    write_image(data / "circle" / "big.png", (300, 120))  # mixed sizes are resized
+    write_image(data / "square" / "grey.png", mode="L")  # and modes converted
+    write_image(data / "square" / "alpha.png", mode="RGBA")
+    (data / "square" / "notes.txt").write_text("not an image, ignored")
+    (data / "triangle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (data / "empty").mkdir()
+
+    assert main([*tiny, "run_name=r"]) == 2
+    err = capsys.readouterr().err
+    assert "the class folder data/empty has no images" in err and "Traceback" not in err
+    (data / "empty").rmdir()
+
+    assert main([*tiny, "run_name=r"]) == 2
+    err = capsys.readouterr().err
+    assert "1 file under data cannot be read as an image: triangle/broken.png" in err
+    assert "skip_bad_files=true" in err
+    assert not Path("models/checkpoints/default/r/last.pt").exists()
+
+    assert main([*tiny, "run_name=r", "skip_bad_files=true"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 1 unreadable file (skip_bad_files=true): triangle/broken.png" in out
+    assert "resize to 32x32, rgb" in out
+    assert main(["--test", "models/checkpoints/default/r/best.pt"]) == 0
+    assert "test_acc" in capsys.readouterr().out
+
+
+def test_an_empty_data_folder_says_what_to_put_there(workdir, capsys) -> None:
+    shutil.rmtree(workdir / "data")
+    (workdir / "data").mkdir()
+    assert main(["--overfit-batch"]) == 2
+    err = capsys.readouterr().err
+    assert "data holds no images. Put them in one folder per class" in err
+    assert "Traceback" not in err
+
+
+def test_the_split_is_stratified_disjoint_reproducible_and_saved(workdir, tiny) -> None:
+    cfg = apply_overrides(Config(), [*tiny, "run_name=r"])
+    loaders = make_dataloaders(cfg)
+    paths = [set(loader.dataset.paths) for loader in loaders]
+    assert not (paths[0] & paths[1] or paths[0] & paths[2] or paths[1] & paths[2])
+    assert sum(map(len, paths)) == 3 * 133
+    counts = [loader.dataset.class_counts() for loader in loaders]
+    assert counts[1] == counts[2] == {"circle": 20, "square": 20, "triangle": 20}
+    saved = json.loads(Path("models/checkpoints/default/r/data.json").read_text())
+    assert saved["classes"] == ["circle", "square", "triangle"]
+    assert len(saved["mean"]) == 3 and all(0 < s < 1 for s in saved["std"])
+
+    again = make_dataloaders(apply_overrides(cfg, ["run_name=other"]))
+    assert [set(loader.dataset.paths) for loader in again] == paths  # same seed, same split
+    reseeded = make_dataloaders(apply_overrides(cfg, ["run_name=third", "seed=1"]))
+    assert set(reseeded[2].dataset.paths) != paths[2]
+
+
+def test_test_uses_the_saved_split_even_after_new_files_arrive(workdir, tiny, capsys) -> None:
+    assert main([*tiny, "run_name=r", "epochs=1"]) == 0
+    capsys.readouterr()
+    for number in range(30):  # new images would change a fresh split
+        write_image(workdir / "data" / "circle" / f"new_{number}.png")
+    assert main(["--test", "models/checkpoints/default/r/best.pt"]) == 0
+    assert "on 60 test samples" in capsys.readouterr().out
+    (workdir / "data" / "square" / "square_000.png").unlink()
+    assert main(["--test", "models/checkpoints/default/r/best.pt"]) == 2
+    err = capsys.readouterr().err
+    assert "1 file of this run's split is gone from data: square/square_000.png" in err
+
+
+def test_own_train_val_test_folders_are_used_as_they_are(workdir, tiny) -> None:
+    data = workdir / "data"
+    shutil.rmtree(data)
+    for split, count in (("train", 20), ("val", 4), ("test", 3)):
+        write_example_images(data / split, per_class=count, seed=len(split))
+    shutil.rmtree(data / "val" / "triangle")  # a val split may lack a class
+    loaders = make_dataloaders(apply_overrides(Config(), tiny))
+    assert [len(loader.dataset) for loader in loaders] == [60, 8, 9]
+    assert loaders[1].dataset.class_counts()["triangle"] == 0
+
+
+def test_labels_from_file_names_refuse_names_that_decide_nothing(workdir, tiny, capsys) -> None:
+    data = workdir / "data"
+    shutil.rmtree(data)
+    for number in range(20):
+        write_image(data / f"cat_{number}.png")
+        write_image(data / f"Dog-{number}.jpg")
+    write_image(data / "cat_and_dog.png")  # seed 001: which class is it?
+    write_image(data / "category_7.png")  # "cat" only inside a word: no class
+
+    assert main([*tiny]) == 2
+    err = capsys.readouterr().err
+    assert "no class folders, so the labels must come from the file names" in err
+    assert main([*tiny, "classes=cat,dog"]) == 2
+    err = capsys.readouterr().err
+    assert "2 file names decide no label" in err
+    assert "cat_and_dog.png" in err and "category_7.png" in err
+    (data / "cat_and_dog.png").unlink()
+    (data / "category_7.png").unlink()
+    cfg = apply_overrides(Config(), [*tiny, "classes=cat,dog"])
+    train = make_dataloaders(cfg)[0].dataset
+    assert train.class_counts() == {"cat": 14, "dog": 14}
+
+
+def test_class_weights_and_the_balanced_sampler_handle_imbalance(workdir, tiny, capsys) -> None:
+    for number in range(133, 532):  # circle now has 4 times as many images
+        write_image(workdir / "data" / "circle" / f"extra_{number}.png")
+    cfg = apply_overrides(Config(), [*tiny, "class_weights=auto", "balanced_sampler=true"])
+    train_loader = make_dataloaders(cfg)[0]
+    out = capsys.readouterr().out
+    assert "class_weights=auto: the loss weighs circle 0.50, square 2.00, triangle 2.00" in out
+    assert "balanced_sampler=true" in out
+    labels = torch.cat([labels for _, labels in train_loader])
+    shares = torch.bincount(labels, minlength=3) / len(labels)
+    assert (shares - 1 / 3).abs().max() < 0.1  # about a third each, not two thirds of circles
+    loss = build_loss(cfg)
+    assert torch.allclose(loss.weight, torch.tensor([0.5, 2.0, 2.0]))
+
+
+def test_augmentation_touches_only_the_training_split(workdir, tiny) -> None:
+    cfg = apply_overrides(Config(), [*tiny, "rotation=30", "color_jitter=0.3"])
+    train, val, _ = (loader.dataset for loader in make_dataloaders(cfg))
+    assert not torch.equal(train[0][0], train[0][0])  # a new random view each time
+    # From the training sampler, (epoch, index): the same view in every process, every run.
+    assert torch.equal(train[1, 0][0], train[1, 0][0])
+    assert not torch.equal(train[1, 0][0], train[2, 0][0])
+    assert torch.equal(val[0][0], val[0][0])
+    assert val[0][0].shape == (3, 32, 32)
+    grey = apply_overrides(cfg, ["color=grey", "resize=center_crop"])
+    assert make_dataloaders(grey)[1].dataset[0][0].shape == (1, 32, 32)
