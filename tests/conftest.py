@@ -35,3 +35,9 @@ def template_copy(tmp_path: Path) -> Path:
         TEMPLATE, copy, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*cache*")
     )
     return copy
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (the order is otherwise kept): with two workers, a long test that starts
+    last would run alone on one core while the other waits."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

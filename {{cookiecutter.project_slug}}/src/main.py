@@ -8,6 +8,10 @@ where the outputs went. User errors end here as a one-paragraph message and an e
 from __future__ import annotations
 
 import argparse
+{% if task.predicts %}
+import csv
+{% endif %}
+import json
 import signal
 import sys
 from pathlib import Path
@@ -16,7 +20,11 @@ import torch
 
 from checks import add_hint, check_splits, doctor, model_summary
 from config import Config, ConfigError, UserError, apply_overrides, describe_keys, from_dict
+{% if task.predicts %}
+from dataset import class_names, make_dataloaders, prediction_inputs
+{% else %}
 from dataset import make_dataloaders
+{% endif %}
 {% if task.main_model_imports %}
 from model import (
 {% for name in (task.main_model_imports.split() + ["build_loss", "build_metrics", "build_model", "describe"]) | sort %}
@@ -72,6 +80,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument(
         "--test", metavar="CHECKPOINT", help="evaluate a checkpoint on the test split"
     )
+{% if task.predicts %}
+    mode.add_argument(
+        "--predict",
+        nargs="+",
+        metavar="PATH",
+        help="classify image files or folders of images; saves predictions.csv in the run's logs",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="the model --predict uses (default: the newest best.pt of the experiment)",
+    )
+{% endif %}
     mode.add_argument(
         "--replay", metavar="DUMP", help="re-run a step saved when the loss became non-finite"
     )
@@ -90,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.test:
             return test(Path(args.test), args.overrides)
+{% if task.predicts %}
+        if args.predict:
+            return predict(args.predict, args.checkpoint, args.overrides)
+{% endif %}
         if args.replay:
             return replay(Path(args.replay))
         if args.doctor:
@@ -232,6 +257,9 @@ def resumed_config(saved: Config, overrides: list[str]) -> Config:
 
 
 {% include "tasks/" ~ cookiecutter.task ~ "/main_stages.py" ignore missing %}
+{% if task.predicts %}
+{% include "tasks/" ~ cookiecutter.task ~ "/main_predict.py" %}
+{% endif %}
 def overfit(cfg: Config) -> int:
     """The overfit ladder: memorise one sample, then one batch; exit code 0 if both work."""
     device = resolve_device(cfg.device)
@@ -291,8 +319,13 @@ def test(checkpoint_path: Path, overrides: list[str]) -> int:
     trainer = {{ task.trainer }}(model.to(device), build_loss(cfg), build_metrics(cfg), cfg, device)
     results = trainer.evaluate(test_loader, desc="test")
 {% include "tasks/" ~ cookiecutter.task ~ "/main_test_extra.py" ignore missing %}
-    scores = " | ".join(f"test_{k} {v:.4f}" for k, v in results.items())
+    scores = " | ".join(f"test_{k} {v:.4f}" for k, v in results.items() if isinstance(v, float))
     print(f"{checkpoint_path} on {len(test_loader.dataset)} test samples: {scores}")
+    saved = RunPaths.for_run(cfg).logs / "test.json"
+    record = {"checkpoint": str(checkpoint_path), "samples": len(test_loader.dataset), **results}
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"results           {saved}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -96,6 +97,9 @@ def test_test_mode_evaluates_a_checkpoint(workdir, tiny, capsys) -> None:
     assert main([*tiny, "run_name=r"]) == 0
     assert main(["--test", str(RUN / "best.pt")]) == 0
     assert "on 60 test samples: test_loss" in capsys.readouterr().out
+    record = json.loads(Path("results/logs/default/r/test.json").read_text())
+    assert record["samples"] == 60 and record["checkpoint"] == str(RUN / "best.pt")
+    assert isinstance(record["loss"], float)
 
 
 def test_missing_checkpoint_names_the_path(workdir, capsys) -> None:

@@ -87,6 +87,29 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
     )
 
 
+def prediction_inputs(cfg: Config, paths: list[Path]) -> tuple[list[Path], torch.Tensor]:
+    """The image files at `paths` (files, or folders searched for images) and the images as the
+    model sees them in evaluation, with the run's normalisation statistics."""
+    files: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise DataError(f"{path} does not exist; give image files or folders of images.")
+        files += image_files(path) if path.is_dir() else [path]
+    if not files:
+        raise DataError(f"no image files in {', '.join(map(str, paths))}.")
+    index = load_index(cfg)
+    transform = image_transforms(cfg, index["mean"], index["std"])[1]
+    samples = [[str(path.resolve()), 0] for path in files]
+    dataset = ImageFiles(Path("/"), samples, tuple(index["classes"]), cfg.color, transform)
+    images = []
+    for number, path in enumerate(files):
+        try:
+            images.append(dataset[number][0])
+        except DataError:
+            raise DataError(f"{path} cannot be read as an image; leave it out.") from None
+    return files, torch.stack(images)
+
+
 def train_class_counts(cfg: Config) -> list[int]:
     """Samples per class in the training split, for `class_weights=auto`."""
     index = load_index(cfg)

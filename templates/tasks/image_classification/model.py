@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
 
 from config import Config, ConfigError
 {% if cookiecutter.dataset == "image_folder" %}
@@ -151,6 +154,95 @@ def build_loss(cfg: Config) -> nn.Module:
 def build_metrics(cfg: Config) -> type[Accuracy]:
     """The metric of this task: accuracy."""
     return Accuracy
+
+
+@torch.inference_mode()
+def classification_report(
+    model: nn.Module, loader: DataLoader, cfg: Config, device: torch.device
+) -> dict[str, Any]:
+    """Per-class precision, recall and F1 and the confusion matrix over `loader`, computed with
+    torchmetrics; with `cfg.tta`, also the accuracy of predictions averaged with those of the
+    mirrored images."""
+    # Imported here: only --test needs torchmetrics, and it adds a second to every start.
+    from torchmetrics import MetricCollection
+    from torchmetrics.classification import (
+        MulticlassAccuracy,
+        MulticlassConfusionMatrix,
+        MulticlassF1Score,
+        MulticlassPrecision,
+        MulticlassRecall,
+    )
+
+    classes = class_names(cfg)
+    num_classes = len(classes)
+    metrics = MetricCollection(
+        {
+            "precision": MulticlassPrecision(num_classes, average=None),
+            "recall": MulticlassRecall(num_classes, average=None),
+            "f1": MulticlassF1Score(num_classes, average=None),
+            "confusion": MulticlassConfusionMatrix(num_classes),
+        }
+    ).to(device)
+    tta_accuracy = MulticlassAccuracy(num_classes, average="micro").to(device)
+    model.eval()
+    for images, labels in loader:
+        images, labels = images.to(device), labels.to(device)
+        probabilities = model(images).softmax(dim=1)
+        metrics.update(probabilities, labels)
+        if cfg.tta:
+            mirrored = model(images.flip(-1)).softmax(dim=1)
+            tta_accuracy.update((probabilities + mirrored) / 2, labels)
+    scores = metrics.compute()
+    report: dict[str, Any] = {
+        "macro_f1": scores["f1"].mean().item(),
+        "per_class": {
+            name: {key: scores[key][i].item() for key in ("precision", "recall", "f1")}
+            for i, name in enumerate(classes)
+        },
+        "confusion_matrix": scores["confusion"].tolist(),
+    }
+    if cfg.tta:
+        report["acc_tta"] = tta_accuracy.compute().item()
+    return report
+
+
+def save_confusion_matrix(report: dict[str, Any], path: Path, log_dir: Path) -> None:
+    """The report's confusion matrix (rows: true class, columns: predicted) as a PNG at `path`
+    and as a figure in the TensorBoard logs in `log_dir`."""
+    import matplotlib  # imported here: only --test needs it, and it is slow to load
+
+    matplotlib.use("Agg")  # no display needed: the figure only goes to a file
+    import matplotlib.pyplot as plt
+
+    classes = list(report["per_class"])
+    matrix = report["confusion_matrix"]
+    size = 1.5 + 0.6 * len(classes)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    ax.imshow(matrix, cmap="Blues")
+    darkest = max(max(counts) for counts in matrix)
+    for row, counts in enumerate(matrix):
+        for column, count in enumerate(counts):
+            color = "white" if count > darkest / 2 else "black"
+            ax.text(column, row, str(count), ha="center", va="center", color=color)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    with SummaryWriter(log_dir) as writer:
+        writer.add_figure("test/confusion_matrix", fig)  # closes the figure
+
+
+def per_class_table(report: dict[str, Any]) -> str:
+    """The per-class scores as a table to print."""
+    width = max(len(name) for name in [*report["per_class"], "class"])
+    lines = ["class".ljust(width) + "  precision  recall      f1"]
+    for name, scores in report["per_class"].items():
+        values = "".join(f"{scores[key]:>9.3f}" for key in ("precision", "recall", "f1"))
+        lines.append(name.ljust(width) + values)
+    return "\n".join(lines)
 
 
 {% include "shared/overfitted_classifier.py" %}

@@ -133,3 +133,30 @@ def test_augmentation_touches_only_the_training_split(workdir, tiny) -> None:
     assert val[0][0].shape == (3, 32, 32)
     grey = apply_overrides(cfg, ["color=grey", "resize=center_crop"])
     assert make_dataloaders(grey)[1].dataset[0][0].shape == (1, 32, 32)
+
+
+def test_predict_classifies_files_and_folders_and_saves_a_csv(workdir, tiny, capsys) -> None:
+    new = workdir / "new"
+    write_example_images(new, per_class=2, seed=5)
+    single = new / "circle" / "circle_000.png"
+    assert main(["--predict", str(single), "experiment=untrained"]) == 2
+    assert "--predict found no trained model (best.pt)" in capsys.readouterr().err
+
+    assert main([*tiny, "run_name=r", "epochs=1"]) == 0
+    capsys.readouterr()
+    assert main(["--predict", str(new / "square"), str(single)]) == 0
+    out = capsys.readouterr().out
+    saved = Path("results/logs/default/r/predictions.csv")
+    assert f"3 predictions by models/checkpoints/default/r/best.pt saved to {saved}" in out
+    with saved.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [Path(row["file"]).name for row in rows] == [
+        "square_000.png",
+        "square_001.png",
+        "circle_000.png",
+    ]
+    assert all(row["prediction"] in ("circle", "square", "triangle") for row in rows)
+    assert all(1 / 3 <= float(row["confidence"]) <= 1 for row in rows)
+
+    assert main(["--predict", "nowhere.png"]) == 2
+    assert "nowhere.png does not exist" in capsys.readouterr().err

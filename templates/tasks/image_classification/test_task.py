@@ -10,8 +10,9 @@ softmax mistakes."""
 from __future__ import annotations
 
 {% if cookiecutter.dataset == "image_folder" %}
-import json
+import csv
 {% endif %}
+import json
 import shutil
 import subprocess
 import sys
@@ -20,12 +21,12 @@ from urllib.error import URLError
 
 import pytest
 import torch
-{% if cookiecutter.dataset == "image_folder" %}
 from PIL import Image
+{% if cookiecutter.dataset == "image_folder" %}
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from config import Config, apply_overrides
-from dataset import make_dataloaders, write_example_images
+from dataset import class_names, make_dataloaders, write_example_images
 from helpers import SRC, make_data_folder
 from main import main
 from model import build_loss, build_model
@@ -34,7 +35,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from checks import SanityError, check_splits
 from config import Config, apply_overrides
-from dataset import CLASSES, ShapesDataset, generate_shapes
+from dataset import CLASSES, ShapesDataset, class_names, generate_shapes
 from helpers import SRC, make_data_folder
 from main import main
 from model import build_model
@@ -70,6 +71,28 @@ def test_a_run_logs_one_batch_of_inputs_as_images(workdir, tiny, capsys) -> None
     events = EventAccumulator("results/logs/default/r")
     events.Reload()
     assert "inputs/val" in events.Tags()["images"]
+
+
+def test_test_reports_per_class_scores_a_confusion_matrix_and_tta(workdir, tiny, capsys) -> None:
+    assert main([*tiny, "run_name=r", "epochs=1"]) == 0
+    capsys.readouterr()
+    assert main(["--test", "models/checkpoints/default/r/best.pt", "tta=true"]) == 0
+    out = capsys.readouterr().out
+    assert "test_acc_tta " in out and "test_acc_tta_gain " in out and "precision" in out
+    record = json.loads(Path("results/logs/default/r/test.json").read_text())
+    classes = list(record["per_class"])
+    assert classes == list(class_names(apply_overrides(Config(), tiny)))
+    matrix = torch.tensor(record["confusion_matrix"])
+    assert matrix.shape == (len(classes), len(classes)) and matrix.sum() == record["samples"]
+    assert record["acc"] == pytest.approx(matrix.diag().sum().item() / record["samples"])
+    recalls = matrix.diag() / matrix.sum(dim=1).clamp_min(1)
+    for name, recall in zip(classes, recalls.tolist(), strict=True):
+        assert record["per_class"][name]["recall"] == pytest.approx(recall, abs=1e-6)
+    with Image.open("results/visualizations/default/r/confusion_matrix.png") as image:
+        assert image.size[0] > 100
+    events = EventAccumulator("results/logs/default/r")
+    events.Reload()
+    assert "test/confusion_matrix" in events.Tags()["images"]
 
 
 def test_freezing_the_backbone_trains_only_the_head(workdir, tiny) -> None:
