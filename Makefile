@@ -1,6 +1,7 @@
 # The two commands of this template: `make demo` (the main job) and `make test` (the whole suite).
-# `make demo TASK=autoencoder` demonstrates another task. Both create the virtual environment in
-# .venv with the pinned dependency set when it is missing.
+# `make demo TASK=autoencoder` demonstrates another task, `make demo DATASET=image_folder` another
+# data source. Both create the virtual environment in .venv with the pinned dependency set when it
+# is missing.
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +12,7 @@ DEMO_DIR := build/demo
 
 demo: $(VENV)/.installed
 	rm -rf $(DEMO_DIR)
-	$(VENV)/bin/cookiecutter --no-input --output-dir $(DEMO_DIR) . $(if $(TASK),task=$(TASK))
+	$(VENV)/bin/cookiecutter --no-input --output-dir $(DEMO_DIR) . $(if $(TASK),task=$(TASK)) $(if $(DATASET),dataset=$(DATASET))
 	cd $(DEMO_DIR)/* && $(abspath $(PY)) src/main.py
 	@echo "demo project   $$(cd $(DEMO_DIR)/* && pwd) (the paths above are relative to it)"
 
