@@ -95,15 +95,21 @@ def test_answers_with_quotes_and_backslashes_bake_verbatim(bake: Bake) -> None:
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=COMBINATION_IDS)
 def test_generated_project_passes_its_own_tests(bake: Bake, answers) -> None:
     project = bake(hooks=True, **answers)  # the post-gen hook verifies it first
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    # -v names each test as it ends, and faulthandler prints where a stuck test waits, so a
+    # timeout says which test hung and where.
+    command = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider"]
+    command += ["-o", "faulthandler_timeout=240"]
+    try:
+        result = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired as error:
+        output = "".join(
+            (text.decode() if isinstance(text, bytes) else text)[-6000:]
+            for text in (error.stdout or "", error.stderr or "")
+        )
+        pytest.fail(f"the generated suite did not finish in {error.timeout}s:\n{output}")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout and "failed" not in result.stdout
+    summary = result.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "failed" not in summary, summary
 
 
 @pytest.mark.slow

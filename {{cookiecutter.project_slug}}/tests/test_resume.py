@@ -42,14 +42,16 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(workdir, tiny, num_w
     args = [*tiny, *EXACT, f"num_workers={num_workers}"]
     assert main([*args, "run_name=straight"]) == 0
 
-    killed = start([*args, "run_name=killed"])
+    killed = start([*args, "run_name=killed"], start_new_session=True)
     state = wait_for_checkpoint(
         CHECKPOINTS / "killed" / "last.pt",
         killed,
         lambda c: c["epoch"] >= 1 and c["batches_done"] > 0,  # inside a later epoch
     )
-    killed.send_signal(signal.SIGKILL)
-    killed.communicate()
+    # The whole group, as a crashed job loses it: DataLoader workers orphaned by a SIGKILL of the
+    # main process alone can hold the output pipes open for a long time.
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.communicate(timeout=60)
     time.sleep(1)  # event files sort by their creation second, as they would for a real restart
     assert main(["--resume", "auto"]) == 0
     assert state["epoch"] < 5  # it really was interrupted
