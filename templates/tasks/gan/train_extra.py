@@ -37,6 +37,9 @@ class GANTrainer(Trainer):
         )
         self.d_scaler = torch.amp.GradScaler(device.type, enabled=self.scaler.is_enabled())
         self.d_loss_fn = DiscriminatorLoss()
+        # What each step trains; the other network is frozen meanwhile (see `train_only`).
+        self.d_params = list(model.discriminator.parameters())
+        self.g_params = list(model.generator.parameters())
 
     def forward(
         self, inputs: torch.Tensor, targets: torch.Tensor
@@ -52,7 +55,7 @@ class GANTrainer(Trainer):
         The first one goes through the same checks as the generator's first step.
         """
         discriminator = self.model.discriminator
-        self.train_only(self.d_optimizer)
+        self.train_only(self.d_params)
         checks = None if self.first_step is None else FirstStepChecks(self.model, self.d_loss_fn)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             with torch.no_grad():
@@ -73,15 +76,16 @@ class GANTrainer(Trainer):
         if checks is not None:
             checks.after_optimizer_step(step_skipped=self.d_scaler.get_scale() < scale)
         self.d_optimizer.zero_grad(set_to_none=True)
-        self.train_only(self.optimizer)  # the generator's step must not train the discriminator
+        self.train_only(self.g_params)  # the generator's step must not train the discriminator
 
-    def train_only(self, optimizer: torch.optim.Optimizer) -> None:
-        """Let gradients reach only the parameters that `optimizer` trains: the other network is
-        frozen, so its gradients are neither computed nor mistaken for this step's."""
-        own = {p for group in optimizer.param_groups for p in group["params"]}
-        others = (self.d_optimizer, self.optimizer)
-        for p in {p for other in others for group in other.param_groups for p in group["params"]}:
-            p.requires_grad_(p in own)
+    def train_only(self, params: list[nn.Parameter]) -> None:
+        """Let gradients reach only `params` (one network's): the other network is frozen, so its
+        gradients are neither computed nor mistaken for this step's."""
+        others = self.g_params if params is self.d_params else self.d_params
+        for p in others:
+            p.requires_grad_(False)
+        for p in params:
+            p.requires_grad_(True)
 
     def warn_if_loss_did_not_move(self) -> None:
         """Nothing to warn about: the generator's loss rises as the discriminator learns, so it

@@ -142,7 +142,6 @@ class ImageFiles(Dataset):
         transform: v2.Transform,
         seed: int = 0,
     ) -> None:
-        self.root = root
         self.seed = seed
         self.paths = [root / path for path, _ in samples]
         self.labels = torch.tensor([label for _, label in samples], dtype=torch.long)
@@ -310,10 +309,6 @@ def image_files(folder: Path) -> list[Path]:
     )
 
 
-def image_files_or_none(folder: Path) -> list[Path]:
-    return image_files(folder) if folder.is_dir() else []
-
-
 def hidden(path: Path) -> bool:
     return path.name.startswith(".")
 
@@ -326,7 +321,7 @@ def labelled_by_folder(
     samples = []
     for label, name in enumerate(classes):
         class_folder = folder / name
-        if not required and not image_files_or_none(class_folder):
+        if not required and not (class_folder.is_dir() and image_files(class_folder)):
             continue
         if not class_folder.is_dir():
             raise DataError(
