@@ -57,8 +57,10 @@ class Config:
 {% include "tasks/" ~ cookiecutter.task ~ "/config_fields.py" %}
 
     # Splits, drawn deterministically from `seed`
-    val_fraction: float = option(0.15, "share of the samples held out for validation", gt=0, lt=1)
+    val_fraction: float = option(0.15, "share held out for validation, unless folds>1", gt=0, lt=1)
     test_fraction: float = option(0.15, "share of the samples held out for --test", gt=0, lt=1)
+    folds: int = option(1, "k > 1: cross-validation; each k-th of the rest validates once", ge=1)
+    fold: int = option(0, "with folds=k: train fold 1..k alone; 0: all, then mean ± std", ge=0)
 
     # Optimisation
     epochs: int = option({{ task.epochs }}, "passes over the training split", ge=1)
@@ -192,6 +194,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"val_fraction + test_fraction must leave samples to train on, got "
             f"{cfg.val_fraction} + {cfg.test_fraction} >= 1; lower one of them."
+        )
+    if cfg.fold > cfg.folds:
+        raise ConfigError(
+            f"fold={cfg.fold} does not exist with folds={cfg.folds}: k-fold cross-validation "
+            "numbers its folds 1 to k. Set folds=k with k >= fold, or fold=0 to train every fold."
         )
     if cfg.warmup_steps and cfg.scheduler in ("onecycle", "plateau"):
         reason = "warms up by itself" if cfg.scheduler == "onecycle" else "adapts once per epoch"

@@ -19,7 +19,15 @@ from pathlib import Path
 import torch
 
 from checks import add_hint, check_splits, doctor, model_summary
-from config import Config, ConfigError, UserError, apply_overrides, describe_keys, from_dict
+from config import (
+    Config,
+    ConfigError,
+    UserError,
+    apply_overrides,
+    describe_keys,
+    from_dict,
+    to_dict,
+)
 {% if task.predicts %}
 from dataset import class_names, make_dataloaders, prediction_inputs
 {% else %}
@@ -149,6 +157,8 @@ def train(overrides: list[str], resume: str | None) -> int:
     if checkpoint is not None:
         cfg = resumed_config(from_dict(checkpoint["config"]), overrides)
 {% include "tasks/" ~ cookiecutter.task ~ "/main_train_branch.py" ignore missing %}
+    elif cfg.folds > 1 and cfg.fold == 0:
+        return cross_validate(cfg, overrides)
     elif not cfg.run_name:
         cfg = apply_overrides(cfg, [f"run_name={new_run_name(cfg)}"])
     exit_code, _ = fit(cfg, checkpoint, checkpoint_path)
@@ -221,6 +231,66 @@ def fit(
     print(f"plots        {run.plots / 'curves.png'}")
     print(f"test it      python src/main.py --test {run.checkpoints / 'best.pt'}")
     return 0, trainer
+
+
+def cross_validate(cfg: Config, overrides: list[str]) -> int:
+    """folds=k: one run per fold, <name>-fold1 to -fold<k>, each validating on its own k-th of the
+    non-test samples; then the mean ± std of their best epochs' val metrics, saved as cv.json.
+
+    The same command again continues an interrupted cross-validation: finished folds are kept and
+    the interrupted one resumes from its last.pt (overwrite=true trains them all anew).
+    """
+    name = cfg.run_name or new_run_name(cfg)
+    best = []
+    for fold in range(1, cfg.folds + 1):
+        fold_cfg = apply_overrides(cfg, [f"fold={fold}", f"run_name={name}-fold{fold}"])
+        last = RunPaths.for_run(fold_cfg).checkpoints / "last.pt"
+        checkpoint = None
+        if last.exists() and not cfg.overwrite:
+            checkpoint = load_checkpoint(last, torch.device("cpu"))
+            refuse_other_settings(from_dict(checkpoint["config"]), fold_cfg, last)
+        print(f"\nfold {fold} of {cfg.folds}: run {cfg.experiment}/{fold_cfg.run_name}")
+        exit_code, trainer = fit(fold_cfg, checkpoint, last if checkpoint else None)
+        if exit_code:
+            kept = [o for o in overrides if o.partition("=")[0].strip() != "run_name"]
+            print(
+                "(that finishes this fold alone); to finish the cross-validation, run instead:\n"
+                f"    python src/main.py {' '.join([*kept, f'run_name={name}'])}"
+            )
+            return exit_code
+        best.append(best_epoch(trainer))
+
+    keys = [key for key in best[0] if key.startswith("val_")]
+    values = {key: torch.tensor([row[key] for row in best], dtype=torch.float64) for key in keys}
+    summary = {key: (v.mean().item(), v.std().item()) for key, v in values.items()}
+    print(f"\ncross-validation, {cfg.folds} folds (each fold's best epoch):")
+    for key, (mean, std) in summary.items():
+        folds = ", ".join(f"{v:.4f}" for v in values[key].tolist())
+        print(f"  {key:<14} {mean:.4f} ± {std:.4f}   ({folds})")
+    saved = RunPaths.for_run(apply_overrides(cfg, [f"run_name={name}"])).logs / "cv.json"
+    record = {
+        "folds": cfg.folds,
+        "runs": [f"{name}-fold{fold}" for fold in range(1, cfg.folds + 1)],
+        "best_epochs": best,
+        "mean": {key: mean for key, (mean, _) in summary.items()},
+        "std": {key: std for key, (_, std) in summary.items()},
+    }
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"results  {saved}")
+    return 0
+
+
+def refuse_other_settings(saved: Config, cfg: Config, checkpoint_path: Path) -> None:
+    """Stop a cross-validation from mixing in a fold run that was trained with other settings."""
+    old, new = to_dict(saved), to_dict(cfg)
+    changed = [key for key in new if old[key] != new[key] and key != "overwrite"]
+    if changed:
+        shown = ", ".join(f"{key} {old[key]!r} (now {new[key]!r})" for key in changed)
+        raise ConfigError(
+            f"{checkpoint_path} is a fold of an earlier cross-validation with other settings: "
+            f"{shown}. Choose another run_name, or pass overwrite=true to train every fold anew."
+        )
 
 
 def refuse_to_replace(cfg: Config) -> None:

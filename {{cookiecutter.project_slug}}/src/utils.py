@@ -119,16 +119,35 @@ def cached(path: Path, generate: Callable[[], dict[str, Any]]) -> dict[str, Any]
     return data
 
 
-def split_slices(size: int, cfg: Config) -> tuple[slice, slice, slice]:
-    """Contiguous train, val and test ranges of `size` samples, by val_ and test_fraction."""
-    n_val, n_test = int(size * cfg.val_fraction), int(size * cfg.test_fraction)
-    n_train = size - n_val - n_test
-    if min(n_train, n_val, n_test) < 1:
+def split_indices(size: int, cfg: Config) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Train, val and test indices of `size` samples in contiguous ranges: test is the last
+    test_fraction, val the val_fraction before it, or with folds=k the fold's k-th of the rest."""
+    n_test = int(size * cfg.test_fraction)
+    rest = size - n_test
+    if cfg.folds > 1:
+        start, stop = fold_range(rest, cfg)
+    else:
+        start, stop = rest - int(size * cfg.val_fraction), rest
+    if min(rest - (stop - start), stop - start, n_test) < 1:
         raise ConfigError(
-            f"{size} samples leave an empty split with val_fraction={cfg.val_fraction} and "
-            f"test_fraction={cfg.test_fraction}; use more samples or other fractions."
+            f"{size} samples leave an empty split with {split_settings(cfg)}; use more samples "
+            "or other settings."
         )
-    return slice(0, n_train), slice(n_train, n_train + n_val), slice(n_train + n_val, size)
+    indices = torch.arange(size)
+    train = torch.cat([indices[:start], indices[stop:rest]])
+    return train, indices[start:stop], indices[rest:]
+
+
+def fold_range(size: int, cfg: Config) -> tuple[int, int]:
+    """Where the validation part of fold `cfg.fold` (fold 1 when 0) lies among `size` samples."""
+    fold = max(cfg.fold, 1) - 1
+    return size * fold // cfg.folds, size * (fold + 1) // cfg.folds
+
+
+def split_settings(cfg: Config) -> str:
+    """The settings that size the splits, for error messages."""
+    val = f"folds={cfg.folds}" if cfg.folds > 1 else f"val_fraction={cfg.val_fraction}"
+    return f"{val} and test_fraction={cfg.test_fraction}"
 
 
 def make_loaders(

@@ -41,6 +41,8 @@ def test_only_the_first_equals_sign_splits() -> None:
         ("device=tpu", "device must be one of auto, cpu, cuda, mps"),
         ("val_fraction=0.9", "val_fraction + test_fraction must leave samples to train on"),
         ("experiment=../elsewhere", "experiment must be a plain folder name"),
+        ("fold=2", "fold=2 does not exist with folds=1"),
+        ("folds=0", "folds must be >= 1, got 0"),
     ],
 )
 def test_bad_overrides_name_the_problem(override: str, message: str) -> None:

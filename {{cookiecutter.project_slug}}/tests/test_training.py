@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import warnings
 from pathlib import Path
@@ -14,7 +15,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.tensorboard import SummaryWriter
 
 from config import Config, apply_overrides
-from helpers import CountingMetrics
+from dataset import make_dataloaders
+from helpers import CHECKPOINTS, CountingMetrics
 from main import main
 from model import build_metrics
 from train import Trainer, build_scheduler
@@ -203,3 +205,39 @@ def test_best_tracking_and_early_stopping_follow_val_loss(workdir) -> None:
     assert best_epochs == [1, 2, 2, 2]
     assert trainer.best_score == 0.9 and trainer.epochs_without_improvement == 2
     assert trainer.patience_exhausted() and trainer.finished
+
+
+def test_folds_cross_validate_and_report_mean_and_std(workdir, tiny, capsys) -> None:
+    assert main([*tiny, "epochs=1", "folds=3", "run_name=cv"]) == 0
+    record = json.loads(Path("results/logs/default/cv/cv.json").read_text())
+    assert record["runs"] == ["cv-fold1", "cv-fold2", "cv-fold3"]
+    rows = []
+    for run in record["runs"]:
+        last = load_checkpoint(CHECKPOINTS / run / "last.pt", torch.device("cpu"))
+        assert last["config"]["fold"] == int(run[-1])
+        rows.append(min(last["history"], key=lambda row: row[f"val_{last['monitor']}"]))
+    assert record["best_epochs"] == rows
+    for key, mean in record["mean"].items():
+        values = torch.tensor([row[key] for row in rows], dtype=torch.float64)
+        assert mean == pytest.approx(values.mean().item())
+        assert record["std"][key] == pytest.approx(values.std().item())
+    assert f"{key:<14} {mean:.4f} ± {record['std'][key]:.4f}" in capsys.readouterr().out
+
+    # Running it again keeps the finished folds; other settings under that name are refused.
+    assert main([*tiny, "epochs=1", "folds=3", "run_name=cv"]) == 0
+    assert json.loads(Path("results/logs/default/cv/cv.json").read_text()) == record
+    assert main([*tiny, "epochs=2", "folds=3", "run_name=cv"]) == 2
+    assert "epochs 1 (now 2)" in capsys.readouterr().err
+
+
+def test_fold_splits_share_the_test_split_and_partition_the_rest(workdir, tiny) -> None:
+    keys = []
+    for fold in (1, 2, 3):
+        loaders = make_dataloaders(apply_overrides(Config(), [*tiny, "folds=3", f"fold={fold}"]))
+        keys.append([set(loader.dataset.sample_keys()) for loader in loaders])
+    (train, val, test), *others = keys
+    assert all(other[2] == test for other in others)  # one test split for every fold
+    vals = [split[1] for split in keys]
+    assert all(not a & b for a, b in itertools.combinations(vals, 2))
+    assert set().union(*vals) == train | val  # each non-test sample validates exactly once
+    assert all(not split[0] & split[1] and split[0] | split[1] == train | val for split in keys)

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from config import Config
-from utils import cached, data_folder, make_loaders, split_slices
+from utils import cached, data_folder, make_loaders, split_indices
 
 CLASSES = ("circle", "square", "triangle", "cross", "ring")
 IN_CHANNELS = 1
@@ -71,13 +71,13 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
         / f"shapes_n{cfg.num_samples}_size{cfg.image_size}_noise{cfg.noise:g}_seed{cfg.seed}.pt",
         lambda: generate_shapes(cfg.num_samples, cfg.image_size, cfg.noise, cfg.seed),
     )
-    # The samples are independent draws, so contiguous slices are random splits.
-    train, val, test = split_slices(len(data["labels"]), cfg)
+    # The samples are independent draws, so contiguous ranges are random splits.
+    train, val, test = split_indices(len(data["labels"]), cfg)
     images, labels = data["images"], data["labels"]
     test_images = add_noise(images[test], cfg.test_noise, cfg.seed)
     if cfg.stage in ("all", "pretrain"):
         return make_loaders(Images(images[train]), Images(images[val]), Images(test_images), cfg)
-    labeled = slice(train.start, train.start + labeled_count(train.stop - train.start, cfg))
+    labeled = train[: labeled_count(len(train), cfg)]
     return make_loaders(
         LabeledImages(images[labeled], labels[labeled]),
         LabeledImages(images[val], labels[val]),

@@ -8,6 +8,11 @@ def train_stages(cfg: Config, overrides: list[str]) -> int:
     and print both accuracies. scratch: that baseline alone. A stop prints how to finish the
     stage it hit and run the others, with the same `overrides`.
     """
+    if cfg.folds > 1:
+        raise ConfigError(
+            f"folds={cfg.folds} cross-validates one run, not the runs of stage={cfg.stage}; use "
+            "it with stage=pretrain."
+        )
     name = cfg.run_name or new_run_name(cfg)
     stages = {"all": ("pretrain", "finetune", "scratch"), "finetune": ("finetune", "scratch")}
     runs = {}

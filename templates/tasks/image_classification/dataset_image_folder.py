@@ -35,7 +35,15 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from config import Config, UserError
-from utils import EpochSampler, RunPaths, atomic_save, data_folder, make_loader
+from utils import (
+    EpochSampler,
+    RunPaths,
+    atomic_save,
+    data_folder,
+    fold_range,
+    make_loader,
+    split_settings,
+)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 SPLITS = ("train", "val", "test")
@@ -391,29 +399,31 @@ def split_samples(
     found: dict[str, list[tuple[Path, int]]], cfg: Config
 ) -> dict[str, list[tuple[Path, int]]]:
     """train/val/test: the folders given, and the missing splits drawn from the training data,
-    per class (stratified) and from `seed`, by val_fraction and test_fraction."""
+    per class (stratified) and from `seed`: test by test_fraction, then val by val_fraction, or
+    with folds=k the fold's k-th of the rest (a val/ folder then joins the pool)."""
     pool = found.pop("all", None) or found.pop("train")
-    missing = [name for name in ("val", "test") if name not in found]
-    fractions = {"val": cfg.val_fraction, "test": cfg.test_fraction}
+    if cfg.folds > 1:
+        pool += found.pop("val", [])
     splits: dict[str, list[tuple[Path, int]]] = {name: [] for name in SPLITS}
     shuffler = random.Random(cfg.seed)
     for label in sorted({y for _, y in pool}):
         members = [sample for sample in pool if sample[1] == label]
         shuffler.shuffle(members)
-        start = 0
-        for name in missing:
-            count = round(len(members) * fractions[name])
-            splits[name] += members[start : start + count]
-            start += count
-        splits["train"] += members[start:]
+        n_val = 0 if "val" in found else round(len(members) * cfg.val_fraction)
+        if "test" not in found:
+            count = round(len(members) * cfg.test_fraction)
+            splits["test"] += members[:count]
+            members = members[count:]
+        start, stop = fold_range(len(members), cfg) if cfg.folds > 1 else (0, n_val)
+        splits["val"] += members[start:stop]
+        splits["train"] += members[:start] + members[stop:]
     for name in found:
         splits[name] = found[name]
     for name, samples in splits.items():
         if not samples:
             raise DataError(
-                f"the {name} split is empty: {len(pool)} images are too few for val_fraction="
-                f"{cfg.val_fraction} and test_fraction={cfg.test_fraction}. Add images, or raise "
-                "the fraction."
+                f"the {name} split is empty: {len(pool)} images are too few for "
+                f"{split_settings(cfg)}. Add images, or change those settings."
             )
     return splits
 

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from config import Config
-from utils import cached, data_folder, make_loaders, split_slices
+from utils import cached, data_folder, make_loaders, split_indices
 
 CLASSES = ("circle", "square", "triangle", "cross", "ring")
 IN_CHANNELS = 1
@@ -41,10 +41,10 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
         / f"shapes_n{cfg.num_samples}_size{cfg.image_size}_noise{cfg.noise:g}_seed{cfg.seed}.pt",
         lambda: generate_shapes(cfg.num_samples, cfg.image_size, cfg.noise, cfg.seed),
     )
-    # The samples are independent draws, so contiguous slices are random splits.
+    # The samples are independent draws, so contiguous ranges are random splits.
     train, val, test = (
         ShapesDataset(data["images"][part], data["labels"][part])
-        for part in split_slices(len(data["labels"]), cfg)
+        for part in split_indices(len(data["labels"]), cfg)
     )
     return make_loaders(train, val, test, cfg)
 

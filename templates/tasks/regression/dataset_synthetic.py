@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from config import Config
-from utils import cached, data_folder, make_loaders, split_slices
+from utils import cached, data_folder, make_loaders, split_indices
 
 INTERCEPT = 2.0
 
@@ -51,10 +51,10 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
         data_folder(cfg) / name,
         lambda: generate_linear(cfg.num_samples, cfg.num_features, cfg.noise, cfg.seed),
     )
-    # The samples are independent draws, so contiguous slices are random splits.
+    # The samples are independent draws, so contiguous ranges are random splits.
     train, val, test = (
         RegressionDataset(data["inputs"][part], data["targets"][part])
-        for part in split_slices(len(data["targets"]), cfg)
+        for part in split_indices(len(data["targets"]), cfg)
     )
     return make_loaders(train, val, test, cfg)
 

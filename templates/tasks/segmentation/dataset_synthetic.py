@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from config import Config, ConfigError
-from utils import cached, data_folder, make_loaders, split_slices
+from utils import cached, data_folder, make_loaders, split_indices
 
 CLASSES = ("background", "shape")  # mask values 0 and 1
 IN_CHANNELS = 1
@@ -59,9 +59,9 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
         images, masks = shrink(images, masks, cfg.coarse_factor)
     elif cfg.stage == "fine":
         images, masks = crop_around_shapes(images, masks, cfg.crop_size, cfg.seed)
-    # The samples are independent draws, so contiguous slices are random splits.
+    # The samples are independent draws, so contiguous ranges are random splits.
     train, val, test = (
-        SegmentationDataset(images[part], masks[part]) for part in split_slices(len(masks), cfg)
+        SegmentationDataset(images[part], masks[part]) for part in split_indices(len(masks), cfg)
     )
     return make_loaders(train, val, test, cfg)
 

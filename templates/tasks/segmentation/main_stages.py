@@ -7,6 +7,11 @@ def train_coarse_to_fine(cfg: Config, overrides: list[str]) -> int:
     the expensive model only ever sees a crop. A stop prints how to finish the stage it hit and
     run the other, with the same `overrides`.
     """
+    if cfg.folds > 1:
+        raise ConfigError(
+            f"folds={cfg.folds} cross-validates one run, not the runs of stage={cfg.stage}; use "
+            "it with stage=full, coarse or fine."
+        )
     name = cfg.run_name or new_run_name(cfg)
     runs = {
         stage: apply_overrides(cfg, [f"stage={stage}", f"run_name={name}-{stage}"])

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from config import Config, ConfigError
-from utils import cached, data_folder, make_loaders, split_slices
+from utils import cached, data_folder, make_loaders, split_indices
 
 PAD = 0  # the padding token; symbols are 1..num_symbols, then the queries @1..@max_length
 
@@ -79,10 +79,10 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
             cfg.num_samples, cfg.num_symbols, cfg.min_length, cfg.max_length, cfg.seed
         ),
     )
-    # The samples are independent draws, so contiguous slices are random splits.
+    # The samples are independent draws, so contiguous ranges are random splits.
     train, val, test = (
         SequenceDataset(data["tokens"][part], data["labels"][part], cfg.num_symbols)
-        for part in split_slices(len(data["labels"]), cfg)
+        for part in split_indices(len(data["labels"]), cfg)
     )
     return make_loaders(train, val, test, cfg)
 
