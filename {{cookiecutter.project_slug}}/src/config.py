@@ -97,6 +97,8 @@ class Config:
     run_name: str = option("", "this run's folder name; empty: a timestamp like 20260131-142501")
 {% if cookiecutter.dataset == "image_folder" %}
     data_dir: str = option("data", "folder of your images (see dataset.py for its layouts)")
+{% elif cookiecutter.dataset == "csv" %}
+    data_dir: str = option("data", "folder of your CSV file (see csv_file)")
 {% else %}
     data_dir: str = option("data", "folder of the datasets (the built-in data is cached here)")
 {% endif %}

@@ -3,6 +3,7 @@ clean stops."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import random
@@ -226,6 +227,31 @@ def new_run_name(cfg: Config) -> str:
         suffix += 1
         name = f"{stamp}-{suffix}"
     return name
+
+
+def saved_data_index(cfg: Config) -> dict[str, Any] | None:
+    """The `data.json` of the run `cfg` names, if it has one (see `data_index`)."""
+    path = RunPaths.for_run(cfg).checkpoints / "data.json"
+    if not cfg.run_name or not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def data_index(
+    cfg: Config, scan: Callable[[], dict[str, Any]], check: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """What a run needs to read its data the same way again (its split, and whatever the data
+    need besides): the run's saved `data.json`, once `check` has found the data still match it;
+    for a new run, `scan()`, saved beside the run's checkpoints so --resume and --test reuse it."""
+    saved = saved_data_index(cfg)
+    if saved is not None:
+        check(saved)
+        return saved
+    index = scan()
+    if cfg.run_name:
+        path = RunPaths.for_run(cfg).checkpoints / "data.json"
+        atomic_save(index, path, write=lambda obj, file: file.write(json.dumps(obj).encode()))
+    return index
 
 
 def atomic_save(

@@ -16,6 +16,8 @@ import torch
 import main as entry_point
 {% if cookiecutter.dataset == "image_folder" %}
 from dataset import write_example_images
+{% elif cookiecutter.dataset == "csv" %}
+from dataset import write_example_csv
 {% endif %}
 
 # Small enough for a CPU test to train in a second or two, big enough to learn something.
@@ -38,6 +40,11 @@ def make_data_folder(folder: Path) -> None:
     """The data/ folder of a fresh project, with 133 example images per class: splits of 279,
     60 and 60 samples, the sizes the synthetic data of the other projects give the tests."""
     write_example_images(folder, per_class=133)
+{% elif cookiecutter.dataset == "csv" %}
+def make_data_folder(folder: Path) -> None:
+    """The data/ folder of a fresh project, with an example data.csv of 400 rows: splits of 280,
+    60 and 60 samples, the sizes the synthetic data of the other projects give the tests."""
+    write_example_csv(folder / "data.csv", rows=400)
 {% else %}
 def make_data_folder(folder: Path) -> None:
     """The data/ folder of a fresh project: empty; the built-in data are generated into it."""

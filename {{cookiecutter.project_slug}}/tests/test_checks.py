@@ -170,7 +170,7 @@ def test_frozen_parameters_are_not_reported() -> None:
     checks.after_optimizer_step(step_skipped=False)
 
 
-def test_a_loss_that_does_not_move_is_warned_about() -> None:
+def test_a_loss_that_does_not_move_is_warned_about(workdir) -> None:
     cfg = Config()
     model = build_model(cfg)
     optimizer = build_optimizer(cfg, model)

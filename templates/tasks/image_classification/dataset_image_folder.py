@@ -21,7 +21,6 @@ on its first run; replace them with your own.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 from collections import Counter
@@ -37,11 +36,11 @@ from torchvision.transforms import v2
 from config import Config, UserError
 from utils import (
     EpochSampler,
-    RunPaths,
-    atomic_save,
     data_folder,
+    data_index,
     fold_range,
     make_loader,
+    saved_data_index,
     split_settings,
 )
 
@@ -57,7 +56,7 @@ class DataError(UserError):
 
 def class_names(cfg: Config) -> tuple[str, ...]:
     """The classes, in label order: `classes` if given, else the class folders' sorted names."""
-    saved = saved_index(cfg)
+    saved = saved_data_index(cfg)
     if saved is not None:
         return tuple(saved["classes"])
     if cfg.classes:
@@ -217,33 +216,22 @@ def image_transforms(
     )
 
 
-def saved_index(cfg: Config) -> dict[str, Any] | None:
-    """The `data.json` of the run `cfg` names, if it has one."""
-    path = RunPaths.for_run(cfg).checkpoints / "data.json"
-    if not cfg.run_name or not path.is_file():
-        return None
-    return json.loads(path.read_text())
-
-
 def load_index(cfg: Config) -> dict[str, Any]:
-    """The run's saved split, classes and statistics; for a new run, scanned and saved."""
-    saved = saved_index(cfg)
-    if saved is not None:
-        root = data_folder(cfg)
-        listed = [path for split in saved["splits"].values() for path, _ in split]
-        gone = [path for path in listed if not (root / path).is_file()]
-        if gone:
-            are = "is" if len(gone) == 1 else "are"
-            raise DataError(
-                f"{count(len(gone), 'file')} of this run's split {are} gone from {root}: "
-                f"{quote(gone)}. Put them back, or start a new run to split the data again."
-            )
-        return saved
-    index = scan(cfg)
-    if cfg.run_name:
-        path = RunPaths.for_run(cfg).checkpoints / "data.json"
-        atomic_save(index, path, write=lambda obj, file: file.write(json.dumps(obj).encode()))
-    return index
+    """The run's split, classes and statistics: saved in its data.json, or scanned for a new run."""
+    return data_index(cfg, lambda: scan(cfg), lambda saved: check_files_remain(cfg, saved))
+
+
+def check_files_remain(cfg: Config, saved: dict[str, Any]) -> None:
+    """Stop when files of a run's saved split have gone from data_dir."""
+    root = data_folder(cfg)
+    listed = [path for split in saved["splits"].values() for path, _ in split]
+    gone = [path for path in listed if not (root / path).is_file()]
+    if gone:
+        are = "is" if len(gone) == 1 else "are"
+        raise DataError(
+            f"{count(len(gone), 'file')} of this run's split {are} gone from {root}: "
+            f"{quote(gone)}. Put them back, or start a new run to split the data again."
+        )
 
 
 def scan(cfg: Config) -> dict[str, Any]:

@@ -1,8 +1,3 @@
-    # Data: y = x . weights + 2 + noise, seed 004's y = 3x + 2 + noise for one feature
-    num_samples: int = option(6000, "samples generated in total, before the splits", ge=3)
-    num_features: int = option(1, "inputs per sample; true weights 3, -2, 1.33, ...", ge=1)
-    noise: float = option(2.0, "std of the Gaussian noise added to y", ge=0)
-
     # Model and loss (see model.py)
     model: str = option("linear", "linear (its weights are the fit) or mlp", choices=MODELS)
     hidden_dim: int = option(64, "width of the mlp's two hidden layers", ge=1)

@@ -24,24 +24,7 @@ def true_weights(num_features: int) -> torch.Tensor:
     return 3.0 * (-2 / 3) ** torch.arange(num_features, dtype=torch.float32)
 
 
-class RegressionDataset(Dataset):
-    """Inputs and targets kept in memory."""
-
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
-        self.inputs = inputs  # (N, features)
-        self.targets = targets  # (N, 1)
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.inputs[index], self.targets[index]
-
-    def sample_keys(self) -> list[bytes]:
-        """A fingerprint per sample, to find samples that are in two splits."""
-        return [
-            hashlib.blake2b(row.numpy().tobytes(), digest_size=16).digest() for row in self.inputs
-        ]
+{% include "tasks/regression/regression_dataset.py" %}
 
 
 def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:

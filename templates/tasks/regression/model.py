@@ -8,7 +8,11 @@ import torch
 from torch import nn
 
 from config import Config
+{% if cookiecutter.dataset == "csv" %}
+from dataset import feature_names, target_name, training_statistics
+{% else %}
 from dataset import INTERCEPT, true_weights
+{% endif %}
 
 
 class LinearRegression(nn.Module):
@@ -39,11 +43,43 @@ class MLPRegressor(nn.Module):
         return self.head(self.hidden(inputs))  # (B, features) -> (B, 1)
 
 
+{% if cookiecutter.dataset == "csv" %}
+class Affine(nn.Module):
+    """x * scale + shift, with fixed scale and shift: standardises the inputs, or brings the
+    output back to the target's units. They are buffers, so every checkpoint carries them."""
+
+    def __init__(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("scale", scale)
+        self.register_buffer("shift", shift)
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        return values * self.scale + self.shift
+
+
+def build_model(cfg: Config) -> nn.Module:
+    """The model described by `cfg`, with freshly initialised weights, between the
+    standardisation of the inputs and the return to the target's units (with the training
+    split's statistics): columns of any scale train alike at one learning rate, while the loss
+    and the metrics stay in the target's own units."""
+    num_features = len(feature_names(cfg))
+    if cfg.model == "mlp":
+        model = MLPRegressor(num_features, cfg.hidden_dim)
+    else:
+        model = LinearRegression(num_features)
+    stats = training_statistics(cfg)
+    return nn.Sequential(
+        Affine(1 / stats["x_std"], -stats["x_mean"] / stats["x_std"]),
+        model,
+        Affine(stats["y_std"], stats["y_mean"]),
+    )
+{% else %}
 def build_model(cfg: Config) -> nn.Module:
     """The model described by `cfg`, with freshly initialised weights."""
     if cfg.model == "mlp":
         return MLPRegressor(cfg.num_features, cfg.hidden_dim)
     return LinearRegression(cfg.num_features)
+{% endif %}
 
 
 def parameter_groups(model: nn.Module, cfg: Config) -> list[dict]:
@@ -119,22 +155,34 @@ def overfitted(
     return end["loss"] <= goal, f"the loss down to {goal:.4g} (what least squares reaches)"
 
 
+{% if cookiecutter.dataset == "csv" %}
+def describe(model: nn.Module, cfg: Config) -> str:
+    """The fitted equation in the columns' own units, for the linear model."""
+    standardize, regressor, restore = (module.cpu() for module in model)
+    if not isinstance(regressor, LinearRegression):
+        return "the mlp has no weights to read as an equation; its val_r2 says how it fits"
+    # y = restore(w . standardize(x) + b), rewritten as y = w' . x + b'.
+    weight, bias = regressor.linear.weight.detach().flatten(), regressor.linear.bias.detach()
+    weights = restore.scale * weight * standardize.scale
+    intercept = restore.scale * (bias + (weight * standardize.shift).sum()) + restore.shift
+    names = feature_names(cfg)
+    return f"learned  {target_name(cfg)} = {equation(weights.tolist(), intercept.item(), names)}"
+{% else %}
 def describe(model: nn.Module, cfg: Config) -> str:
     """The fitted line next to the truth, for the linear model."""
     if not isinstance(model, LinearRegression):
         return "the mlp has no weights to compare with the truth; its val_r2 says how it fits"
     weights = model.linear.weight.detach().cpu().flatten()
     truth = true_weights(cfg.num_features)
+    names = ["x"] if cfg.num_features == 1 else [f"x{i + 1}" for i in range(cfg.num_features)]
     return (
-        f"learned  y = {equation(weights.tolist(), model.linear.bias.item())}\n"
-        f"truth    y = {equation(truth.tolist(), INTERCEPT)}"
+        f"learned  y = {equation(weights.tolist(), model.linear.bias.item(), names)}\n"
+        f"truth    y = {equation(truth.tolist(), INTERCEPT, names)}"
     )
+{% endif %}
 
 
-def equation(weights: list[float], intercept: float) -> str:
-    """`3.000 x + 2.000` for one feature, `3.000 x1 - 2.000 x2 + 2.000` for more."""
-    names = ["x"] if len(weights) == 1 else [f"x{i + 1}" for i in range(len(weights))]
-    terms = [f"{w:.3f} {name}" for w, name in zip(weights, names, strict=True)] + [
-        f"{intercept:.3f}"
-    ]
-    return " + ".join(terms).replace("+ -", "- ")
+def equation(weights: list[float], intercept: float, names: list[str]) -> str:
+    """`3.000 x + 2.000`: each weight with its input's name, then the intercept."""
+    terms = [f"{w:.3f} {name}" for w, name in zip(weights, names, strict=True)]
+    return " + ".join([*terms, f"{intercept:.3f}"]).replace("+ -", "- ")

@@ -1,0 +1,78 @@
+TRUTH = {"area_m2": 2.5, "rooms": 15.0, "age_years": -0.8, "distance_km": -4.0}  # see dataset.py
+CSV = Path("data/data.csv")
+
+
+def test_training_recovers_the_example_equation_in_the_columns_own_units(workdir, tiny, capsys):
+    assert main([*tiny, "model=linear", "epochs=10", "run_name=r"]) == 0
+    out = capsys.readouterr().out
+    equation = out.split("learned  price_k = ")[1].splitlines()[0]
+    terms = dict(reversed(term.split()) for term in equation.replace("- ", "+ -").split(" + ")[:-1])
+    for column, weight in TRUTH.items():
+        assert float(terms[column]) == pytest.approx(weight, rel=0.15), equation
+    assert "predicting price_k from 4 columns: area_m2, rooms, age_years, distance_km" in out
+
+
+def test_the_training_statistics_travel_inside_the_checkpoint(workdir) -> None:
+    assert main(["epochs=1", "run_name=r"]) == 0
+    saved = load_checkpoint(Path("models/checkpoints/default/r/best.pt"), torch.device("cpu"))
+    train = make_dataloaders(Config(run_name="r"))[0].dataset
+    standardized = train.inputs * saved["model"]["0.scale"] + saved["model"]["0.shift"]
+    assert torch.allclose(standardized.mean(dim=0), torch.zeros(4), atol=1e-5)
+    assert torch.allclose(standardized.std(dim=0), torch.ones(4), atol=1e-5)
+    y_mean, y_std = train.targets.mean(dim=0), train.targets.std(dim=0)
+    assert torch.allclose(saved["model"]["2.shift"], y_mean)
+    assert torch.allclose(saved["model"]["2.scale"], y_std)
+
+
+def test_the_rows_are_shuffled_split_saved_and_a_changed_file_refused(workdir, capsys) -> None:
+    assert main(["epochs=1", "run_name=r"]) == 0
+    index = json.loads(Path("models/checkpoints/default/r/data.json").read_text())
+    splits = index["splits"]
+    assert [len(splits[name]) for name in ("train", "val", "test")] == [280, 60, 60]
+    assert sorted(sum(splits.values(), [])) == list(range(400))  # disjoint, every row once
+    assert splits["test"] != list(range(340, 400))  # shuffled: a sorted CSV still splits fairly
+    assert main(["epochs=1", "run_name=again"]) == 0
+    again = json.loads(Path("models/checkpoints/default/again/data.json").read_text())
+    assert again["splits"] == splits  # the same seed, the same split
+
+    assert main(["--test", "models/checkpoints/default/r/best.pt"]) == 0
+    with CSV.open("a") as file:
+        file.write("80.0,3,10,5.0,300.0\n")
+    capsys.readouterr()
+    assert main(["--test", "models/checkpoints/default/r/best.pt"]) == 2
+    assert "has changed since this run split it" in capsys.readouterr().err
+
+
+def replace_line_4(text: str) -> Callable[[str], str]:
+    """An edit of data.csv that puts `text` in place of its fourth line (the third data row)."""
+    return lambda csv: "\n".join([*csv.splitlines()[:3], text, *csv.splitlines()[4:]]) + "\n"
+
+
+def test_the_columns_of_a_run_cannot_change_when_it_resumes(workdir, capsys) -> None:
+    assert main(["epochs=1", "scheduler=step", "run_name=r"]) == 0
+    last = "models/checkpoints/default/r/last.pt"
+    assert main(["--resume", last, "epochs=2", "features=area_m2,rooms"]) == 2
+    err = capsys.readouterr().err
+    assert "predicts price_k from area_m2, rooms, age_years, distance_km" in err
+    assert main(["--resume", last, "epochs=2", "features=area_m2,rooms,age_years,distance_km"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("edit", "overrides", "message"),
+    [
+        (lambda csv: "", [], "needs a header row and at least one row of data"),
+        (replace_line_4("80.0,3,10,5.0"), [], "the header has 5 columns but line 4 does not"),
+        (replace_line_4("80.0,three,10,5.0,300"), [], "non-numeric or infinite value in the "),
+        (replace_line_4("80.0,,10,5.0,300.0"), [], "1 row has an empty, non-numeric"),
+        (replace_line_4("80.0,3,inf,5.0,300.0"), [], "columns used, on line 4. Fill in"),
+        (str, ["target=price"], "has no column 'price'; its columns are area_m2, rooms"),
+        (str, ["features=rooms,price_k"], "cannot also be a feature"),
+        (str, ["csv_file=houses.csv"], "houses.csv does not exist"),
+    ],
+)
+def test_bad_csv_files_are_named_with_what_to_do(workdir, capsys, edit, overrides, message):
+    CSV.write_text(edit(CSV.read_text()))
+    assert main([*overrides, "epochs=1"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert [p.name for p in workdir.iterdir()] == ["data"]  # nothing written
