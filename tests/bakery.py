@@ -21,6 +21,15 @@ COMBINATIONS = [
 Bake = Callable[..., Path]
 
 
+def block_downloads(monkeypatch) -> None:
+    """Send this process's and its children's web requests to a closed local port, so that
+    nothing a test starts can download anything, whether or not this machine is online."""
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def bake_into(output_dir: Path, template: Path = TEMPLATE, hooks: bool = False, **answers) -> Path:
     """Generate a project with `answers` (defaults for the rest); returns its folder."""
     return Path(

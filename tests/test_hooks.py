@@ -15,7 +15,7 @@ from cookiecutter.generate import generate_context
 from cookiecutter.prompt import prompt_for_config
 from jinja2.exceptions import UndefinedError
 
-from bakery import TEMPLATE, Bake
+from bakery import TEMPLATE, Bake, block_downloads
 
 BAD_SLUGS = {
     "my-proj": "not a valid module name",
@@ -145,3 +145,16 @@ def test_post_gen_notes_and_succeeds_when_torch_is_missing(bake: Bake, tmp_path:
     assert "pip install -r requirements.txt" in result.stdout
     assert "python src/main.py --overfit-batch" in result.stdout
     assert [p.name for p in (project / "data").iterdir()] == [".gitkeep"]  # nothing ran
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
+def test_offline_a_downloaded_dataset_leaves_the_project_unverified_with_a_note(
+    bake: Bake, monkeypatch, capfd, dataset: str
+) -> None:
+    block_downloads(monkeypatch)
+    project = bake(hooks=True, dataset=dataset)
+    out = capfd.readouterr().out
+    assert "could not be downloaded" in out and "dataset=image_folder" in out
+    assert f"NOTE: {project.name} was generated but not verified" in out
+    assert (project / "src" / "main.py").is_file()
+    assert {p.name for p in (project / "data").iterdir()} <= {".gitkeep", "MNIST"}  # no data

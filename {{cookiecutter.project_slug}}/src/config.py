@@ -58,7 +58,11 @@ class Config:
 
     # Splits, drawn deterministically from `seed`
     val_fraction: float = option(0.15, "share held out for validation, unless folds>1", gt=0, lt=1)
+{% if cookiecutter.dataset in ("mnist", "cifar10") %}
+    # (the test split is the official test set)
+{% else %}
     test_fraction: float = option(0.15, "share of the samples held out for --test", gt=0, lt=1)
+{% endif %}
     folds: int = option(1, "k > 1: cross-validation; each k-th of the rest validates once", ge=1)
     fold: int = option(0, "with folds=k: train fold 1..k alone; 0: all, then mean ± std", ge=0)
 
@@ -99,6 +103,8 @@ class Config:
     data_dir: str = option("data", "folder of your images (see dataset.py for its layouts)")
 {% elif cookiecutter.dataset == "csv" %}
     data_dir: str = option("data", "folder of your CSV file (see csv_file)")
+{% elif cookiecutter.dataset in ("mnist", "cifar10") %}
+    data_dir: str = option("data", "folder torchvision downloads the dataset into, once")
 {% else %}
     data_dir: str = option("data", "folder of the datasets (the built-in data is cached here)")
 {% endif %}
@@ -192,11 +198,13 @@ def validate(cfg: Config) -> None:
             )
     if not cfg.experiment:
         raise ConfigError("experiment must not be empty; it names the folder that groups runs.")
+{% if cookiecutter.dataset not in ("mnist", "cifar10") %}
     if cfg.val_fraction + cfg.test_fraction >= 1:
         raise ConfigError(
             f"val_fraction + test_fraction must leave samples to train on, got "
             f"{cfg.val_fraction} + {cfg.test_fraction} >= 1; lower one of them."
         )
+{% endif %}
     if cfg.fold > cfg.folds:
         raise ConfigError(
             f"fold={cfg.fold} does not exist with folds={cfg.folds}: k-fold cross-validation "

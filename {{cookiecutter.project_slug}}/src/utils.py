@@ -14,6 +14,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -97,6 +98,23 @@ class EpochSampler(Sampler[int]):
         return self.size - self.start
 
 
+class EpochIndices(EpochSampler):
+    """The EpochSampler's order, each index paired with its epoch, so that a training set can
+    seed each sample's random augmentation from (seed, epoch, index) with `augmentation_rng`: the
+    same augmentation with any number of workers, and after a resume, as in an uninterrupted run."""
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((self.epoch, index) for index in super().__iter__())
+
+
+@contextmanager
+def augmentation_rng(seed: int, epoch: int, index: int) -> Iterator[None]:
+    """Inside: torch's global generator seeded from (seed, epoch, index); after: as before."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(((seed * 1_000_003 + epoch) * 1_000_003 + index) % 2**63)
+        yield
+
+
 def data_folder(cfg: Config) -> Path:
     """`cfg.data_dir`, which must exist: a missing folder is a mistake, never created silently."""
     folder = Path(cfg.data_dir)
@@ -120,6 +138,7 @@ def cached(path: Path, generate: Callable[[], dict[str, Any]]) -> dict[str, Any]
     return data
 
 
+{% if cookiecutter.dataset not in ("mnist", "cifar10") %}
 def split_indices(size: int, cfg: Config) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Train, val and test indices of `size` samples in contiguous ranges: test is the last
     test_fraction, val the val_fraction before it, or with folds=k the fold's k-th of the rest."""
@@ -139,6 +158,7 @@ def split_indices(size: int, cfg: Config) -> tuple[torch.Tensor, torch.Tensor, t
     return train, indices[start:stop], indices[rest:]
 
 
+{% endif %}
 def fold_range(size: int, cfg: Config) -> tuple[int, int]:
     """Where the validation part of fold `cfg.fold` (fold 1 when 0) lies among `size` samples."""
     fold = max(cfg.fold, 1) - 1
@@ -148,7 +168,11 @@ def fold_range(size: int, cfg: Config) -> tuple[int, int]:
 def split_settings(cfg: Config) -> str:
     """The settings that size the splits, for error messages."""
     val = f"folds={cfg.folds}" if cfg.folds > 1 else f"val_fraction={cfg.val_fraction}"
+{% if cookiecutter.dataset in ("mnist", "cifar10") %}
+    return val
+{% else %}
     return f"{val} and test_fraction={cfg.test_fraction}"
+{% endif %}
 
 
 def make_loaders(

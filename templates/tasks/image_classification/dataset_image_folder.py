@@ -24,7 +24,6 @@ import hashlib
 import random
 import re
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,8 @@ from torchvision.transforms import v2
 
 from config import Config, UserError
 from utils import (
-    EpochSampler,
+    EpochIndices,
+    augmentation_rng,
     data_folder,
     data_index,
     fold_range,
@@ -124,15 +124,6 @@ def train_class_counts(cfg: Config) -> list[int]:
     return [counts[label] for label in range(len(index["classes"]))]
 
 
-class EpochIndices(EpochSampler):
-    """The EpochSampler's order, each index paired with its epoch, so that the training set can
-    seed each sample's random augmentation from (seed, epoch, index): the same augmentation with
-    any number of workers, and after a resume, as in an uninterrupted run."""
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        return ((self.epoch, index) for index in super().__iter__())
-
-
 class ImageFiles(Dataset):
     """Image files read on access, converted to `color` and passed through `transform`.
 
@@ -163,8 +154,7 @@ class ImageFiles(Dataset):
         if isinstance(item, int):
             return self.transform(self.read(item)), self.labels[item]
         epoch, index = item
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(((self.seed * 1_000_003 + epoch) * 1_000_003 + index) % 2**63)
+        with augmentation_rng(self.seed, epoch, index):
             return self.transform(self.read(index)), self.labels[index]
 
     def read(self, index: int) -> Image.Image:

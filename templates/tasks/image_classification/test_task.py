@@ -2,6 +2,9 @@
 {% if cookiecutter.dataset == "image_folder" %}
 """What is special to image classification: your image folder (its checks, splits, transforms and
 class balance), transfer learning, softmax mistakes."""
+{% elif cookiecutter.dataset in ("mnist", "cifar10") %}
+"""What is special to image classification: the torchvision dataset (its download, conversion,
+copies and augmentation), transfer learning, softmax mistakes."""
 {% else %}
 """What is special to image classification: the shapes data, its checks, transfer learning,
 softmax mistakes."""
@@ -13,16 +16,40 @@ from __future__ import annotations
 import csv
 {% endif %}
 import json
+{% if cookiecutter.dataset == "cifar10" %}
+import pickle
+{% endif %}
 import shutil
+{% if cookiecutter.dataset == "mnist" %}
+import struct
+{% endif %}
 import subprocess
 import sys
+{% if cookiecutter.dataset in ("mnist", "cifar10") %}
+import urllib.request
+{% endif %}
 from pathlib import Path
 from urllib.error import URLError
 
 import pytest
 import torch
+{% if cookiecutter.dataset == "cifar10" %}
+import torchvision
+{% endif %}
 from PIL import Image
-{% if cookiecutter.dataset == "image_folder" %}
+{% if cookiecutter.dataset in ("mnist", "cifar10") %}
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from config import Config, apply_overrides
+{% if cookiecutter.dataset == "cifar10" %}
+from dataset import CACHE, CLASSES, IMAGE_SIZE, IN_CHANNELS, class_names, make_dataloaders
+{% else %}
+from dataset import CACHE, IMAGE_SIZE, IN_CHANNELS, class_names, make_dataloaders
+{% endif %}
+from helpers import SRC, make_data_folder
+from main import main
+from model import build_model
+{% elif cookiecutter.dataset == "image_folder" %}
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from config import Config, apply_overrides

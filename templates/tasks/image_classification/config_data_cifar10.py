@@ -1,0 +1,1 @@
+{% include "tasks/image_classification/config_data_torchvision.py" %}

@@ -1,0 +1,1 @@
+{% include "tasks/image_classification/dataset_torchvision.py" %}

@@ -1,0 +1,1 @@
+{% include "tasks/image_classification/test_data_torchvision.py" %}
