@@ -6,10 +6,11 @@
 
 The first run downloads the dataset into `data_dir` with torchvision and converts it once into one
 tensor file there, which later runs load in a moment; offline, the run stops with what to do. The
-official test set is the test split, untouched until --test. The validation split is drawn from the
-official training set per class by `seed` and `val_fraction` (or `folds`). Exact copies of an image are
-dropped before splitting (a copy in two splits would reward memorising), and the split, with the
-training split's normalisation statistics, is saved as `data.json` beside the run's checkpoints.
+official test set is the test split, untouched until --test. The validation split is drawn from
+the official training set per class by `seed` and `val_fraction` (or `folds`). Exact copies of an
+image are dropped before splitting (a copy in two splits would reward memorising), and the split,
+with the training split's normalisation statistics, is saved as `data.json` beside the run's
+checkpoints.
 {% if cookiecutter.dataset == "mnist" %}
 Augmentation, on the training split only: `random_crop` (no flips: a mirrored digit is another
 symbol).

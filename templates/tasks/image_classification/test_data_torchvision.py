@@ -34,8 +34,8 @@ def write_official_files(folder: Path, images: torch.Tensor, labels: torch.Tenso
     batches = folder / "cifar-10-batches-py"
     batches.mkdir(parents=True, exist_ok=True)
     names = ["test_batch"] if name == "t10k" else [f"data_batch_{i}" for i in range(1, 6)]
-    parts = zip(images.flatten(1).tensor_split(len(names)), labels.tensor_split(len(names)))
-    for batch_name, (data, batch_labels) in zip(names, parts, strict=True):
+    pixels, targets = images.flatten(1).tensor_split(len(names)), labels.tensor_split(len(names))
+    for batch_name, data, batch_labels in zip(names, pixels, targets, strict=True):
         batch = {"data": data.numpy(), "labels": batch_labels.tolist()}
         (batches / batch_name).write_bytes(pickle.dumps(batch))
     (batches / "batches.meta").write_bytes(pickle.dumps({"label_names": list(CLASSES)}))
