@@ -93,7 +93,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--predict",
         nargs="+",
         metavar="PATH",
-        help="classify image files or folders of images; saves predictions.csv in the run's logs",
+        help="{{ task.predict_help }}; saves predictions.csv in the run's logs",
     )
     parser.add_argument(
         "--checkpoint",
@@ -328,7 +328,7 @@ def resumed_config(saved: Config, overrides: list[str]) -> Config:
 
 {% include "tasks/" ~ cookiecutter.task ~ "/main_stages.py" ignore missing %}
 {% if task.predicts %}
-{% include "tasks/" ~ cookiecutter.task ~ "/main_predict.py" %}
+{% include "shared/main_predict.py" %}
 {% endif %}
 def overfit(cfg: Config) -> int:
     """The overfit ladder: memorise one sample, then one batch; exit code 0 if both work."""

@@ -94,7 +94,7 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
     )
 
 
-def prediction_inputs(cfg: Config, paths: list[Path]) -> tuple[list[Path], torch.Tensor]:
+def prediction_inputs(cfg: Config, paths: list[Path]) -> tuple[list[str], torch.Tensor]:
     """The image files at `paths` (files, or folders searched for images) and the images as the
     model sees them in evaluation, with the run's normalisation statistics."""
     files: list[Path] = []
@@ -114,7 +114,7 @@ def prediction_inputs(cfg: Config, paths: list[Path]) -> tuple[list[Path], torch
             images.append(dataset[number][0])
         except DataError:
             raise DataError(f"{path} cannot be read as an image; leave it out.") from None
-    return files, torch.stack(images)
+    return [str(path) for path in files], torch.stack(images)
 
 
 def train_class_counts(cfg: Config) -> list[int]:

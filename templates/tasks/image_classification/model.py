@@ -248,6 +248,11 @@ def per_class_table(report: dict[str, Any]) -> str:
 {% include "shared/overfitted_classifier.py" %}
 
 
+{% if cookiecutter.dataset == "image_folder" %}
+{% include "shared/classifier_predictions.py" %}
+
+
+{% endif %}
 def describe(model: nn.Module, cfg: Config) -> str:
     """What the trained model tells apart."""
     classes = class_names(cfg)

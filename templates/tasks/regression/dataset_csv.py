@@ -128,63 +128,58 @@ def read_table(cfg: Config, index: dict[str, Any] | None = None) -> torch.Tensor
     """The used columns as a float tensor (rows, features + target), every value checked."""
     index = index or load_index(cfg)
     header, rows = read_rows(cfg)
-    columns = [header.index(name) for name in [*index["features"], index["target"]]]
+    advice = "Fill in or delete those rows, or leave the column out with features=... ."
+    return numbers(csv_path(cfg), header, rows, [*index["features"], index["target"]], advice)
+
+
+def numbers(
+    path: Path, header: list[str], rows: list[tuple[int, list[str]]], names: list[str], advice: str
+) -> torch.Tensor:
+    """The columns `names` of `rows` as a float tensor (rows, names), or an error naming the
+    lines with an empty, non-numeric or infinite value, and `advice`."""
+    columns = [header.index(name) for name in names]
     values, bad = [], []
     for line, row in rows:
         try:
-            numbers = [float(row[c]) for c in columns]
+            parsed = [float(row[c]) for c in columns]
         except ValueError:
             bad.append(line)
             continue
-        if all(math.isfinite(v) for v in numbers):
-            values.append(numbers)
+        if all(math.isfinite(v) for v in parsed):
+            values.append(parsed)
         else:
             bad.append(line)
     if bad:
         raise DataError(
-            f"{csv_path(cfg)}: {len(bad)} row{'s have' if len(bad) > 1 else ' has'} an empty, "
+            f"{path}: {len(bad)} row{'s have' if len(bad) > 1 else ' has'} an empty, "
             f"non-numeric or infinite value in the columns used, on line{'s' * (len(bad) > 1)} "
-            f"{quote_lines(bad)}. Fill in or delete those rows, or leave the column out with "
-            "features=... ."
+            f"{quote_lines(bad)}. {advice}"
         )
     return torch.tensor(values, dtype=torch.float32)
 
 
-def read_rows(cfg: Config) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The header and the data rows with their line numbers, refusing ragged or empty files."""
-    path = csv_path(cfg)
-    if not path.is_file():
-        raise DataError(
-            f"{path} does not exist. Put your CSV file there (a header row, then one row per "
-            "sample), point csv_file= or data_dir= at it, or run python src/dataset.py for an "
-            "example file."
-        )
-    with path.open(newline="") as file:
-        lines = [(number, row) for number, row in enumerate(csv.reader(file), 1) if row]
-    if len(lines) < 2:
-        raise DataError(f"{path} needs a header row and at least one row of data.")
-    header = [name.strip() for name in lines[0][1]]
-    ragged = [number for number, row in lines[1:] if len(row) != len(header)]
-    if ragged:
-        raise DataError(
-            f"{path}: the header has {len(header)} columns but line{'s' * (len(ragged) > 1)} "
-            f"{quote_lines(ragged)} {'do' if len(ragged) > 1 else 'does'} not. Make every row "
-            "have one value per column (quote values that contain commas)."
-        )
-    return header, lines[1:]
+def prediction_inputs(cfg: Config, paths: list[Path]) -> tuple[list[str], torch.Tensor]:
+    """The rows of the CSV files at `paths`, named file:line, and their feature columns (found
+    by name, in any order; other columns are ignored) as the model's inputs."""
+    features, names, inputs = load_index(cfg)["features"], [], []
+    for path in paths:
+        if not path.is_file():
+            raise DataError(
+                f"{path} is not a file; give CSV files with the columns {', '.join(features)}."
+            )
+        header, rows = read_csv(path)
+        missing = [name for name in features if name not in header]
+        if missing:
+            raise DataError(
+                f"{path} has no column {', '.join(map(repr, missing))}; the model predicts from "
+                f"{', '.join(features)}, so the file needs those columns (by name, in any order)."
+            )
+        inputs.append(numbers(path, header, rows, features, "Fill in or delete those rows."))
+        names += [f"{path}:{line}" for line, _ in rows]
+    return names, torch.cat(inputs)
 
 
-def csv_path(cfg: Config) -> Path:
-    return data_folder(cfg) / cfg.csv_file
-
-
-def fingerprint(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def quote_lines(lines: list[int]) -> str:
-    shown = ", ".join(map(str, lines[:SHOWN]))
-    return shown + (f" and {len(lines) - SHOWN} more" if len(lines) > SHOWN else "")
+{% include "shared/csv_file.py" %}
 
 
 def write_example_csv(path: Path, rows: int = 1000, seed: int = 0) -> None:

@@ -167,6 +167,11 @@ def describe(model: nn.Module, cfg: Config) -> str:
     intercept = restore.scale * (bias + (weight * standardize.shift).sum()) + restore.shift
     names = feature_names(cfg)
     return f"learned  {target_name(cfg)} = {equation(weights.tolist(), intercept.item(), names)}"
+
+
+def prediction_columns(outputs: torch.Tensor, cfg: Config) -> tuple[list[str], list[list[str]]]:
+    """The column --predict prints and saves for each row: the predicted target, in its units."""
+    return [f"predicted_{target_name(cfg)}"], [[f"{value:.6g}"] for value in outputs[:, 0].tolist()]
 {% else %}
 def describe(model: nn.Module, cfg: Config) -> str:
     """The fitted line next to the truth, for the linear model."""

@@ -76,3 +76,30 @@ def test_bad_csv_files_are_named_with_what_to_do(workdir, capsys, edit, override
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert [p.name for p in workdir.iterdir()] == ["data"]  # nothing written
+
+
+def test_predict_gives_each_row_its_target_in_the_columns_units(workdir, tiny, capsys) -> None:
+    # The columns in another order, and one the model does not use.
+    Path("new.csv").write_text(
+        "rooms,area_m2,owner,age_years,distance_km\n3,100.0,ann,10,5.0\n5,180.0,bob,2,1.0\n"
+    )
+    assert main([*tiny, "model=linear", "epochs=10", "run_name=r"]) == 0
+    capsys.readouterr()
+    assert main(["--predict", "new.csv"]) == 0
+    saved = Path("results/logs/default/r/predictions.csv")
+    assert f"2 predictions by models/checkpoints/default/r/best.pt saved to {saved}" in (
+        capsys.readouterr().out
+    )
+    with saved.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["row"] for row in rows] == ["new.csv:2", "new.csv:3"]
+    truth = [2.5 * 100 + 15 * 3 - 0.8 * 10 - 4 * 5 + 60, 2.5 * 180 + 15 * 5 - 0.8 * 2 - 4 + 60]
+    predicted = [float(row["predicted_price_k"]) for row in rows]
+    assert predicted == pytest.approx(truth, rel=0.05)
+
+    Path("new.csv").write_text("rooms,area_m2\n3,100.0\n")
+    assert main(["--predict", "new.csv"]) == 2
+    assert "new.csv has no column 'age_years', 'distance_km'" in capsys.readouterr().err
+    Path("new.csv").write_text("rooms,area_m2,age_years,distance_km\n3,100.0,,5.0\n")
+    assert main(["--predict", "new.csv"]) == 2
+    assert "1 row has an empty, non-numeric or infinite value in the" in capsys.readouterr().err

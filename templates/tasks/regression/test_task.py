@@ -1,6 +1,6 @@
 {% if cookiecutter.dataset == "csv" %}
-"""What is special to regression: your CSV file (its checks, split and scales), the metrics and the
-least-squares goal."""
+"""What is special to regression: your CSV file (its checks, split and scales), --predict, the
+metrics and the least-squares goal."""
 {% else %}
 """What is special to regression: the linear data, its metrics and the least-squares goal."""
 {% endif %}
@@ -8,6 +8,7 @@ least-squares goal."""
 from __future__ import annotations
 
 {% if cookiecutter.dataset == "csv" %}
+import csv
 import json
 from collections.abc import Callable
 from pathlib import Path

@@ -31,30 +31,12 @@ def vocabulary_size(cfg: Config) -> int:
     return 1 + cfg.num_symbols + cfg.max_length
 
 
-class SequenceDataset(Dataset):
-    """Padded token sequences and their labels, kept in memory."""
+{% include "tasks/transformer/sequence_dataset.py" %}
 
-    def __init__(self, tokens: torch.Tensor, labels: torch.Tensor, num_classes: int) -> None:
-        self.tokens = tokens  # (N, 1 + max_length) int64, PAD after each sequence's end
-        self.labels = labels  # (N,) int64, the symbol the query points at (0-based)
-        self.num_classes = num_classes
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.tokens[index], self.labels[index]
-
-    def sample_keys(self) -> list[bytes]:
-        """A fingerprint per sample, to find samples that are in two splits."""
-        return [
-            hashlib.blake2b(row.numpy().tobytes(), digest_size=16).digest() for row in self.tokens
-        ]
-
-    def class_counts(self) -> dict[str, int]:
-        """How many samples of each class this split holds."""
-        counts = torch.bincount(self.labels, minlength=self.num_classes).tolist()
-        return {symbol_name(i): count for i, count in enumerate(counts)}
+def class_names(cfg: Config) -> list[str]:
+    """The classes: the symbols, named A, B, C, ..."""
+    return [symbol_name(i) for i in range(cfg.num_symbols)]
 
 
 def symbol_name(index: int) -> str:
@@ -80,11 +62,17 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
         ),
     )
     # The samples are independent draws, so contiguous ranges are random splits.
+    tokens, labels = data["tokens"], data["labels"]
     train, val, test = (
-        SequenceDataset(data["tokens"][part], data["labels"][part], cfg.num_symbols)
-        for part in split_indices(len(data["labels"]), cfg)
+        SequenceDataset(tokens[part], labels[part], class_names(cfg), row_keys(tokens[part]))
+        for part in split_indices(len(labels), cfg)
     )
     return make_loaders(train, val, test, cfg)
+
+
+def row_keys(tokens: torch.Tensor) -> list[bytes]:
+    """A fingerprint of each sequence."""
+    return [hashlib.blake2b(row.numpy().tobytes(), digest_size=16).digest() for row in tokens]
 
 
 def generate_sequences(

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from config import Config, ConfigError
-from dataset import PAD, vocabulary_size
+from dataset import PAD, class_names, vocabulary_size
 
 
 class PositionalEncoding(nn.Module):
@@ -35,7 +35,11 @@ class PositionalEncoding(nn.Module):
 
 class SequenceClassifier(nn.Module):
     """Token embedding plus positions, a pre-norm Transformer encoder, and a linear head on the
+{% if cookiecutter.dataset == "csv" %}
+    first position's output, the [CLS] token, as in BERT.
+{% else %}
     first position's output (the query token, in the role of BERT's [CLS]).
+{% endif %}
 
     Padding takes no part: the padding mask hides it from every attention, so a sequence gets the
     same prediction however much padding its batch adds.
@@ -56,12 +60,12 @@ class SequenceClassifier(nn.Module):
         self.encoder = nn.TransformerEncoder(
             layer, cfg.num_layers, norm=nn.LayerNorm(cfg.d_model), enable_nested_tensor=False
         )
-        self.head = nn.Linear(cfg.d_model, cfg.num_symbols)
+        self.head = nn.Linear(cfg.d_model, len(class_names(cfg)))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         padding = tokens == PAD  # (B, T), True where attention must not look
         vectors = self.encoder(self.positions(self.embed(tokens)), src_key_padding_mask=padding)
-        return self.head(vectors[:, 0])  # (B, num_symbols) logits
+        return self.head(vectors[:, 0])  # (B, classes) logits
 
 
 def build_model(cfg: Config) -> nn.Module:
@@ -117,16 +121,29 @@ class ClassificationMetrics:
 
 
 def build_metrics(cfg: Config) -> Callable[[], ClassificationMetrics]:
-    """The metrics of this task: accuracy and macro F1 over the `num_symbols` classes."""
-    return partial(ClassificationMetrics, cfg.num_symbols)
+    """The metrics of this task: accuracy and macro F1 over the classes."""
+    return partial(ClassificationMetrics, len(class_names(cfg)))
 
 
 {% include "shared/overfitted_classifier.py" %}
 
 
+{% if cookiecutter.dataset == "csv" %}
+{% include "shared/classifier_predictions.py" %}
+
+
+{% endif %}
 def describe(model: nn.Module, cfg: Config) -> str:
     """What the trained model does."""
+{% if cookiecutter.dataset == "csv" %}
+    return (
+        f"{type(model).__name__} reads the first {cfg.max_length} tokens of a text, with a "
+        f"vocabulary of {vocabulary_size(cfg)} tokens, and names its class: "
+        + ", ".join(class_names(cfg))
+    )
+{% else %}
     return (
         f"{type(model).__name__} reads sequences of {cfg.min_length}-{cfg.max_length} of "
         f"{cfg.num_symbols} symbols and names the symbol the query token points at"
     )
+{% endif %}

@@ -1,5 +1,8 @@
 def predict(paths: list[str], checkpoint: str | None, overrides: list[str]) -> int:
-    """Classify image files (or the images in folders) and save the predictions as CSV."""
+    """{{ task.predict_doc }}, and save the predictions as CSV."""
+    # argparse hands --predict every argument after it: the key=value ones are overrides
+    settings = [path for path in paths if "=" in path and not Path(path).exists()]
+    paths, overrides = [path for path in paths if path not in settings], [*overrides, *settings]
     cfg = apply_overrides(Config(), overrides)
     if checkpoint is None:  # the newest trained model of the experiment
         found = sorted(
@@ -19,22 +22,21 @@ def predict(paths: list[str], checkpoint: str | None, overrides: list[str]) -> i
     model = build_model(cfg)
     load_model_weights(model, saved, checkpoint_path)
     model.to(device).eval()
-    files, images = prediction_inputs(cfg, [Path(path) for path in paths])
+    names, inputs = prediction_inputs(cfg, [Path(path) for path in paths])
     with torch.inference_mode():
-        logits = [model(batch.to(device)).float().cpu() for batch in images.split(cfg.batch_size)]
-    confidences, labels = torch.cat(logits).softmax(dim=1).max(dim=1)
-    classes = class_names(cfg)
-    predictions = zip(files, labels.tolist(), confidences.tolist(), strict=True)
-    rows = [(str(path), classes[label], confidence) for path, label, confidence in predictions]
-    width = max(len(row[0]) for row in rows)
-    for file, name, confidence in rows:
-        print(f"{file.ljust(width)}  {name}  {confidence:.3f}")
+        outputs = [model(batch.to(device)).float().cpu() for batch in inputs.split(cfg.batch_size)]
+    header, values = prediction_columns(torch.cat(outputs), cfg)
+    rows = [[name, *row] for name, row in zip(names, values, strict=True)]
+    width = min(max(map(len, names)), 60)  # long names are cut on screen, kept in the file
+    for name, *row in rows:
+        shown = name if len(name) <= width else name[: width - 3] + "..."
+        print("  ".join([shown.ljust(width), *row]))
     output = RunPaths.for_run(cfg).logs / "predictions.csv"
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["file", "prediction", "confidence"])
-        writer.writerows((file, name, f"{confidence:.4f}") for file, name, confidence in rows)
+        writer.writerow(["{{ task.predict_column }}", *header])
+        writer.writerows(rows)
     print(f"{len(rows)} predictions by {checkpoint_path} saved to {output}")
     return 0
 

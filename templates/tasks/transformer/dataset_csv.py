@@ -1,0 +1,273 @@
+"""The data: your CSV file of labelled texts under `data_dir`, tokenized and split into
+train/val/test.
+
+    data/data.csv    text,label
+                     "The food was great, but the staff was not friendly.",positive
+                     ...
+
+The first row names the columns; `text_column` and `label_column` pick the two this project reads
+(other columns are ignored). The classes are the distinct labels, sorted. `tokenize` lowercases a
+text and cuts it into words and punctuation marks; a sequence is [CLS] and then the first
+`max_length` tokens, padded with PAD, and the model reads its prediction at the [CLS] position.
+The vocabulary is built from the training split alone (the words seen at least `min_count` times,
+at most `max_vocabulary` of the most frequent), so val and test words the model never trained on
+become <unk>, as new words will in use. A text that repeats an earlier one is dropped before the
+split, since a copy in two splits would reward memorising. The rows are shuffled from `seed` before
+the split (a CSV is often sorted), and the split (as row numbers), the classes and the vocabulary
+are saved in `data.json` beside the run's checkpoints, with a fingerprint of the file: --resume,
+--test and --predict read texts exactly as the model learned them, and a changed file is refused
+instead of silently split differently. `python src/dataset.py` writes an example file (see
+`write_example_csv`).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import random
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from config import Config, UserError
+from utils import data_folder, data_index, make_loaders, split_indices
+
+SPLITS = ("train", "val", "test")
+SHOWN = 5  # line numbers quoted in an error message, at most
+SPECIAL = ("<pad>", "<unk>", "<cls>")  # token ids 0, 1, 2; the vocabulary's words follow
+PAD, UNK, CLS = range(len(SPECIAL))
+WORD = re.compile(r"\w+|[^\w\s]")
+
+
+class DataError(UserError):
+    """Data that cannot be used as they are: missing, empty, or unlabelled."""
+
+
+{% include "tasks/transformer/sequence_dataset.py" %}
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercase words and punctuation marks: "Not bad, Sam!" -> not, bad, ",", sam, "!"."""
+    return WORD.findall(text.lower())
+
+
+def vocabulary_size(cfg: Config) -> int:
+    """How many distinct token ids the sequences use: the special tokens and the words."""
+    return len(SPECIAL) + len(load_index(cfg)["vocabulary"])
+
+
+def class_names(cfg: Config) -> list[str]:
+    """The classes: the distinct labels of the file, sorted."""
+    return load_index(cfg)["classes"]
+
+
+def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
+    """The train, val and test loaders; only the training loader shuffles."""
+    index = load_index(cfg)
+    texts, labels = read_texts(cfg)
+    number = {name: i for i, name in enumerate(index["classes"])}
+    splits = []
+    for name in SPLITS:
+        rows = index["splits"][name]
+        words = [tokenize(texts[row])[: cfg.max_length] for row in rows]
+        splits.append(
+            SequenceDataset(
+                encode(words, index["vocabulary"]),
+                torch.tensor([number[labels[row]] for row in rows], dtype=torch.long),
+                index["classes"],
+                [word_key(w) for w in words],  # by words: two texts can differ only in <unk>s
+            )
+        )
+    return make_loaders(*splits, cfg)
+
+
+def encode(texts: list[list[str]], vocabulary: list[str]) -> torch.Tensor:
+    """Token ids (len(texts), 1 + longest): [CLS], each word's id (UNK if unknown), then PAD."""
+    ids = {word: i for i, word in enumerate(vocabulary, len(SPECIAL))}
+    tokens = torch.full((len(texts), 1 + max(map(len, texts), default=0)), PAD)
+    for row, words in zip(tokens, texts, strict=True):
+        row[: 1 + len(words)] = torch.tensor([CLS, *(ids.get(word, UNK) for word in words)])
+    return tokens
+
+
+def word_key(words: list[str]) -> bytes:
+    return hashlib.blake2b("\0".join(words).encode(), digest_size=16).digest()
+
+
+def prediction_inputs(cfg: Config, paths: list[Path]) -> tuple[list[str], torch.Tensor]:
+    """The texts in `paths` (a .csv file's `text_column`, or each non-empty line of any other
+    file) and their token ids, with the run's vocabulary."""
+    texts = []
+    for path in paths:
+        if not path.is_file():
+            raise DataError(
+                f"{path} is not a file; give text files (one text per line) or CSV files with "
+                f"a {cfg.text_column!r} column."
+            )
+        if path.suffix.lower() == ".csv":
+            with path.open(newline="", encoding="utf-8-sig") as file:
+                reader = csv.DictReader(file)
+                if cfg.text_column not in (reader.fieldnames or []):
+                    raise DataError(
+                        f"{path} has no column {cfg.text_column!r}, the column of the texts the "
+                        "model trained on; give that name to the column of the texts."
+                    )
+                texts += [row[cfg.text_column] for row in reader]
+        else:
+            texts += path.read_text(encoding="utf-8").splitlines()
+    texts = [text.strip() for text in texts if text.strip()]
+    if not texts:
+        raise DataError(f"no texts in {', '.join(map(str, paths))}.")
+    words = [tokenize(text)[: cfg.max_length] for text in texts]
+    return texts, encode(words, load_index(cfg)["vocabulary"])
+
+
+def load_index(cfg: Config) -> dict[str, Any]:
+    """The run's split, classes and vocabulary: saved in its data.json, or made for a new run."""
+    return data_index(cfg, lambda: scan(cfg), lambda saved: check_unchanged(cfg, saved))
+
+
+def tokenizer_settings(cfg: Config) -> dict[str, Any]:
+    """What decides how the file becomes token ids; a run keeps them for good."""
+    keys = ("csv_file", "text_column", "label_column", "max_length", "min_count", "max_vocabulary")
+    return {key: getattr(cfg, key) for key in keys}
+
+
+def scan(cfg: Config) -> dict[str, Any]:
+    """Check the file, drop repeated texts, draw the split from `seed` and build the vocabulary
+    from the training texts."""
+    texts, labels = read_texts(cfg)
+    kept, first_label, repeats, disagreeing = [], {}, 0, 0
+    for row, (text, label) in enumerate(zip(texts, labels, strict=True)):
+        key = word_key(tokenize(text)[: cfg.max_length])
+        if key in first_label:
+            repeats += 1
+            disagreeing += first_label[key] != label
+        else:
+            first_label[key] = label
+            kept.append(row)
+    classes = sorted(set(first_label.values()))
+    if len(classes) < 2:
+        raise DataError(
+            f"every text in {csv_path(cfg)} has the label {classes[0]!r}: a classifier needs at "
+            f"least two classes. Check that label_column={cfg.label_column!r} is the column of "
+            "the classes."
+        )
+    order = torch.randperm(len(kept), generator=torch.Generator().manual_seed(cfg.seed))
+    splits = [sorted(kept[i] for i in order[part]) for part in split_indices(len(kept), cfg)]
+    counts = Counter(word for row in splits[0] for word in tokenize(texts[row])[: cfg.max_length])
+    frequent = [word for word, count in counts.items() if count >= cfg.min_count]
+    vocabulary = sorted(frequent, key=lambda word: (-counts[word], word))[: cfg.max_vocabulary]
+    known = set(vocabulary)
+    val_words = [word for row in splits[1] for word in tokenize(texts[row])[: cfg.max_length]]
+    coverage = sum(word in known for word in val_words) / max(len(val_words), 1)
+    cut = sum(len(tokenize(texts[row])) > cfg.max_length for row in kept)
+    report = [f"data: {csv_path(cfg)}, {len(kept)} texts in {len(classes)} classes"]
+    if repeats:
+        report.append(f"{repeats} repeated texts dropped ({disagreeing} with another label)")
+    if cut:
+        report.append(f"{cut} texts cut to max_length={cfg.max_length} tokens")
+    report.append(
+        f"vocabulary: {len(vocabulary)} words of the training texts, {coverage:.0%} of the val "
+        "words"
+    )
+    print("; ".join(report))
+    return {
+        **tokenizer_settings(cfg),
+        "sha256": fingerprint(csv_path(cfg)),
+        "classes": classes,
+        "vocabulary": vocabulary,
+        "splits": dict(zip(SPLITS, splits, strict=True)),
+    }
+
+
+def check_unchanged(cfg: Config, saved: dict[str, Any]) -> None:
+    """Stop when the CSV file is no longer the one this run split, or the text is to be read
+    otherwise than the run's model learned it."""
+    changed = [key for key, value in tokenizer_settings(cfg).items() if saved[key] != value]
+    if changed:
+        settings = ", ".join(f"{key}={saved[key]}" for key in changed)
+        raise DataError(
+            f"this run's vocabulary, classes and split were made with {settings}, and its model "
+            "learned them. Drop those overrides, or start a new run to read the data otherwise."
+        )
+    if fingerprint(csv_path(cfg)) != saved["sha256"]:
+        raise DataError(
+            f"{csv_path(cfg)} has changed since this run split it, so its saved row numbers no "
+            "longer name the same texts. Put the original file back, or start a new run to "
+            "split the new file."
+        )
+
+
+def read_texts(cfg: Config) -> tuple[list[str], list[str]]:
+    """The text and the label of every row, refusing unknown columns and empty cells."""
+    header, rows = read_rows(cfg)
+    unknown = [name for name in (cfg.text_column, cfg.label_column) if name not in header]
+    if unknown:
+        raise DataError(
+            f"{csv_path(cfg)} has no column {', '.join(map(repr, unknown))}; its columns are "
+            f"{', '.join(header)}. Set text_column= and label_column= to the columns of the texts "
+            "and of their classes."
+        )
+    text, label = header.index(cfg.text_column), header.index(cfg.label_column)
+    empty = [line for line, row in rows if not tokenize(row[text]) or not row[label].strip()]
+    if empty:
+        raise DataError(
+            f"{csv_path(cfg)}: {len(empty)} row{'s have' if len(empty) > 1 else ' has'} an empty "
+            f"text or label, on line{'s' * (len(empty) > 1)} {quote_lines(empty)}. Fill in or "
+            "delete those rows."
+        )
+    return [row[text] for _, row in rows], [row[label].strip() for _, row in rows]
+
+
+{% include "shared/csv_file.py" %}
+
+
+# What an example review remarks on, with a good and a bad word for it.
+REMARKS = {
+    "food": ("delicious", "bland"),
+    "service": ("fast", "slow"),
+    "staff": ("friendly", "rude"),
+    "room": ("clean", "dirty"),
+    "bed": ("comfortable", "hard"),
+    "view": ("lovely", "dull"),
+    "street": ("quiet", "noisy"),
+    "wifi": ("reliable", "patchy"),
+    "price": ("fair", "steep"),
+    "breakfast": ("generous", "poor"),
+}
+
+
+def write_example_csv(path: Path, rows: int = 2000, seed: int = 0) -> None:
+    """Example hotel reviews: a remark such as "the room was not clean", or two joined by "but",
+    where the second one decides, as it does in speech. "not" turns a remark round. Counting good
+    and bad words cannot tell "the bed was not clean, but the wifi was reliable" from "the bed
+    was clean, but the wifi was not reliable": a model must see which remark comes last and which
+    word "not" stands before, as attention can."""
+    rng = random.Random(seed)
+    reviews: dict[str, str] = {}
+    while len(reviews) < rows:
+        remarks = []
+        for _ in range(rng.choice((1, 2))):
+            aspect, good, negated = rng.choice(list(REMARKS)), rng.randrange(2), rng.randrange(2)
+            remarks.append(f"the {aspect} was {'not ' * negated}{REMARKS[aspect][1 - good]}")
+        text = ", but ".join(remarks)
+        text = text[0].upper() + text[1:] + rng.choice((".", "!"))
+        reviews.setdefault(text, "positive" if good != negated else "negative")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["text", "label"])
+        writer.writerows(reviews.items())
+
+
+if __name__ == "__main__":
+    example = Path("data/data.csv")
+    if example.exists():
+        raise SystemExit(f"{example} exists; move it away first to write the example file.")
+    write_example_csv(example)
+    print(f"wrote {example}: 2000 example reviews (see write_example_csv in src/dataset.py)")
