@@ -73,9 +73,10 @@ def failure_message(output: str, reason: str) -> str:
     )
 
 
-def run_check() -> tuple[bool, str]:
-    """Prepare the data if needed, then run the overfit check, each in a subprocess; returns
-    (passed, what they printed)."""
+def run_check() -> tuple[str, str]:
+    """Prepare the data if needed, then run the overfit check, each in a subprocess. Returns the
+    verdict, "passed", "failed" or "unverified" (the dataset could not be downloaded), and what
+    they printed."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # leave no __pycache__ in the new project
     output = ""
     for command in (PREPARE, CHECK):
@@ -91,13 +92,13 @@ def run_check() -> tuple[bool, str]:
             )
         except subprocess.TimeoutExpired as error:
             output += (error.stdout or b"").decode() + (error.stderr or b"").decode()
-            return False, failure_message(output, f"no verdict within {TIMEOUT_SECONDS}s")
+            return "failed", failure_message(output, f"no verdict within {TIMEOUT_SECONDS}s")
         output += result.stdout + result.stderr
         if result.returncode == DATA_UNAVAILABLE and DATASET in DOWNLOADED:
-            return True, f"{output.rstrip()}\n\n{undownloaded_note()}"
+            return "unverified", f"{output.rstrip()}\n\n{undownloaded_note()}"
         if result.returncode != 0:
-            return False, failure_message(output, f"exit code {result.returncode}")
-    return True, output
+            return "failed", failure_message(output, f"exit code {result.returncode}")
+    return "passed", output
 
 
 def main() -> int:
@@ -105,15 +106,15 @@ def main() -> int:
         print(unverified_note(Path.cwd()))
         return 0
     started = time.perf_counter()
-    passed, output = run_check()
-    if not passed:
+    verdict, output = run_check()
+    if verdict == "failed":
         print(output, file=sys.stderr)
         return 1
-    if undownloaded_note() in output:
+    if verdict == "unverified":
         print(output)
         return 0
-    verdict = output.strip().splitlines()[-1]
-    print(f"{PROJECT_SLUG}: {verdict} ({time.perf_counter() - started:.1f}s)")
+    summary = output.strip().splitlines()[-1]
+    print(f"{PROJECT_SLUG}: {summary} ({time.perf_counter() - started:.1f}s)")
     return 0
 
 

@@ -136,6 +136,12 @@ def describe_keys() -> str:
     return "\n".join(lines)
 
 
+def overrides_without(overrides: list[str], keys: tuple[str, ...]) -> list[str]:
+    """The `key=value` overrides whose key is not one of `keys`: the ones to repeat in a command
+    that sets `keys` itself."""
+    return [item for item in overrides if item.partition("=")[0].strip() not in keys]
+
+
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     """Return `cfg` with `key=value` overrides applied, typed from the fields and validated."""
     hints = get_type_hints(Config)

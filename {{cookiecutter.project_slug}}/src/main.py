@@ -26,16 +26,18 @@ from config import (
     apply_overrides,
     describe_keys,
     from_dict,
+    overrides_without,
     to_dict,
 )
 {% if task.predicts %}
-from dataset import class_names, make_dataloaders, prediction_inputs
+from dataset import make_dataloaders, prediction_inputs
 {% else %}
 from dataset import make_dataloaders
 {% endif %}
-{% if task.main_model_imports %}
+{% set model_imports = task.main_model_imports.split() + (["prediction_columns"] if task.predicts else []) %}
+{% if model_imports %}
 from model import (
-{% for name in (task.main_model_imports.split() + ["build_loss", "build_metrics", "build_model", "describe"]) | sort %}
+{% for name in (model_imports + ["build_loss", "build_metrics", "build_model", "describe"]) | sort %}
     {{ name }},
 {% endfor %}
 )
@@ -252,7 +254,7 @@ def cross_validate(cfg: Config, overrides: list[str]) -> int:
         print(f"\nfold {fold} of {cfg.folds}: run {cfg.experiment}/{fold_cfg.run_name}")
         exit_code, trainer = fit(fold_cfg, checkpoint, last if checkpoint else None)
         if exit_code:
-            kept = [o for o in overrides if o.partition("=")[0].strip() != "run_name"]
+            kept = overrides_without(overrides, ("run_name",))
             print(
                 "(that finishes this fold alone); to finish the cross-validation, run instead:\n"
                 f"    python src/main.py {' '.join([*kept, f'run_name={name}'])}"

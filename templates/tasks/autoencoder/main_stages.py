@@ -21,8 +21,8 @@ def train_stages(cfg: Config, overrides: list[str]) -> int:
         changes = [f"stage={stage}", f"run_name={name}-{stage}", f"epochs={epochs}"]
         runs[stage] = apply_overrides(cfg, changes)
         refuse_to_replace(runs[stage])  # now, not after the stages before it have trained
-    own = ("stage", "run_name", "encoder_from")  # set by the commands below
-    same = " ".join(o for o in overrides if o.partition("=")[0].strip() not in own)
+    # the overrides to repeat in the commands below, which set these keys themselves
+    same = " ".join(overrides_without(overrides, ("stage", "run_name", "encoder_from")))
 
     if "pretrain" in runs:
         best = RunPaths.for_run(runs["pretrain"]).checkpoints / "best.pt"

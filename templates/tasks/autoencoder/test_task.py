@@ -130,6 +130,14 @@ def test_the_pipeline_refuses_to_replace_a_run_before_training_anything(workdir,
     assert not (RUNS / "p-pretrain").exists()
 
 
+@pytest.mark.parametrize("stage", ["all", "finetune", "scratch"])
+def test_the_pipeline_stages_refuse_cross_validation(workdir, capsys, stage) -> None:
+    assert main([*PIPELINE, f"stage={stage}", "folds=3"]) == 2
+    err = capsys.readouterr().err
+    assert f"folds=3 cross-validates one run, not the runs of stage={stage}" in err
+    assert not RUNS.exists()  # nothing written
+
+
 def test_an_encoder_from_a_classifier_checkpoint_is_refused(workdir, capsys) -> None:
     assert main([*PIPELINE, "stage=scratch", "run_name=s"]) == 0
     encoder_from = RUNS / "s-scratch" / "best.pt"

@@ -91,7 +91,7 @@ class TensorImages(Dataset):
     """
 
     def __init__(
-        self, images: torch.Tensor, labels: torch.Tensor, transform: v2.Transform, seed: int = 0
+        self, images: torch.Tensor, labels: torch.Tensor, transform: v2.Transform, seed: int
     ) -> None:
         self.images = images  # (N, C, H, W) uint8
         self.labels = labels  # (N,) int64
@@ -123,16 +123,16 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
     data = cached(data_folder(cfg) / CACHE, lambda: download(data_folder(cfg)))
     index = data_index(cfg, lambda: scan(cfg, data), lambda saved: None)
     train_transform, eval_transform = image_transforms(cfg, index["mean"], index["std"])
-    splits = [
-        TensorImages(data[f"{source}_images"][rows], data[f"{source}_labels"][rows], transform)
+    train, val, test = (
+        TensorImages(
+            data[f"{source}_images"][rows], data[f"{source}_labels"][rows], transform, cfg.seed
+        )
         for source, rows, transform in (
             ("train", torch.tensor(index["train"]), train_transform),
             ("train", torch.tensor(index["val"]), eval_transform),
             ("test", torch.tensor(index["test"]), eval_transform),
         )
-    ]
-    train, val, test = splits
-    train.seed = cfg.seed  # seeds the augmentation of each (epoch, index)
+    )
     return (
         make_loader(train, cfg, EpochIndices(len(train), cfg.seed)),
         make_loader(val, cfg),

@@ -19,8 +19,8 @@ def train_coarse_to_fine(cfg: Config, overrides: list[str]) -> int:
     }
     for run in runs.values():
         refuse_to_replace(run)  # now, not after the coarse stage has trained
-    own = ("stage", "run_name", "coarse_from")  # set by the commands below
-    same = " ".join(o for o in overrides if o.partition("=")[0].strip() not in own)
+    # the overrides to repeat in the commands below, which set these keys themselves
+    same = " ".join(overrides_without(overrides, ("stage", "run_name", "coarse_from")))
     coarse_best = RunPaths.for_run(runs["coarse"]).checkpoints / "best.pt"
     fine = apply_overrides(runs["fine"], [f"coarse_from={coarse_best}"])
 

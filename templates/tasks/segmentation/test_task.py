@@ -129,6 +129,7 @@ def test_coarse_to_fine_segments_the_crop_where_the_coarse_model_points() -> Non
         (["image_size=60"], "image_size must be a multiple of 8"),
         (["stage=coarse_to_fine", "image_size=64", "coarse_factor=16"], "image_size / coarse"),
         (["stage=fine", "image_size=32", "crop_size=40"], "crop_size (40) is larger"),
+        (["stage=coarse_to_fine", "folds=3"], "folds=3 cross-validates one run, not the runs"),
     ],
 )
 def test_sizes_the_unet_cannot_take_are_refused(workdir, capsys, overrides, message) -> None:
