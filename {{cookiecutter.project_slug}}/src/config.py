@@ -116,7 +116,9 @@ class Config:
     # Self-checks (see checks.py)
     overfit_steps: int = option(300, "step budget of each --overfit-batch stage", ge=1)
     sanity_checks: bool = option(True, "check the first step for unused layers, a stuck optimizer")
-    loss_check_steps: int = option(0, "warn unless the loss fell by then; 0: max(epoch, 20)", ge=0)
+    loss_check_steps: int = option(
+        0, "warn unless the loss fell by then; 0: max(epoch, 20, warmup_steps)", ge=0
+    )
     log_grad_every: int = option(100, "steps between per-layer weight/gradient logs; 0: off", ge=0)
     debug: bool = option(False, "autograd anomaly detection: finds the op making NaNs; slow")
     imbalance_warn_ratio: float = option(3.0, "warn when a class is this many times another", gt=1)

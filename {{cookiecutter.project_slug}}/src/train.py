@@ -259,8 +259,11 @@ class Trainer:
             if self.cfg.sanity_checks:
                 self.first_step = FirstStepChecks(self.model, self.loss_fn)
         steps_per_epoch = math.ceil(len(train_loader) / self.cfg.accumulate_steps)
-        # Fewer than 20 steps would compare the noise of single batches.
-        self.loss_check_step = self.cfg.loss_check_steps or max(steps_per_epoch, 20)
+        # The loss must have fallen by the end of the first epoch, and of the lr warmup (whose
+        # first steps barely move); fewer than 20 steps would compare the noise of single batches.
+        self.loss_check_step = self.cfg.loss_check_steps or max(
+            steps_per_epoch, 20, self.cfg.warmup_steps
+        )
         if self.cfg.debug:
             print(
                 "debug=true: autograd anomaly detection is on; training runs several times slower"

@@ -136,15 +136,17 @@ def test_accumulation_steps_once_per_window_with_the_mean_gradient() -> None:
         torch.testing.assert_close(a, b)
 
 
-def test_the_loss_check_waits_for_20_steps_on_short_epochs(workdir) -> None:
+def test_the_loss_check_waits_for_20_steps_and_the_warmup(workdir) -> None:
     inputs, labels = torch.randn(4, 4).repeat(2, 1), torch.randint(3, (4,)).repeat(2)
     loader = DataLoader(TensorDataset(inputs, labels), batch_size=4)  # 2 identical batches
-    stuck = ["lr=1e-12", "sanity_checks=false", "early_stopping_patience=0"]
+    stuck = ["lr=1e-12", "sanity_checks=false", "early_stopping_patience=0", "warmup_steps=0"]
     short = _linear_trainer([*stuck, "epochs=3", "run_name=short"])  # 6 steps: too few
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        short.fit(loader, loader, RunPaths.for_run(short.cfg))
-    assert not [w for w in caught if "has not decreased" in str(w.message)]
+    warming = _linear_trainer([*stuck, "epochs=12", "warmup_steps=30", "run_name=warming"])
+    for trainer in (short, warming):  # 24 steps, all of them in the warmup, are too few too
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.fit(loader, loader, RunPaths.for_run(trainer.cfg))
+        assert not [w for w in caught if "has not decreased" in str(w.message)]
     long = _linear_trainer([*stuck, "epochs=12", "run_name=long"])
     with pytest.warns(UserWarning, match="has not decreased in the first 20 steps"):
         long.fit(loader, loader, RunPaths.for_run(long.cfg))
