@@ -18,6 +18,7 @@ def predict(paths: list[str], checkpoint: str | None, overrides: list[str]) -> i
     checkpoint_path = Path(checkpoint)
     saved = load_checkpoint(checkpoint_path, torch.device("cpu"))
     cfg = apply_overrides(from_dict(saved["config"]), overrides)
+    restore_data_index(cfg, saved)
     device = resolve_device(cfg.device)
     model = build_model(cfg)
     load_model_weights(model, saved, checkpoint_path)

@@ -63,6 +63,7 @@ from utils import (
     load_file,
     new_run_name,
     resolve_device,
+    restore_data_index,
     save_lr_plot,
     seed_everything,
 )
@@ -158,6 +159,7 @@ def train(overrides: list[str], resume: str | None) -> int:
         checkpoint = load_checkpoint(checkpoint_path, torch.device("cpu"))
     if checkpoint is not None:
         cfg = resumed_config(from_dict(checkpoint["config"]), overrides)
+        restore_data_index(cfg, checkpoint)
 {% include "tasks/" ~ cookiecutter.task ~ "/main_train_branch.py" ignore missing %}
     elif cfg.folds > 1 and cfg.fold == 0:
         return cross_validate(cfg, overrides)
@@ -384,6 +386,7 @@ def test(checkpoint_path: Path, overrides: list[str]) -> int:
     """Evaluate a checkpoint on the test split of the data it was trained with."""
     checkpoint = load_checkpoint(checkpoint_path, torch.device("cpu"))
     cfg = apply_overrides(from_dict(checkpoint["config"]), overrides)
+    restore_data_index(cfg, checkpoint)
     device = resolve_device(cfg.device)
     _, _, test_loader = make_dataloaders(cfg)
     model = build_model(cfg)

@@ -35,6 +35,7 @@ from utils import (
     remove_stale_temporaries,
     rng_state,
     save_curves,
+    saved_data_index,
     set_rng_state,
 )
 
@@ -236,6 +237,9 @@ class Trainer:
         self.writer: SummaryWriter | None = None
         self.grad_norm = torch.zeros(())
         self.preview: torch.Tensor | None = None  # validation images shown in TensorBoard
+        # The run's data.json (split, statistics, classes, ...), carried in every checkpoint so
+        # that a checkpoint copied without its run folder still reads the data as the run did.
+        self.data_index = saved_data_index(cfg)
 
     @property
     def lr(self) -> float:
@@ -549,6 +553,7 @@ class Trainer:
             "epochs_without_improvement": self.epochs_without_improvement,
             "history": self.history,
             "rng": rng_state(),
+            "data": self.data_index,
         }
 
     def save_checkpoint(self) -> Path:

@@ -261,6 +261,19 @@ def saved_data_index(cfg: Config) -> dict[str, Any] | None:
     return json.loads(path.read_text())
 
 
+def restore_data_index(cfg: Config, checkpoint: dict[str, Any]) -> None:
+    """Put back the run's data.json from the copy inside `checkpoint` when the run folder lacks
+    it (a checkpoint moved to another machine), so the run's data are read as they were."""
+    if checkpoint.get("data") is not None and cfg.run_name and saved_data_index(cfg) is None:
+        save_data_index(cfg, checkpoint["data"])
+
+
+def save_data_index(cfg: Config, index: dict[str, Any]) -> None:
+    """Save `index` as the data.json beside the checkpoints of the run `cfg` names."""
+    path = RunPaths.for_run(cfg).checkpoints / "data.json"
+    atomic_save(index, path, write=lambda obj, file: file.write(json.dumps(obj).encode()))
+
+
 def data_index(
     cfg: Config, scan: Callable[[], dict[str, Any]], check: Callable[[dict[str, Any]], None]
 ) -> dict[str, Any]:
@@ -273,8 +286,7 @@ def data_index(
         return saved
     index = scan()
     if cfg.run_name:
-        path = RunPaths.for_run(cfg).checkpoints / "data.json"
-        atomic_save(index, path, write=lambda obj, file: file.write(json.dumps(obj).encode()))
+        save_data_index(cfg, index)
     return index
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -102,6 +103,20 @@ def test_test_mode_evaluates_a_checkpoint(workdir, tiny, capsys) -> None:
     record = json.loads(Path("results/logs/default/r/test.json").read_text())
     assert record["samples"] == 60 and record["checkpoint"] == str(RUN / "best.pt")
     assert isinstance(record["loss"], float)
+
+
+def test_a_checkpoint_moved_without_its_run_folder_reads_the_data_as_the_run_did(
+    workdir, tiny, capsys
+) -> None:
+    assert main([*tiny, "run_name=r"]) == 0
+    index = RUN / "data.json"  # the split and what else the data source saves; none if built-in
+    saved = index.read_text() if index.exists() else None
+    moved = workdir / "moved.pt"
+    shutil.copy(RUN / "best.pt", moved)
+    shutil.rmtree(RUN)
+    assert main(["--test", str(moved)]) == 0
+    assert "on 60 test samples: test_loss" in capsys.readouterr().out
+    assert (index.read_text() if index.exists() else None) == saved  # restored from moved.pt
 
 
 def test_missing_checkpoint_names_the_path(workdir, capsys) -> None:

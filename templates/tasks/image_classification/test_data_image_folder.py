@@ -135,6 +135,18 @@ def test_augmentation_touches_only_the_training_split(workdir, tiny) -> None:
     assert make_dataloaders(grey)[1].dataset[0][0].shape == (1, 32, 32)
 
 
+def test_worker_processes_decode_the_images_and_change_no_batch(workdir, tiny) -> None:
+    cfg = apply_overrides(Config(), [*tiny, "rotation=30", "color_jitter=0.3"])
+    assert Config().num_workers == 2  # files are decoded in parallel by default
+    parallel = make_dataloaders(cfg)[0]
+    serial = make_dataloaders(apply_overrides(cfg, ["num_workers=0"]))[0]
+    assert parallel.num_workers == 2 and parallel.persistent_workers
+    for loader in (parallel, serial):
+        loader.sampler.set_epoch(3)
+    for (images, labels), (same_images, same_labels) in zip(parallel, serial, strict=True):
+        assert torch.equal(images, same_images) and torch.equal(labels, same_labels)
+
+
 def test_predict_classifies_files_and_folders_and_saves_a_csv(workdir, tiny, capsys) -> None:
     new = workdir / "new"
     write_example_images(new, per_class=2, seed=5)
