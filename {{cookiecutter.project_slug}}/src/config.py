@@ -87,11 +87,7 @@ class Config:
 
     # Machine and reproducibility
     device: str = option("auto", "auto picks cuda, then mps, then cpu", choices=DEVICES)
-{% if cookiecutter.dataset == "image_folder" %}
-    num_workers: int = option(2, "processes decoding images for the DataLoader; 0: none", ge=0)
-{% else %}
     num_workers: int = option(0, "DataLoader worker processes; 0 loads in the main process", ge=0)
-{% endif %}
     seed: int = option(0, "seed of the data, the initial weights and the shuffling", ge=0)
     deterministic: bool = option(False, "deterministic kernels: bitwise-repeatable runs, slower")
 

@@ -136,8 +136,7 @@ def test_augmentation_touches_only_the_training_split(workdir, tiny) -> None:
 
 
 def test_worker_processes_decode_the_images_and_change_no_batch(workdir, tiny) -> None:
-    cfg = apply_overrides(Config(), [*tiny, "rotation=30", "color_jitter=0.3"])
-    assert Config().num_workers == 2  # files are decoded in parallel by default
+    cfg = apply_overrides(Config(), [*tiny, "rotation=30", "color_jitter=0.3", "num_workers=2"])
     parallel = make_dataloaders(cfg)[0]
     serial = make_dataloaders(apply_overrides(cfg, ["num_workers=0"]))[0]
     assert parallel.num_workers == 2 and parallel.persistent_workers
