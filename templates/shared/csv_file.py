@@ -12,14 +12,8 @@ def read_rows(cfg: Config) -> tuple[list[str], list[tuple[int, list[str]]]]:
 
 def read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header and the data rows with their line numbers, refusing ragged or empty files."""
-    with path.open(newline="", encoding="utf-8-sig") as file:
-        try:
-            lines = [(number, row) for number, row in enumerate(csv.reader(file), 1) if row]
-        except UnicodeDecodeError as error:
-            raise DataError(
-                f"{path} is not UTF-8 text (byte {error.start} cannot be decoded). Save it as "
-                "UTF-8 (in a spreadsheet: export as CSV UTF-8) and run again."
-            ) from None
+    rows = csv.reader(read_text(path).splitlines(keepends=True))
+    lines = [(number, row) for number, row in enumerate(rows, 1) if row]
     if len(lines) < 2:
         raise DataError(f"{path} needs a header row and at least one row of data.")
     header = [name.strip() for name in lines[0][1]]
@@ -31,6 +25,18 @@ def read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
             "have one value per column (quote values that contain commas)."
         )
     return header, lines[1:]
+
+
+def read_text(path: Path) -> str:
+    """The text of the file at `path`, refusing one that is not UTF-8 (a byte-order mark is
+    allowed, as spreadsheets write one)."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path} is not UTF-8 text (byte {error.start} cannot be decoded). Save it as UTF-8 "
+            "(in a spreadsheet: export as CSV UTF-8) and run again."
+        ) from None
 
 
 def csv_path(cfg: Config) -> Path:

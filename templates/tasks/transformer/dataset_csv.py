@@ -108,17 +108,16 @@ def prediction_inputs(cfg: Config, paths: list[Path]) -> tuple[list[str], torch.
                 f"{path} is not a file; give text files (one text per line) or CSV files with "
                 f"a {cfg.text_column!r} column."
             )
-        if path.suffix.lower() == ".csv":
-            with path.open(newline="", encoding="utf-8-sig") as file:
-                reader = csv.DictReader(file)
-                if cfg.text_column not in (reader.fieldnames or []):
-                    raise DataError(
-                        f"{path} has no column {cfg.text_column!r}, the column of the texts the "
-                        "model trained on; give that name to the column of the texts."
-                    )
-                texts += [row[cfg.text_column] for row in reader]
-        else:
-            texts += path.read_text(encoding="utf-8").splitlines()
+        if path.suffix.lower() != ".csv":
+            texts += read_text(path).splitlines()
+            continue
+        header, rows = read_csv(path)
+        if cfg.text_column not in header:
+            raise DataError(
+                f"{path} has no column {cfg.text_column!r}, the column of the texts the model "
+                "trained on; give that name to the column of the texts."
+            )
+        texts += [row[header.index(cfg.text_column)] for _, row in rows]
     texts = [text.strip() for text in texts if text.strip()]
     if not texts:
         raise DataError(f"no texts in {', '.join(map(str, paths))}.")
@@ -141,9 +140,11 @@ def scan(cfg: Config) -> dict[str, Any]:
     """Check the file, drop repeated texts, draw the split from `seed` and build the vocabulary
     from the training texts."""
     texts, labels = read_texts(cfg)
+    tokens = [tokenize(text) for text in texts]
+    words = [text_tokens[: cfg.max_length] for text_tokens in tokens]  # what the model sees
     kept, first_label, repeats, disagreeing = [], {}, 0, 0
-    for row, (text, label) in enumerate(zip(texts, labels, strict=True)):
-        key = word_key(tokenize(text)[: cfg.max_length])
+    for row, label in enumerate(labels):
+        key = word_key(words[row])
         if key in first_label:
             repeats += 1
             disagreeing += first_label[key] != label
@@ -159,13 +160,13 @@ def scan(cfg: Config) -> dict[str, Any]:
         )
     order = torch.randperm(len(kept), generator=torch.Generator().manual_seed(cfg.seed))
     splits = [sorted(kept[i] for i in order[part]) for part in split_indices(len(kept), cfg)]
-    counts = Counter(word for row in splits[0] for word in tokenize(texts[row])[: cfg.max_length])
+    counts = Counter(word for row in splits[0] for word in words[row])
     frequent = [word for word, count in counts.items() if count >= cfg.min_count]
     vocabulary = sorted(frequent, key=lambda word: (-counts[word], word))[: cfg.max_vocabulary]
     known = set(vocabulary)
-    val_words = [word for row in splits[1] for word in tokenize(texts[row])[: cfg.max_length]]
+    val_words = [word for row in splits[1] for word in words[row]]
     coverage = sum(word in known for word in val_words) / max(len(val_words), 1)
-    cut = sum(len(tokenize(texts[row])) > cfg.max_length for row in kept)
+    cut = sum(len(tokens[row]) > cfg.max_length for row in kept)
     report = [f"data: {csv_path(cfg)}, {len(kept)} texts in {len(classes)} classes"]
     if repeats:
         report.append(f"{repeats} repeated texts dropped ({disagreeing} with another label)")
@@ -214,7 +215,7 @@ def read_texts(cfg: Config) -> tuple[list[str], list[str]]:
             "and of their classes."
         )
     text, label = header.index(cfg.text_column), header.index(cfg.label_column)
-    empty = [line for line, row in rows if not tokenize(row[text]) or not row[label].strip()]
+    empty = [line for line, row in rows if not row[text].strip() or not row[label].strip()]
     if empty:
         raise DataError(
             f"{csv_path(cfg)}: {len(empty)} row{'s have' if len(empty) > 1 else ' has'} an empty "
