@@ -150,11 +150,11 @@ def test_predict_classifies_files_and_folders_and_saves_a_csv(workdir, tiny, cap
     new = workdir / "new"
     write_example_images(new, per_class=2, seed=5)
     single = new / "circle" / "circle_000.png"
-    assert main(["--predict", str(single), "experiment=untrained"]) == 2
-    assert "--predict found no trained model (best.pt)" in capsys.readouterr().err
-
     assert main([*tiny, "run_name=r", "epochs=1"]) == 0
     capsys.readouterr()
+    # key=value after --predict is an override, not a path: an experiment without a model
+    assert main(["--predict", str(single), "experiment=untrained"]) == 2
+    assert "--predict found no trained model (best.pt)" in capsys.readouterr().err
     assert main(["--predict", str(new / "square"), str(single)]) == 0
     out = capsys.readouterr().out
     saved = Path("results/logs/default/r/predictions.csv")

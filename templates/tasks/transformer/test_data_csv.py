@@ -91,11 +91,11 @@ def test_the_tokenizer_of_a_run_cannot_change_when_it_resumes(workdir, capsys) -
 def test_predict_classifies_lines_and_csv_rows_and_saves_a_csv(workdir, tiny, capsys) -> None:
     Path("new.txt").write_text("The food was delicious!\n\n  The staff was rude.\n")
     Path("new.csv").write_text('id,text\n7,"The view was dull, the bed was hard."\n')
-    assert main(["--predict", "new.txt", "experiment=untrained"]) == 2
-    assert "--predict found no trained model (best.pt)" in capsys.readouterr().err
-
     assert main([*tiny, "run_name=r"]) == 0
     capsys.readouterr()
+    # key=value after --predict is an override, not a path: an experiment without a model
+    assert main(["--predict", "new.txt", "experiment=untrained"]) == 2
+    assert "--predict found no trained model (best.pt)" in capsys.readouterr().err
     assert main(["--predict", "new.txt", "new.csv"]) == 0
     out = capsys.readouterr().out
     saved = Path("results/logs/default/r/predictions.csv")
@@ -112,6 +112,9 @@ def test_predict_classifies_lines_and_csv_rows_and_saves_a_csv(workdir, tiny, ca
 
     assert main(["--predict", "nowhere.txt"]) == 2
     assert "nowhere.txt is not a file" in capsys.readouterr().err
+    Path("latin1.txt").write_bytes("Caf\u00e9 was cold.\n".encode("latin-1"))
+    assert main(["--predict", "latin1.txt"]) == 2
+    assert "latin1.txt is not UTF-8 text (byte 3 cannot be decoded)" in capsys.readouterr().err
     Path("new.csv").write_text("review\nThe food was bland.\n")
     assert main(["--predict", "new.csv"]) == 2
     assert "new.csv has no column 'text', the column of the texts" in capsys.readouterr().err
