@@ -1,7 +1,3 @@
-    # Data: the built-in synthetic shapes, 32x32 (see dataset.py); the labels go unused
-    num_samples: int = option(6000, "images generated in total, before the splits", ge=3)
-    noise: float = option(0.05, "std of the Gaussian pixel noise (intensities are 0-1)", ge=0)
-
     # Model: a DCGAN generator and discriminator (see model.py), each with its own optimizer
     latent_dim: int = option(64, "size of the noise vector the generator turns into an image", ge=1)
     width: int = option(32, "channels of G's last layer and D's first; the others double it", ge=1)

@@ -22,6 +22,11 @@ IMAGE_SIZE = 32
 IN_CHANNELS = 1
 
 
+def image_channels(cfg: Config) -> int:
+    """Channels of the images the model sees and draws."""
+    return IN_CHANNELS
+
+
 {% include "shared/shapes_dataset.py" %}
 
 

@@ -11,14 +11,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from config import Config
-from dataset import IMAGE_SIZE, IN_CHANNELS
+from dataset import IMAGE_SIZE, image_channels
 
 
 class Generator(nn.Sequential):
     """Noise (B, latent_dim) -> images (B, C, 32, 32) in [-1, 1]: transposed convolutions double
     the resolution from 4x4 while halving the channels (Radford et al., 2016)."""
 
-    def __init__(self, latent_dim: int, width: int) -> None:
+    def __init__(self, latent_dim: int, width: int, channels: int) -> None:
         super().__init__(
             nn.Unflatten(1, (latent_dim, 1, 1)),
             nn.ConvTranspose2d(latent_dim, 4 * width, 4, stride=1, padding=0, bias=False),  # 4x4
@@ -30,7 +30,7 @@ class Generator(nn.Sequential):
             nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False),  # 16x16
             nn.BatchNorm2d(width),
             nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(width, IN_CHANNELS, 4, stride=2, padding=1),  # 32x32
+            nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1),  # 32x32
             nn.Tanh(),
         )
 
@@ -39,9 +39,9 @@ class Discriminator(nn.Sequential):
     """Images (B, C, 32, 32) -> one logit each, "real" when positive: strided convolutions with
     leaky ReLU, the mirror image of the generator."""
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, channels: int) -> None:
         super().__init__(
-            nn.Conv2d(IN_CHANNELS, width, 4, stride=2, padding=1),  # 16x16
+            nn.Conv2d(channels, width, 4, stride=2, padding=1),  # 16x16
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False),  # 8x8
             nn.BatchNorm2d(2 * width),
@@ -61,11 +61,11 @@ class GAN(nn.Module):
     fakes, side by side as (B, 2): what the generator's loss and the metrics read.
     """
 
-    def __init__(self, latent_dim: int, width: int) -> None:
+    def __init__(self, latent_dim: int, width: int, channels: int) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.generator = Generator(latent_dim, width)
-        self.discriminator = Discriminator(width)
+        self.generator = Generator(latent_dim, width, channels)
+        self.discriminator = Discriminator(width, channels)
         self.apply(dcgan_init)
 
     def sample(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -90,7 +90,7 @@ def dcgan_init(module: nn.Module) -> None:
 
 def build_model(cfg: Config) -> nn.Module:
     """The model described by `cfg`, with freshly initialised weights."""
-    return GAN(cfg.latent_dim, cfg.width)
+    return GAN(cfg.latent_dim, cfg.width, image_channels(cfg))
 
 
 def parameter_groups(model: GAN, cfg: Config) -> list[dict]:
@@ -194,5 +194,6 @@ def describe(model: nn.Module, cfg: Config) -> str:
     """What the trained model does."""
     return (
         f"the generator turns {cfg.latent_dim} numbers of noise into a {IMAGE_SIZE}x{IMAGE_SIZE} "
-        "image of a shape; fd (lower is better) measures how close its samples are to real ones"
+        "image like the training images; fd (lower is better) measures how close its samples "
+        "are to real ones"
     )

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+{% if cookiecutter.dataset == "image_folder" %}
+import json
+import shutil
+{% endif %}
 import warnings
 from pathlib import Path
 
 import pytest
 import torch
+{% if cookiecutter.dataset == "image_folder" %}
+from PIL import Image
+{% endif %}
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from checks import FirstStepChecks, SanityError
 from config import Config, apply_overrides
+{% if cookiecutter.dataset == "image_folder" %}
+from dataset import image_channels, make_dataloaders, write_example_images
+{% else %}
+from dataset import image_channels
+{% endif %}
 from main import main
 from model import build_loss, build_metrics, build_model, frechet_distance, image_features
 from train import GANTrainer, build_optimizer
 from utils import seed_everything
 
 RUN = Path("models/checkpoints/default/r")
+CHANNELS = image_channels(Config())
 
 
 def trainer_for(overrides: list[str]) -> GANTrainer:
@@ -32,7 +45,7 @@ def trainer_for(overrides: list[str]) -> GANTrainer:
 def test_the_networks_have_the_right_shapes() -> None:
     model = build_model(apply_overrides(Config(), ["width=8", "latent_dim=16"]))
     samples = model.sample(5)
-    assert samples.shape == (5, 1, 32, 32) and samples.abs().max() <= 1
+    assert samples.shape == (5, CHANNELS, 32, 32) and samples.abs().max() <= 1
     assert model.discriminator(samples).shape == (5,)
     assert model(samples).shape == (5, 2)  # logits on real and on fake
 
@@ -45,7 +58,7 @@ def test_each_step_trains_both_networks_with_their_own_optimizers(tiny) -> None:
     assert all(g["betas"] == (0.5, 0.999) for g in trainer.optimizer.param_groups)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     model.train()
-    real = torch.rand(8, 1, 32, 32) * 2 - 1
+    real = torch.rand(8, CHANNELS, 32, 32) * 2 - 1
     outputs, loss = trainer.forward(real, torch.zeros(8, dtype=torch.long))
     # The discriminator has taken its step and is frozen for the generator's.
     assert not any(p.requires_grad for p in model.discriminator.parameters())
@@ -68,7 +81,7 @@ def test_the_discriminators_first_step_is_checked_too(tiny) -> None:
     trainer.model.train()
     missing = r"1 of \d+ trainable parameters received no gradient: discriminator \(unused\)"
     with pytest.raises(SanityError, match=missing):
-        trainer.forward(torch.rand(8, 1, 32, 32) * 2 - 1, torch.zeros(8, dtype=torch.long))
+        trainer.forward(torch.rand(8, CHANNELS, 32, 32) * 2 - 1, torch.zeros(8, dtype=torch.long))
 
 
 def test_a_rising_generator_loss_is_no_warning(tiny) -> None:
@@ -111,3 +124,4 @@ def test_resume_restores_the_discriminator_optimizer(workdir, tiny) -> None:
     assert trainer.d_optimizer.state_dict()["state"].keys() == saved["d_optimizer"]["state"].keys()
     step = next(iter(trainer.d_optimizer.state_dict()["state"].values()))["step"]
     assert step == saved["global_step"]  # one discriminator step per generator step
+{% include "tasks/gan/test_data_" ~ cookiecutter.dataset ~ ".py" ignore missing %}

@@ -24,6 +24,7 @@ import hashlib
 import random
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +45,10 @@ from utils import (
     split_settings,
 )
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
-SPLITS = ("train", "val", "test")
 STATS_IMAGES = 2000  # training images the normalisation statistics are computed on, at most
-SHOWN = 5  # file names quoted in an error message, at most
 
 
-class DataError(UserError):
-    """Data that cannot be used as they are: missing, empty, unreadable or without a label."""
+{% include "shared/image_files.py" %}
 
 
 def class_names(cfg: Config) -> tuple[str, ...]:
@@ -159,15 +156,7 @@ class ImageFiles(Dataset):
 
     def read(self, index: int) -> Image.Image:
         """The image at `index`, in this dataset's mode."""
-        path = self.paths[index]
-        try:
-            with Image.open(path) as image:
-                return image.convert(self.mode)
-        except (OSError, SyntaxError, ValueError) as error:
-            raise DataError(
-                f"cannot read the image {path}: {error}. It was readable when the run started; "
-                "replace the file, or remove it and start a new run."
-            ) from None
+        return read_image(self.paths[index], self.mode)
 
     def sample_keys(self) -> list[bytes]:
         """A fingerprint per file's contents, to find the same image in two splits."""
@@ -183,11 +172,7 @@ def image_transforms(
     cfg: Config, mean: list[float], std: list[float]
 ) -> tuple[v2.Transform, v2.Transform]:
     """The training transform (with augmentation) and the evaluation one (without)."""
-    size = cfg.image_size
-    if cfg.resize == "resize":
-        fit = [v2.Resize((size, size), antialias=True)]
-    else:
-        fit = [v2.Resize(size, antialias=True), v2.CenterCrop(size)]
+    size, fit = cfg.image_size, fit_to_size(cfg.resize, cfg.image_size)
     augment: list[v2.Transform] = []
     if cfg.random_crop:
         augment.append(v2.RandomCrop(size, padding=size // 8, padding_mode="reflect"))
@@ -208,20 +193,7 @@ def image_transforms(
 
 def load_index(cfg: Config) -> dict[str, Any]:
     """The run's split, classes and statistics: saved in its data.json, or scanned for a new run."""
-    return data_index(cfg, lambda: scan(cfg), lambda saved: check_files_remain(cfg, saved))
-
-
-def check_files_remain(cfg: Config, saved: dict[str, Any]) -> None:
-    """Stop when files of a run's saved split have gone from data_dir."""
-    root = data_folder(cfg)
-    listed = [path for split in saved["splits"].values() for path, _ in split]
-    gone = [path for path in listed if not (root / path).is_file()]
-    if gone:
-        are = "is" if len(gone) == 1 else "are"
-        raise DataError(
-            f"{count(len(gone), 'file')} of this run's split {are} gone from {root}: "
-            f"{quote(gone)}. Put them back, or start a new run to split the data again."
-        )
+    return data_index(cfg, lambda: scan(cfg), lambda saved: check_saved_files(cfg, saved))
 
 
 def scan(cfg: Config) -> dict[str, Any]:
@@ -288,17 +260,6 @@ def check_classes(classes: tuple[str, ...], root: Path) -> None:
         )
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The image files in `folder` and its sub-folders, in a fixed order."""
-    return sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not hidden(p)
-    )
-
-
-def hidden(path: Path) -> bool:
-    return path.name.startswith(".")
-
-
 def labelled_by_folder(
     folder: Path, classes: tuple[str, ...], required: bool = True
 ) -> list[tuple[Path, int]]:
@@ -343,67 +304,6 @@ def labelled_by_name(folder: Path, classes: tuple[str, ...]) -> list[tuple[Path,
             "decision: which class is it?)."
         )
     return samples
-
-
-def check_images(
-    found: dict[str, list[tuple[Path, int]]], root: Path, skip_bad_files: bool
-) -> tuple[dict[str, list[tuple[Path, int]]], list[str], Counter]:
-    """Open every file: the readable ones, the names of those skipped, and the sizes seen."""
-    bad: list[str] = []
-    sizes: Counter = Counter()
-    kept: dict[str, list[tuple[Path, int]]] = {}
-    for name, samples in found.items():
-        kept[name] = []
-        for path, label in samples:
-            try:
-                with Image.open(path) as image:
-                    image.verify()
-                    sizes[image.size] += 1
-                kept[name].append((path, label))
-            except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as error:
-                bad.append(f"{path.relative_to(root)} ({error})")
-    if bad and not skip_bad_files:
-        raise DataError(
-            f"{count(len(bad), 'file')} under {root} cannot be read as "
-            f"{'an image' if len(bad) == 1 else 'images'}: {quote(bad)}. Replace or "
-            "remove them, or pass skip_bad_files=true to train without them (they are counted)."
-        )
-    if not any(kept.values()):
-        raise DataError(f"no readable image under {root}; add images in one of the layouts above.")
-    return kept, bad, sizes
-
-
-def split_samples(
-    found: dict[str, list[tuple[Path, int]]], cfg: Config
-) -> dict[str, list[tuple[Path, int]]]:
-    """train/val/test: the folders given, and the missing splits drawn from the training data,
-    per class (stratified) and from `seed`: test by test_fraction, then val by val_fraction, or
-    with folds=k the fold's k-th of the rest (a val/ folder then joins the pool)."""
-    pool = found.pop("all", None) or found.pop("train")
-    if cfg.folds > 1:
-        pool += found.pop("val", [])
-    splits: dict[str, list[tuple[Path, int]]] = {name: [] for name in SPLITS}
-    shuffler = random.Random(cfg.seed)
-    for label in sorted({y for _, y in pool}):
-        members = [sample for sample in pool if sample[1] == label]
-        shuffler.shuffle(members)
-        n_val = 0 if "val" in found else round(len(members) * cfg.val_fraction)
-        if "test" not in found:
-            count = round(len(members) * cfg.test_fraction)
-            splits["test"] += members[:count]
-            members = members[count:]
-        start, stop = fold_range(len(members), cfg) if cfg.folds > 1 else (0, n_val)
-        splits["val"] += members[start:stop]
-        splits["train"] += members[:start] + members[stop:]
-    for name in found:
-        splits[name] = found[name]
-    for name, samples in splits.items():
-        if not samples:
-            raise DataError(
-                f"the {name} split is empty: {len(pool)} images are too few for "
-                f"{split_settings(cfg)}. Add images, or change those settings."
-            )
-    return splits
 
 
 def channel_statistics(
@@ -457,17 +357,6 @@ def class_weights(counts: list[int]) -> torch.Tensor:
     return counts_tensor.sum() / (len(counts) * counts_tensor)
 
 
-def count(number: int, thing: str) -> str:
-    """`1 file`, `2 files`."""
-    return f"{number} {thing}{'' if number == 1 else 's'}"
-
-
-def quote(items: list[Any]) -> str:
-    """The first few items of a list for a message, with how many more there are."""
-    shown = ", ".join(str(item) for item in items[:SHOWN])
-    return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
-
-
 def write_example_images(folder: Path, per_class: int = 150, seed: int = 0) -> None:
     """Example data in the class-folder layout: coloured circles, squares and triangles of
     varied sizes on varied backgrounds, so a new project trains before your data are in."""
@@ -475,24 +364,7 @@ def write_example_images(folder: Path, per_class: int = 150, seed: int = 0) -> N
     for name in ("circle", "square", "triangle"):
         (folder / name).mkdir(parents=True, exist_ok=True)
         for number in range(per_class):
-            width, height = rng.randint(40, 80), rng.randint(40, 80)
-            background = tuple(rng.randint(0, 110) for _ in range(3))
-            image = Image.new("RGB", (width, height), background)
-            radius = rng.uniform(0.25, 0.4) * min(width, height)
-            x = rng.uniform(radius, width - radius)
-            y = rng.uniform(radius, height - radius)
-            fill = tuple(rng.randint(140, 255) for _ in range(3))
-            draw = ImageDraw.Draw(image)
-            if name == "circle":
-                draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=fill)
-            elif name == "square":
-                draw.rectangle((x - radius, y - radius, x + radius, y + radius), fill=fill)
-            else:
-                draw.polygon(
-                    [(x, y - radius), (x - radius, y + radius), (x + radius, y + radius)],
-                    fill=fill,
-                )
-            image.save(folder / name / f"{name}_{number:03d}.png")
+            example_image(rng, name)[0].save(folder / name / f"{name}_{number:03d}.png")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,155 @@
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+SHOWN = 5  # file names quoted in an error message, at most
+SPLITS = ("train", "val", "test")
+
+
+class DataError(UserError):
+    """Data that cannot be used as they are: missing, empty, unreadable or without a label."""
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files in `folder` and its sub-folders, in a fixed order."""
+    return sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not hidden(p)
+    )
+
+
+def hidden(path: Path) -> bool:
+    return path.name.startswith(".")
+
+
+def read_image(path: Path, mode: str) -> Image.Image:
+    """The image at `path` in `mode` ("RGB", "L", or None for as stored); a file that was
+    readable when the run started and is not any more stops the run with its name."""
+    try:
+        with Image.open(path) as image:
+            return image.convert(mode) if mode else image.copy()
+    except (OSError, SyntaxError, ValueError) as error:
+        raise DataError(
+            f"cannot read the image {path}: {error}. It was readable when the run started; "
+            "replace the file, or remove it and start a new run."
+        ) from None
+
+
+def check_images(
+    found: dict[str, list[tuple[Any, ...]]], root: Path, skip_bad_files: bool
+) -> tuple[dict[str, list[tuple[Any, ...]]], list[str], Counter]:
+    """Open every file of every sample (a sample is a tuple; its paths are its files): the
+    samples whose files are all readable, the names of the bad files, and the image sizes seen."""
+    bad: list[str] = []
+    sizes: Counter = Counter()
+    kept: dict[str, list[tuple[Any, ...]]] = {}
+    for name, samples in found.items():
+        kept[name] = []
+        for sample in samples:
+            readable = True
+            for path in (part for part in sample if isinstance(part, Path)):
+                try:
+                    with Image.open(path) as image:
+                        image.verify()
+                        if path == sample[0]:
+                            sizes[image.size] += 1
+                except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as error:
+                    bad.append(f"{path.relative_to(root)} ({error})")
+                    readable = False
+            if readable:
+                kept[name].append(sample)
+    if bad and not skip_bad_files:
+        raise DataError(
+            f"{count(len(bad), 'file')} under {root} cannot be read as "
+            f"{'an image' if len(bad) == 1 else 'images'}: {quote(bad)}. Replace or "
+            "remove them, or pass skip_bad_files=true to train without them (they are counted)."
+        )
+    if not any(kept.values()):
+        raise DataError(f"no readable image under {root}; add images in one of the layouts above.")
+    return kept, bad, sizes
+
+
+def check_saved_files(cfg: Config, saved: dict[str, Any]) -> None:
+    """Stop when files of a run's saved split (a sample lists its files and its label) have gone
+    from data_dir."""
+    root = data_folder(cfg)
+    listed = [part for split in saved["splits"].values() for sample in split for part in sample]
+    gone = [path for path in listed if isinstance(path, str) and not (root / path).is_file()]
+    if gone:
+        are = "is" if len(gone) == 1 else "are"
+        raise DataError(
+            f"{count(len(gone), 'file')} of this run's split {are} gone from {root}: "
+            f"{quote(gone)}. Put them back, or start a new run to split the data again."
+        )
+
+
+def split_samples(
+    found: dict[str, list[tuple[Any, ...]]],
+    cfg: Config,
+    group: Callable[[tuple[Any, ...]], Any] = lambda sample: sample[1],
+) -> dict[str, list[tuple[Any, ...]]]:
+    """train/val/test: the folders given, and the missing splits drawn from the training data,
+    per `group` (a sample's class: stratified) and from `seed`: test by test_fraction, then val
+    by val_fraction, or with folds=k the fold's k-th of the rest (a val/ folder then joins the
+    pool)."""
+    pool = found.pop("all", None) or found.pop("train")
+    if cfg.folds > 1:
+        pool += found.pop("val", [])
+    splits: dict[str, list[tuple[Any, ...]]] = {name: [] for name in SPLITS}
+    shuffler = random.Random(cfg.seed)
+    for label in sorted({group(sample) for sample in pool}):
+        members = [sample for sample in pool if group(sample) == label]
+        shuffler.shuffle(members)
+        n_val = 0 if "val" in found else round(len(members) * cfg.val_fraction)
+        if "test" not in found:
+            count = round(len(members) * cfg.test_fraction)
+            splits["test"] += members[:count]
+            members = members[count:]
+        start, stop = fold_range(len(members), cfg) if cfg.folds > 1 else (0, n_val)
+        splits["val"] += members[start:stop]
+        splits["train"] += members[:start] + members[stop:]
+    for name in found:
+        splits[name] = found[name]
+    for name, samples in splits.items():
+        if not samples:
+            raise DataError(
+                f"the {name} split is empty: {len(pool)} images are too few for "
+                f"{split_settings(cfg)}. Add images, or change those settings."
+            )
+    return splits
+
+
+def fit_to_size(resize: str, size: int) -> list[v2.Transform]:
+    """`resize`: scale the whole image to size x size; `center_crop`: scale its short side to
+    size and cut out the middle."""
+    if resize == "resize":
+        return [v2.Resize((size, size), antialias=True)]
+    return [v2.Resize(size, antialias=True), v2.CenterCrop(size)]
+
+
+def count(number: int, thing: str) -> str:
+    """`1 file`, `2 files`."""
+    return f"{number} {thing}{'' if number == 1 else 's'}"
+
+
+def quote(items: list[Any]) -> str:
+    """The first few items of a list for a message, with how many more there are."""
+    shown = ", ".join(str(item) for item in items[:SHOWN])
+    return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
+
+
+def example_image(rng: random.Random, shape: str) -> tuple[Image.Image, Image.Image]:
+    """An example picture for data/ (one coloured circle, square or triangle of random size and
+    place on a random dark background, of random size) and its mask (1 on the shape)."""
+    width, height = rng.randint(40, 80), rng.randint(40, 80)
+    background = tuple(rng.randint(0, 110) for _ in range(3))
+    image, mask = Image.new("RGB", (width, height), background), Image.new("L", (width, height))
+    radius = rng.uniform(0.25, 0.4) * min(width, height)
+    x, y = rng.uniform(radius, width - radius), rng.uniform(radius, height - radius)
+    fill = tuple(rng.randint(140, 255) for _ in range(3))
+    box = (x - radius, y - radius, x + radius, y + radius)
+    for draw, colour in ((ImageDraw.Draw(image), fill), (ImageDraw.Draw(mask), 1)):
+        if shape == "circle":
+            draw.ellipse(box, fill=colour)
+        elif shape == "square":
+            draw.rectangle(box, fill=colour)
+        else:
+            corners = [(x, y - radius), (x - radius, y + radius), (x + radius, y + radius)]
+            draw.polygon(corners, fill=colour)
+    return image, mask

@@ -1,0 +1,3 @@
+{% if cookiecutter.dataset == "image_folder" %}
+COLORS = ("rgb", "grey")
+{% endif %}
