@@ -93,7 +93,9 @@ def test_a_dataset_the_task_cannot_read_is_refused(bake: Bake, tmp_path, capfd) 
         bake(hooks=True, task="regression", dataset="image_folder")
     out = capfd.readouterr().out
     assert "ERROR: task=regression cannot be generated with dataset=image_folder" in out
-    assert "it supports synthetic" in out and "(image_classification)" in out
+    assert "it supports synthetic, csv" in out
+    readers = "autoencoder, gan, image_classification, segmentation"
+    assert f"a task that reads image_folder ({readers})" in out
     assert list((tmp_path / "out").iterdir()) == []
 
 

@@ -36,10 +36,11 @@ def option(
     choices: tuple[str, ...] | None = None,
     ge: float | None = None,
     gt: float | None = None,
+    le: float | None = None,
     lt: float | None = None,
 ) -> Any:
     """A config field with its documentation and the range that `validate` enforces."""
-    limits = {"choices": choices, "ge": ge, "gt": gt, "lt": lt}
+    limits = {"choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt}
     return field(default=default, metadata={"help": help, **limits})
 
 
@@ -114,7 +115,7 @@ class Config:
     log_every: int = option(10, "optimizer steps between step logs and bar updates", ge=1)
 
     # Self-checks (see checks.py)
-    overfit_steps: int = option(300, "step budget of each --overfit-batch stage", ge=1)
+    overfit_steps: int = option({{ task.overfit_steps }}, "step budget of each --overfit-batch stage", ge=1)
     sanity_checks: bool = option(True, "check the first step for unused layers, a stuck optimizer")
     loss_check_steps: int = option(
         0, "warn unless the loss fell by then; 0: max(epoch, 20, warmup_steps)", ge=0
@@ -254,6 +255,8 @@ def _check_limits(key: str, value: Any, limits: dict[str, Any]) -> None:
         raise ConfigError(f"{key} must be >= {_format(limits['ge'])}, got {_format(value)}.")
     if limits["gt"] is not None and value <= limits["gt"]:
         raise ConfigError(f"{key} must be > {_format(limits['gt'])}, got {_format(value)}.")
+    if limits["le"] is not None and value > limits["le"]:
+        raise ConfigError(f"{key} must be <= {_format(limits['le'])}, got {_format(value)}.")
     if limits["lt"] is not None and value >= limits["lt"]:
         raise ConfigError(f"{key} must be < {_format(limits['lt'])}, got {_format(value)}.")
 

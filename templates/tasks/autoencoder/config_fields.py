@@ -1,14 +1,14 @@
-    # Data: the built-in synthetic shapes (see dataset.py)
-    num_samples: int = option(6000, "images generated in total, before the splits", ge=3)
-    image_size: int = option(32, "side of the square images in pixels; a multiple of 8", ge=8)
-    noise: float = option(0.2, "std of the Gaussian pixel noise (intensities are 0-1)", ge=0)
-    test_noise: float = option(0.0, "extra noise on the test images only: a shift for ttt", ge=0)
-
     # The two-stage pipeline (see README.md): pretrain without labels, then finetune with few
     stage: str = option("all", "all, pretrain, finetune or scratch", choices=STAGES)
+{% if cookiecutter.dataset == "image_folder" %}
+    labeled_fraction: float = option(
+        1.0, "share of the labelled training images whose labels the classifiers see", gt=0, le=1
+    )
+{% else %}
     labeled_fraction: float = option(
         0.05, "share of the training images whose labels the classifiers see", gt=0, lt=1
     )
+{% endif %}
     encoder_from: str = option("", "finetune: a pretrain best.pt; empty: the newest pretrain run")
     finetune_epochs: int = option(40, "epochs of finetune and scratch (epochs: of pretrain)", ge=1)
 
@@ -18,4 +18,5 @@
     loss: str = option("mse", "pretrain reconstruction loss: mse or l1", choices=LOSSES)
     hidden_dim: int = option(64, "width of the classifier head's hidden layer", ge=1)
     ttt_steps: int = option(0, "--test: encoder steps on each test batch before classifying", ge=0)
+    test_noise: float = option(0.0, "extra noise on the test images only: a shift for ttt", ge=0)
     ttt_lr: float = option(1e-2, "learning rate of the test-time training steps (sgd)", gt=0)

@@ -21,44 +21,17 @@ CLASSES = ("circle", "square", "triangle", "cross", "ring")
 IN_CHANNELS = 1
 
 
-class Images(Dataset):
-    """Images without labels, kept in memory as uint8: each image is its own target."""
-
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images  # (N, 1, H, W) uint8
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def image(self, index: int) -> torch.Tensor:
-        return self.images[index].float().div_(255).sub_(0.5).div_(0.5)  # to [-1, 1]
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = self.image(index)
-        return image, image
-
-    def sample_keys(self) -> list[bytes]:
-        """A fingerprint per sample, to find samples that are in two splits."""
-        return [
-            hashlib.blake2b(image.numpy().tobytes(), digest_size=16).digest()
-            for image in self.images
-        ]
+def class_names(cfg: Config) -> tuple[str, ...]:
+    """The classes, in label order."""
+    return CLASSES
 
 
-class LabeledImages(Images):
-    """Images with their class indices, for the classifier stages."""
+def image_channels(cfg: Config) -> int:
+    """Channels of the images the model sees."""
+    return IN_CHANNELS
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        super().__init__(images)
-        self.labels = labels  # (N,) int64
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.image(index), self.labels[index]
-
-    def class_counts(self) -> dict[str, int]:
-        """How many samples of each class this split holds."""
-        counts = torch.bincount(self.labels, minlength=len(CLASSES)).tolist()
-        return dict(zip(CLASSES, counts, strict=True))
+{% include "tasks/autoencoder/images_dataset.py" %}
 
 
 def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
@@ -79,26 +52,11 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
         return make_loaders(Images(images[train]), Images(images[val]), Images(test_images), cfg)
     labeled = train[: labeled_count(len(train), cfg)]
     return make_loaders(
-        LabeledImages(images[labeled], labels[labeled]),
-        LabeledImages(images[val], labels[val]),
-        LabeledImages(test_images, labels[test]),
+        LabeledImages(images[labeled], labels[labeled], CLASSES),
+        LabeledImages(images[val], labels[val], CLASSES),
+        LabeledImages(test_images, labels[test], CLASSES),
         cfg,
     )
-
-
-def labeled_count(num_train: int, cfg: Config) -> int:
-    """How many training images the classifier stages may use the labels of."""
-    return max(1, round(cfg.labeled_fraction * num_train))
-
-
-def add_noise(images: torch.Tensor, std: float, seed: int) -> torch.Tensor:
-    """`images` (uint8) with extra Gaussian noise of `std` (intensities 0-1): a distribution
-    shift between training and test, the setting test-time training is meant for."""
-    if std == 0:
-        return images
-    generator = torch.Generator().manual_seed(seed + 1)
-    noise = std * 255 * torch.randn(images.shape, generator=generator)
-    return (images.float() + noise).clamp(0, 255).round().to(torch.uint8)
 
 
 {% include "shared/generate_shapes.py" %}

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from config import Config, ConfigError
-from dataset import CLASSES, IN_CHANNELS
+from dataset import class_names, image_channels
 from utils import CheckpointError, load_checkpoint
 
 
@@ -89,7 +89,12 @@ class Classifier(nn.Module):
     """
 
     def __init__(
-        self, encoder: Encoder, bottleneck: int, hidden_dim: int, decoder: Decoder | None
+        self,
+        encoder: Encoder,
+        bottleneck: int,
+        hidden_dim: int,
+        num_classes: int,
+        decoder: Decoder | None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -97,7 +102,7 @@ class Classifier(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(bottleneck, hidden_dim),
             nn.ReLU(inplace=True),
-            nn.Linear(hidden_dim, len(CLASSES)),
+            nn.Linear(hidden_dim, num_classes),
         )
         self.frozen = decoder is not None
         if decoder is not None:
@@ -125,11 +130,12 @@ def build_model(cfg: Config) -> nn.Module:
             f"image_size must be a multiple of 8 (the encoder halves it three times), got "
             f"{cfg.image_size}; try image_size={cfg.image_size // 8 * 8 or 8}."
         )
-    autoencoder = Autoencoder(IN_CHANNELS, cfg.image_size, cfg.width, cfg.bottleneck)
+    autoencoder = Autoencoder(image_channels(cfg), cfg.image_size, cfg.width, cfg.bottleneck)
     if cfg.stage in ("all", "pretrain"):
         return autoencoder
     decoder = autoencoder.decoder if cfg.stage == "finetune" else None
-    return Classifier(autoencoder.encoder, cfg.bottleneck, cfg.hidden_dim, decoder)
+    classes = len(class_names(cfg))
+    return Classifier(autoencoder.encoder, cfg.bottleneck, cfg.hidden_dim, classes, decoder)
 
 
 def find_pretrain_checkpoint(cfg: Config) -> Path:
@@ -280,4 +286,4 @@ def describe(model: nn.Module, cfg: Config) -> str:
             f"{cfg.bottleneck} numbers and back"
         )
     encoder = "a frozen pretrained encoder" if model.frozen else "an encoder trained from scratch"
-    return f"Classifier tells apart {len(CLASSES)} shapes with {encoder}"
+    return f"Classifier tells apart {', '.join(class_names(cfg))} with {encoder}"

@@ -1,14 +1,7 @@
     # Data: your images under data_dir, read as dataset.py describes
     classes: str = option("", "class names, comma-separated; empty: the class folders' names")
     image_size: int = option(64, "side of the square images the model sees, in pixels", ge=8)
-    resize: str = option(
-        "resize",
-        "resize: scale the whole image to image_size (aspect ratio changes); center_crop: scale "
-        "the short side to image_size and cut the middle out",
-        choices=("resize", "center_crop"),
-    )
-    color: str = option("rgb", "rgb or grey: every image is converted to it", choices=COLORS)
-    skip_bad_files: bool = option(False, "skip unreadable image files (and count them) instead")
+{% include "shared/config_image_files.py" %}
     random_crop: bool = option(True, "augment: shift by up to 1/8 of the side (train only)")
     hflip: bool = option(True, "augment: mirror left-right half the time (train only)")
     rotation: float = option(0.0, "augment: rotate by up to this many degrees (train only)", ge=0)

@@ -51,6 +51,9 @@ STATS_IMAGES = 2000  # training images the normalisation statistics are computed
 {% include "shared/image_files.py" %}
 
 
+{% include "shared/class_folders.py" %}
+
+
 def class_names(cfg: Config) -> tuple[str, ...]:
     """The classes, in label order: `classes` if given, else the class folders' sorted names."""
     saved = saved_data_index(cfg)
@@ -249,41 +252,6 @@ def parse_classes(text: str) -> tuple[str, ...]:
             f"classes={text!r} must be distinct names separated by commas, e.g. classes=cat,dog."
         )
     return classes
-
-
-def check_classes(classes: tuple[str, ...], root: Path) -> None:
-    if len(classes) < 2:
-        raise DataError(
-            f"found {len(classes)} class{'' if len(classes) == 1 else 'es'} under {root} "
-            f"({', '.join(classes) or 'none'}); a classifier needs at least two. Put each class's "
-            "images in a folder of its own, e.g. data/cat/ and data/dog/."
-        )
-
-
-def labelled_by_folder(
-    folder: Path, classes: tuple[str, ...], required: bool = True
-) -> list[tuple[Path, int]]:
-    """(file, label) for each image in the class folders under `folder`; each class must have
-    images there when `required` (a val/ or test/ folder may lack a class: it is reported)."""
-    samples = []
-    for label, name in enumerate(classes):
-        class_folder = folder / name
-        if not required and not (class_folder.is_dir() and image_files(class_folder)):
-            continue
-        if not class_folder.is_dir():
-            raise DataError(
-                f"the class folder {class_folder} does not exist. Create it with that class's "
-                "images, or leave the class out of classes=... ."
-            )
-        files = image_files(class_folder)
-        if not files:
-            raise DataError(
-                f"the class folder {class_folder} has no images (looked for "
-                f"{', '.join(sorted(IMAGE_SUFFIXES))}). Add images of {name!r}, or remove the "
-                "folder."
-            )
-        samples += [(path, label) for path in files]
-    return samples
 
 
 def labelled_by_name(folder: Path, classes: tuple[str, ...]) -> list[tuple[Path, int]]:

@@ -4,6 +4,8 @@ pipeline."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import nn
@@ -11,7 +13,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from config import Config
-from dataset import CLASSES, IN_CHANNELS, crop_corner
+from dataset import class_names, crop_corner, image_channels
 
 
 class ConvBlock(nn.Sequential):
@@ -75,7 +77,7 @@ class UNet(nn.Module):
 
 def build_model(cfg: Config) -> nn.Module:
     """The model described by `cfg`, with freshly initialised weights."""
-    return UNet(IN_CHANNELS, len(CLASSES), cfg.width, cfg.norm)
+    return UNet(image_channels(cfg), len(class_names(cfg)), cfg.width, cfg.norm)
 
 
 def parameter_groups(model: nn.Module, cfg: Config) -> list[dict]:
@@ -129,13 +131,14 @@ class SegmentationMetrics:
     """Dice and IoU of the foreground classes over a whole split: overlaps and areas are summed
     on the device over every pixel first, so large and small shapes weigh by their area."""
 
-    def __init__(self) -> None:
-        self.counts = torch.zeros(3, len(CLASSES))  # overlap, predicted area, true area
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.counts = torch.zeros(3, num_classes)  # overlap, predicted area, true area
 
     def update(self, logits: torch.Tensor, masks: torch.Tensor) -> None:
         """Add one batch of predictions."""
-        predicted = F.one_hot(logits.argmax(dim=1), len(CLASSES))  # (B, H, W, classes)
-        true = F.one_hot(masks, len(CLASSES))
+        predicted = F.one_hot(logits.argmax(dim=1), self.num_classes)  # (B, H, W, classes)
+        true = F.one_hot(masks, self.num_classes)
         batch = torch.stack(
             [
                 (predicted & true).sum(dim=(0, 1, 2)),
@@ -162,9 +165,9 @@ class SegmentationMetrics:
         return {"dice": dice.mean().item(), "iou": iou.mean().item()}
 
 
-def build_metrics(cfg: Config) -> type[SegmentationMetrics]:
+def build_metrics(cfg: Config) -> Callable[[], SegmentationMetrics]:
     """The metrics of this task: Dice and IoU."""
-    return SegmentationMetrics
+    return partial(SegmentationMetrics, len(class_names(cfg)))
 
 
 def overfitted(
@@ -194,10 +197,12 @@ def predict_with_flips(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return probs / 4
 
 
-def flip_tta_scores(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
+def flip_tta_scores(
+    model: nn.Module, loader: DataLoader, cfg: Config, device: torch.device
+) -> dict[str, float]:
     """Dice and IoU of `loader` with flip test-time augmentation."""
     model.eval()
-    metrics = SegmentationMetrics()
+    metrics = build_metrics(cfg)()
     for images, masks in loader:
         metrics.update(predict_with_flips(model, images.to(device)), masks.to(device))
     return {f"{name}_tta": value for name, value in metrics.compute().items()}
@@ -216,7 +221,8 @@ def segment_coarse_to_fine(
     small = F.avg_pool2d(images, cfg.coarse_factor)
     found = coarse(small).argmax(dim=1) > 0  # (B, h, w)
     size = images.shape[-1]
-    logits = torch.zeros(len(images), len(CLASSES), size, size, device=images.device)
+    classes = len(class_names(cfg))
+    logits = torch.zeros(len(images), classes, size, size, device=images.device)
     logits[:, 0] = 1.0  # background wherever the fine model does not look
     corners = []
     for region in found:
@@ -248,14 +254,14 @@ def pipeline_scores(
     the shape pixels that fall inside the crops (what the coarse model's regions let through)."""
     coarse.eval()
     fine.eval()
-    metrics, inside, total = SegmentationMetrics(), 0, 0
+    metrics, inside, total = build_metrics(cfg)(), 0, 0
     for images, masks in loader:
         images, masks = images.to(device), masks.to(device)
         logits, corners = segment_coarse_to_fine(coarse, fine, images, cfg)
         metrics.update(logits, masks)
         for mask, (y, x) in zip(masks, corners, strict=True):
-            inside += int(mask[y : y + cfg.crop_size, x : x + cfg.crop_size].sum())
-            total += int(mask.sum())
+            inside += int((mask[y : y + cfg.crop_size, x : x + cfg.crop_size] > 0).sum())
+            total += int((mask > 0).sum())
     scores = {f"pipeline_{name}": value for name, value in metrics.compute().items()}
     return {**scores, "roi_recall": inside / max(total, 1)}
 
@@ -266,4 +272,4 @@ def describe(model: nn.Module, cfg: Config) -> str:
         "coarse": f"images shrunk {cfg.coarse_factor}x, to find the region of the shape",
         "fine": f"{cfg.crop_size}x{cfg.crop_size} crops around the shape",
     }.get(cfg.stage, "whole images")
-    return f"{type(model).__name__} segments {' and '.join(CLASSES)} in {seen}"
+    return f"{type(model).__name__} segments {', '.join(class_names(cfg))} in {seen}"

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+{% if cookiecutter.dataset == "image_folder" %}
+import json
+import shutil
+{% endif %}
 from pathlib import Path
 
 import pytest
 import torch
+{% if cookiecutter.dataset == "image_folder" %}
+from PIL import Image
+{% endif %}
 from torch import nn
 from torch.nn import functional as F
 
 from config import Config, apply_overrides
-from dataset import crop_around_shapes, generate_scenes, shrink
+{% if cookiecutter.dataset == "image_folder" %}
+from dataset import image_channels, make_dataloaders, write_example_images
+{% else %}
+from dataset import crop_around_shapes, generate_scenes, image_channels, shrink
+{% endif %}
 from main import main
 from model import (
     CompoundLoss,
@@ -22,41 +33,19 @@ from model import (
 )
 
 
-def test_the_scenes_are_deterministic_and_the_lines_are_not_in_the_masks() -> None:
-    data = generate_scenes(40, 64, noise=0.0, seed=5)
-    images, masks = data["images"], data["masks"]
-    assert images.shape == (40, 1, 64, 64) and masks.shape == (40, 64, 64)
-    assert set(masks.unique().tolist()) == {0, 1}
-    assert (images[:, 0][masks == 1] >= 127).all()  # without noise, shapes are bright...
-    bright_outside = ((images[:, 0] >= 127) & (masks == 0)).flatten(1).any(dim=1)
-    assert bright_outside.sum() >= 20  # ...and so are the lines around most of them
-    assert torch.equal(images, generate_scenes(40, 64, noise=0.0, seed=5)["images"])
-
-
-def test_the_coarse_and_fine_stages_see_shrunk_images_and_crops() -> None:
-    data = generate_scenes(100, 64, noise=0.5, seed=0)
-    small_images, small_masks = shrink(data["images"], data["masks"], 4)
-    assert small_images.shape == (100, 1, 16, 16) and small_masks.shape == (100, 16, 16)
-    upsampled = small_masks.repeat_interleave(4, dim=1).repeat_interleave(4, dim=2)
-    assert (upsampled >= data["masks"]).all()  # the coarse mask covers every shape pixel
-    crops, crop_masks = crop_around_shapes(data["images"], data["masks"], 32, seed=0)
-    assert crops.shape == (100, 1, 32, 32) and crop_masks.shape == (100, 32, 32)
-    assert crop_masks.sum() >= 0.97 * data["masks"].sum()  # shifted, but around the shape
-
-
 def test_dice_and_iou_match_their_definitions() -> None:
     masks = torch.zeros(2, 4, 4, dtype=torch.long)
     masks[0, :2] = 1  # 8 true shape pixels
     predicted = torch.zeros(2, 4, 4, dtype=torch.long)
     predicted[0, 1:3] = 1  # 8 predicted, 4 of them right
     logits = F.one_hot(predicted, 2).permute(0, 3, 1, 2).float()
-    metrics = SegmentationMetrics()
+    metrics = SegmentationMetrics(2)
     metrics.update(logits[:1], masks[:1])
     metrics.update(logits[1:], masks[1:])
     values = metrics.compute()
     assert values["dice"] == pytest.approx(2 * 4 / (8 + 8))
     assert values["iou"] == pytest.approx(4 / 12)
-    restored = SegmentationMetrics()
+    restored = SegmentationMetrics(2)
     restored.load_state_dict(metrics.state_dict())
     assert restored.compute() == values
 
@@ -83,7 +72,8 @@ def test_the_compound_loss_weighs_its_terms() -> None:
 @pytest.mark.parametrize("norm", ["batch", "group"])
 def test_the_unet_keeps_the_resolution_with_either_norm(norm: str) -> None:
     model = build_model(apply_overrides(Config(), ["width=4", f"norm={norm}"]))
-    assert model(torch.randn(2, 1, 32, 24)).shape == (2, 2, 32, 24)
+    channels = image_channels(Config())
+    assert model(torch.randn(2, channels, 32, 24)).shape == (2, 2, 32, 24)
     kinds = {type(m).__name__ for m in model.modules()}
     assert ("GroupNorm" if norm == "group" else "BatchNorm2d") in kinds
 
@@ -140,7 +130,11 @@ def test_sizes_the_unet_cannot_take_are_refused(workdir, capsys, overrides, mess
 
 @pytest.mark.slow
 def test_the_coarse_to_fine_pipeline_trains_both_stages_and_tests_them(workdir, capsys) -> None:
+{% if cookiecutter.dataset == "image_folder" %}
+    tiny = ["width=4", "epochs=2", "batch_size=32"]
+{% else %}
     tiny = ["num_samples=200", "width=4", "epochs=2", "batch_size=32"]
+{% endif %}
     assert main([*tiny, "stage=coarse_to_fine", "run_name=p"]) == 0
     out = capsys.readouterr().out
     assert "coarse to fine on the full-size val images: dice" in out
@@ -152,3 +146,4 @@ def test_the_coarse_to_fine_pipeline_trains_both_stages_and_tests_them(workdir, 
     out = capsys.readouterr().out
     for key in ("test_dice", "test_dice_tta", "test_dice_tta_gain", "test_pipeline_dice"):
         assert f"{key} " in out
+{% include "tasks/segmentation/test_data_" ~ cookiecutter.dataset ~ ".py" %}
