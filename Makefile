@@ -1,7 +1,7 @@
 # The two commands of this template: `make demo` (the main job) and `make test` (the whole suite).
 # `make demo TASK=autoencoder` demonstrates another task, `make demo DATASET=image_folder` another
-# data source (also `make demo TASK=regression DATASET=csv` or `TASK=transformer DATASET=csv`, and
-# `make demo DATASET=mnist` when online). Both create the virtual environment in .venv with the
+# data source (also with TASK=segmentation, autoencoder or gan; `make demo TASK=regression
+# DATASET=csv` or `TASK=transformer DATASET=csv`; and `make demo DATASET=mnist` when online). Both create the virtual environment in .venv with the
 # pinned dependency set when it is missing.
 
 PYTHON ?= python3
