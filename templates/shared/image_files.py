@@ -19,7 +19,7 @@ def hidden(path: Path) -> bool:
 
 
 def read_image(path: Path, mode: str) -> Image.Image:
-    """The image at `path` in `mode` ("RGB", "L", or None for as stored); a file that was
+    """The image at `path` in `mode` ("RGB", "L", or "" for as stored); a file that was
     readable when the run started and is not any more stops the run with its name."""
     try:
         with Image.open(path) as image:
@@ -121,6 +121,16 @@ def fit_to_size(resize: str, size: int) -> list[v2.Transform]:
     if resize == "resize":
         return [v2.Resize((size, size), antialias=True)]
     return [v2.Resize(size, antialias=True), v2.CenterCrop(size)]
+
+
+def sizes_seen(sizes: Counter, cfg: Config, size: int) -> str:
+    """The image sizes found (the commonest three) and how they are brought to `size`."""
+    shown = ", ".join(f"{w}x{h}" for (w, h), _ in sizes.most_common(3))
+    more = ", ..." if len(sizes) > 3 else ""
+    return (
+        f"{count(len(sizes), 'image size')} ({shown}{more}), {cfg.resize} to {size}x{size}, "
+        f"{cfg.color}"
+    )
 
 
 def count(number: int, thing: str) -> str:

@@ -111,7 +111,7 @@ def load_index(cfg: Config) -> dict[str, Any]:
 def scan(cfg: Config) -> dict[str, Any]:
     """Find, check, label and split the images under data_dir."""
     root = data_folder(cfg)
-    if not root.is_dir() or not image_files(root):
+    if not image_files(root):
         raise DataError(
             f"{root} holds no images. Put them in one folder per class (e.g. {root}/cat/1.jpg, "
             f"{root}/dog/2.jpg) and any without labels in {root}/{UNLABELED}/, or run python "
@@ -134,12 +134,10 @@ def scan(cfg: Config) -> dict[str, Any]:
     found, skipped, sizes = check_images(found, root, cfg.skip_bad_files)
     extra = found.pop(UNLABELED)
     splits = split_samples(found, cfg)
-    shown = ", ".join(f"{w}x{h}" for (w, h), _ in sizes.most_common(3))
     print(
         f"data: {root} ({layout}); {len(classes)} classes: {', '.join(classes)}; "
         f"{count(len(extra), 'unlabeled image')} for pretraining\n"
-        f"      {count(len(sizes), 'image size')} ({shown}{', ...' if len(sizes) > 3 else ''}), "
-        f"{cfg.resize} to {cfg.image_size}x{cfg.image_size}, {cfg.color}"
+        f"      {sizes_seen(sizes, cfg, cfg.image_size)}"
     )
     if skipped:
         print(f"      skipped {count(len(skipped), 'unreadable file')}: {quote(skipped)}")

@@ -134,12 +134,7 @@ def scan(cfg: Config) -> dict[str, Any]:
         )
     found, skipped, sizes = check_images(found, root, cfg.skip_bad_files)
     splits = split_samples(found, cfg, group=lambda sample: 0)  # no classes to stratify by
-    shown = ", ".join(f"{w}x{h}" for (w, h), _ in sizes.most_common(3))
-    print(
-        f"data: {root} ({layout}); {count(len(sizes), 'image size')} ({shown}"
-        f"{', ...' if len(sizes) > 3 else ''}), {cfg.resize} to {IMAGE_SIZE}x{IMAGE_SIZE}, "
-        f"{cfg.color}"
-    )
+    print(f"data: {root} ({layout}); {sizes_seen(sizes, cfg, IMAGE_SIZE)}")
     if skipped:
         print(f"      skipped {count(len(skipped), 'unreadable file')}: {quote(skipped)}")
     return {

@@ -298,13 +298,10 @@ def report(
     std: list[float],
 ) -> None:
     """Print what was found and how it will be used."""
-    shown = ", ".join(f"{w}x{h}" for (w, h), _ in sizes.most_common(3))
     print(
         f"data: {root} ({layout}); {len(classes)} classes: {', '.join(classes)}\n"
-        f"      {count(len(sizes), 'image size')} ({shown}"
-        f"{', ...' if len(sizes) > 3 else ''}), {cfg.resize} to {cfg.image_size}x"
-        f"{cfg.image_size}, {cfg.color}; normalised with the training split's mean "
-        f"{[round(m, 3) for m in mean]} and std {[round(s, 3) for s in std]}"
+        f"      {sizes_seen(sizes, cfg, cfg.image_size)}; normalised with the training split's "
+        f"mean {[round(m, 3) for m in mean]} and std {[round(s, 3) for s in std]}"
     )
     if skipped:
         skipped_files = count(len(skipped), "unreadable file")

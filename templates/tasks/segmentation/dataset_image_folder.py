@@ -11,8 +11,9 @@ index per pixel: 0 for the first name in `classes`, 1 for the second, and so on.
 whatever colours the palette shows. Every file is opened once when a new run starts: images
 without masks (and masks without images), masks of another size, in colour or with values beyond
 `classes` stop the run with their names, and so do unreadable files (`skip_bad_files=true` skips
-and counts those). The split (as file lists) and the share of each class's pixels are saved as
-`data.json` beside the run's checkpoints, so `--resume` and `--test` see exactly the same files.
+and counts those); the share of each class's pixels is reported. The split (as file lists) is
+saved as `data.json` beside the run's checkpoints, so `--resume` and `--test` see exactly the
+same files.
 
 Images are converted to `color` and fitted to `image_size` (the masks with nearest-neighbour
 sampling, so no value between two classes appears), read into memory once per run, and scaled to
@@ -152,12 +153,10 @@ def scan(cfg: Config) -> dict[str, Any]:
     found, skipped, sizes = check_images(found, root, cfg.skip_bad_files)
     pixels = check_masks(found, root, classes)
     splits = split_samples(found, cfg, group=lambda sample: 0)  # one label per pixel, not image
-    shown = ", ".join(f"{w}x{h}" for (w, h), _ in sizes.most_common(3))
     shares = ", ".join(f"{name} {share:.1%}" for name, share in zip(classes, pixels, strict=True))
     print(
         f"data: {root} ({layout}); pixels per class: {shares}\n"
-        f"      {count(len(sizes), 'image size')} ({shown}{', ...' if len(sizes) > 3 else ''}), "
-        f"{cfg.resize} to {cfg.image_size}x{cfg.image_size}, {cfg.color}"
+        f"      {sizes_seen(sizes, cfg, cfg.image_size)}"
     )
     if skipped:
         print(f"      skipped {count(len(skipped), 'unreadable file')}: {quote(skipped)}")
