@@ -71,6 +71,18 @@ def test_masks_keep_their_values_and_stay_on_their_images(workdir, tiny) -> None
     assert views == {True, False}  # mirrored in some epochs, not in others
 
 
+def test_the_crops_recall_labelled_pixels_of_any_class() -> None:
+    cfg = apply_overrides(Config(), ["classes=background,shape,edge", "crop_size=16"])
+    images = torch.full((1, 1, 64, 64), -1.0)
+    images[0, 0, 40:44, 8:12] = 1.0  # the coarse model's crop: rows 34-49, columns 2-17
+    masks = torch.zeros(1, 64, 64, dtype=torch.long)
+    masks[0, 40:44, 8:12] = 2  # 16 pixels of class 2 inside the crop
+    masks[0, 0:2, 60:62] = 1  # 4 pixels of class 1 outside it
+    fine = nn.Conv2d(1, 3, kernel_size=1)
+    scores = pipeline_scores(MarksTheBrightest(), fine, [(images, masks)], cfg, torch.device("cpu"))
+    assert scores["roi_recall"] == pytest.approx(16 / 20)  # pixels, not the sum of their values
+
+
 def test_the_split_is_disjoint_reproducible_and_saved(workdir, tiny) -> None:
     cfg = apply_overrides(Config(), [*tiny, "run_name=r"])
     assert [len(loader.dataset) for loader in make_dataloaders(cfg)] == [279, 60, 60]

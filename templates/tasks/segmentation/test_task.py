@@ -28,6 +28,9 @@ from model import (
     SegmentationMetrics,
     build_model,
     dice_loss,
+{% if cookiecutter.dataset == "image_folder" %}
+    pipeline_scores,
+{% endif %}
     predict_with_flips,
     segment_coarse_to_fine,
 )
