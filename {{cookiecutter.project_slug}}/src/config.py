@@ -113,6 +113,9 @@ class Config:
     log_dir: str = option("results/logs", "where TensorBoard event files go")
     plot_dir: str = option("results/visualizations", "where the training-curve plots go")
     log_every: int = option(10, "optimizer steps between step logs and bar updates", ge=1)
+    log_images_every: int = option(
+        1, "epochs between the prediction pictures in TensorBoard; 0: none", ge=0
+    )
 
     # Self-checks (see checks.py)
     overfit_steps: int = option({{ task.overfit_steps }}, "step budget of each --overfit-batch stage", ge=1)
@@ -120,7 +123,7 @@ class Config:
     loss_check_steps: int = option(
         0, "warn unless the loss fell by then; 0: max(epoch, 20, warmup_steps)", ge=0
     )
-    log_grad_every: int = option(100, "steps between per-layer weight/gradient logs; 0: off", ge=0)
+    log_hist_every: int = option(100, "steps between weight/gradient histograms; 0: off", ge=0)
     debug: bool = option(False, "autograd anomaly detection: finds the op making NaNs; slow")
     imbalance_warn_ratio: float = option(3.0, "warn when a class is this many times another", gt=1)
     lr_finder_steps: int = option(200, "steps of the --find-lr learning-rate sweep", ge=10)

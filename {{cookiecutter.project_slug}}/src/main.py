@@ -14,6 +14,7 @@ import csv
 import json
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 import torch
@@ -44,6 +45,17 @@ from model import (
 {% else %}
 from model import build_loss, build_metrics, build_model, describe
 {% endif %}
+from runs import (
+    RunRecord,
+    collect_runs,
+    format_table,
+    load_config_file,
+    ranked,
+    record_context,
+    runs_csv_path,
+    save_runs_csv,
+    sweep_grid,
+)
 from train import (
 {% if task.trainer != "Trainer" %}
     {{ task.trainer }},
@@ -77,6 +89,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         epilog=f"config keys (override with key=value):\n{describe_keys()}".replace("%", "%%"),
     )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    parser.add_argument(
+        "--config",
+        metavar="CONFIG_JSON",
+        help="start from a run's saved config.json (a new run; key=value overrides apply on top)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--resume",
@@ -113,13 +130,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument(
         "--doctor", action="store_true", help="report what this environment can do, with fixes"
     )
+    mode.add_argument(
+        "--sweep",
+        nargs="+",
+        metavar="key=v1,v2",
+        help="one run per combination of the values (after the other overrides), then a table "
+        "of the runs ranked by their best validation score",
+    )
+    mode.add_argument(
+        "--runs", action="store_true", help="list every run with its status and best score"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run what the command line asks for; returns the process exit code."""
     args = parse_args(argv)
+    record_context(sys.argv[1:] if argv is None else argv)
     try:
+        if args.runs:
+            return list_runs(apply_overrides(Config(), args.overrides))
+        if args.config and (args.test or args.resume or args.replay{{ " or args.predict" if task.predicts }}):
+            raise ConfigError(
+                "--config starts a new run from a saved config; --resume, --test, --replay"
+                "{{ " and --predict" if task.predicts }} read the config saved with the checkpoint instead. Drop --config."
+            )
         if args.test:
             return test(Path(args.test), args.overrides)
 {% if task.predicts %}
@@ -130,11 +165,17 @@ def main(argv: list[str] | None = None) -> int:
             return replay(Path(args.replay))
         if args.doctor:
             return doctor_report()
+        if args.config:
+            cfg = load_config_file(Path(args.config), args.overrides)
+        else:
+            cfg = apply_overrides(Config(), args.overrides)
         if args.find_lr:
-            return find_lr(apply_overrides(Config(), args.overrides))
+            return find_lr(cfg)
         if args.overfit_batch:
-            return overfit(apply_overrides(Config(), args.overrides))
-        return train(args.overrides, args.resume)
+            return overfit(cfg)
+        if args.sweep:
+            return sweep(cfg, args.overrides, args.sweep)
+        return train(cfg, args.overrides, args.resume)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
@@ -148,9 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
-def train(overrides: list[str], resume: str | None) -> int:
-    """Train a new run, or continue the one `resume` names."""
-    cfg = apply_overrides(Config(), overrides)
+def train(cfg: Config, overrides: list[str], resume: str | None = None) -> int:
+    """Train a new run of `cfg` (given `overrides` on the command line), or continue the one
+    `resume` names."""
     checkpoint = checkpoint_path = None
     if resume == "auto":
         checkpoint_path, checkpoint = find_resumable_checkpoint(cfg, torch.device("cpu"))
@@ -213,11 +254,12 @@ def fit(
         print(f"run {cfg.experiment}/{cfg.run_name} on {device}, {samples} training samples")
         summary = model_summary(model)
         print(summary)
-        run.logs.mkdir(parents=True, exist_ok=True)
+        record = RunRecord.start(cfg, run, device)
         (run.logs / "model_summary.txt").write_text(summary + "\n")
         try:
             trainer.fit(train_loader, val_loader, run)
         except TrainingStopped as stopped:
+            record.end("stopped", trainer.history, trainer.monitor)
             name = signal.Signals(stopped.signum).name
             print(
                 f"stopped by {name} at epoch {trainer.epoch + 1}, step {trainer.global_step}; "
@@ -225,6 +267,15 @@ def fit(
                 f"    python src/main.py --resume {run.checkpoints / 'last.pt'}"
             )
             return 128 + stopped.signum, trainer
+        except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint can still be resumed
+            record.end("stopped", trainer.history, trainer.monitor)
+            raise
+        except BaseException as error:
+            message = str(error).strip().splitlines()
+            summary = f"{type(error).__name__}: {message[0] if message else ''}"
+            record.end("crashed", trainer.history, trainer.monitor, error=summary)
+            raise
+        record.end("finished", trainer.history, trainer.monitor)
 
     best = best_epoch(trainer)
     scores = ", ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("val_"))
@@ -232,6 +283,7 @@ def fit(
     print(describe(trainer.model, cfg))
     print(f"checkpoints  {run.checkpoints}/ (last.pt, best.pt)")
     print(f"logs         {run.logs}/  (view: tensorboard --logdir {cfg.log_dir})")
+    print(f"record       {run.logs / 'run.json'} (config.json, metrics.csv beside it)")
     print(f"plots        {run.plots / 'curves.png'}")
     print(f"test it      python src/main.py --test {run.checkpoints / 'best.pt'}")
     return 0, trainer
@@ -282,6 +334,58 @@ def cross_validate(cfg: Config, overrides: list[str]) -> int:
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(record, indent=2) + "\n")
     print(f"results  {saved}")
+    return 0
+
+
+def sweep(cfg: Config, overrides: list[str], axes: list[str]) -> int:
+    """--sweep: one training per combination of the axes' values, one after the other, as runs
+    <name>-1, <name>-2, ...; a run that fails is recorded as crashed and the sweep goes on. Ends
+    with the table of the sweep's runs, best first; exit code 1 if any run failed."""
+    grid = sweep_grid(axes)
+    configs = [apply_overrides(cfg, combination) for combination in grid]  # all checked first
+    name = cfg.run_name or f"sweep-{new_run_name(cfg)}"
+    configs = [apply_overrides(c, [f"run_name={name}-{i}"]) for i, c in enumerate(configs, 1)]
+    for run_cfg in configs:
+        refuse_to_replace(run_cfg)  # now, not after the runs before it have trained
+    print(f"sweep {cfg.experiment}/{name}: {len(grid)} runs")
+    failed = 0
+    record_context(sweep=name)
+    try:
+        for i, (combination, run_cfg) in enumerate(zip(grid, configs, strict=True), 1):
+            print(f"\nsweep run {i} of {len(grid)}: {' '.join(combination)}")
+            try:
+                exit_code = train(run_cfg, [*overrides, *combination])
+            except UserError as error:
+                exit_code = error.exit_code
+                print(f"error: {error}", file=sys.stderr)
+            except Exception as error:  # a bug in this run's settings; the others may be fine
+                add_hint(error)
+                traceback.print_exc()
+                exit_code = 1
+            if exit_code >= 128:  # stopped by a signal: the user wants the sweep to end
+                print(f"sweep stopped after {i - 1} of {len(grid)} runs.")
+                return exit_code
+            if exit_code:
+                failed += 1
+                print(f"sweep run {i} failed (recorded as crashed); going on with the next.")
+    finally:
+        record_context(sweep=None)
+    rows = ranked(collect_runs(Path(cfg.log_dir), sweep=name))
+    print(f"\nsweep {cfg.experiment}/{name}, best first:\n{format_table(rows)}")
+    path = runs_csv_path(cfg)
+    save_runs_csv(collect_runs(Path(cfg.log_dir)), path)
+    print(f"\nevery run: {path}; compare them: tensorboard --logdir {cfg.log_dir}")
+    return 1 if failed else 0
+
+
+def list_runs(cfg: Config) -> int:
+    """--runs: every run recorded under log_dir with its status, the hyperparameters that differ
+    between runs and its best validation score; also written to results/runs.csv."""
+    rows = collect_runs(Path(cfg.log_dir))
+    print(format_table(rows))
+    path = runs_csv_path(cfg)
+    save_runs_csv(rows, path)
+    print(f"\n{len(rows)} runs; table saved as {path}")
     return 0
 
 

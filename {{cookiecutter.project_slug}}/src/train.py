@@ -10,6 +10,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from numbers import Number
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,22 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
 from checks import FirstStepChecks
 from config import Config, UserError, to_dict
-{% set model_imports = (task.train_model_imports.split() + ["overfitted", "parameter_groups"]) | sort %}
+{% set model_imports = (task.train_model_imports.split() + ["overfitted", "parameter_groups", "prediction_picture"]) | sort %}
+{% if ("from model import " ~ model_imports | join(", ")) | length <= 100 %}
 from model import {{ model_imports | join(", ") }}
+{% else %}
+from model import (
+{% for name in model_imports %}
+    {{ name }},
+{% endfor %}
+)
+{% endif %}
+from runs import NOT_HYPERPARAMETERS, save_metrics_csv
 from utils import (
     CHECKPOINT_VERSION,
     CheckpointError,
@@ -37,6 +48,7 @@ from utils import (
     save_curves,
     saved_data_index,
     set_rng_state,
+    to_unit_range,
 )
 
 Scheduler = LRScheduler | ReduceLROnPlateau
@@ -235,8 +247,9 @@ class Trainer:
         self.loss_check_step = 0
         self.run: RunPaths | None = None
         self.writer: SummaryWriter | None = None
-        self.grad_norm = torch.zeros(())
-        self.preview: torch.Tensor | None = None  # validation images shown in TensorBoard
+        self.grad_norm: torch.Tensor | None = None  # of the last step, when it is logged
+        self.preview: tuple[torch.Tensor, torch.Tensor] | None = None  # validation samples
+        self.since_log = (time.perf_counter(), 0)  # for the throughput: when, samples seen
         # The run's data.json (split, statistics, classes, ...), carried in every checkpoint so
         # that a checkpoint copied without its run folder still reads the data as the run did.
         self.data_index = saved_data_index(cfg)
@@ -277,6 +290,8 @@ class Trainer:
         purge_step = self.global_step + 1 if self.global_step else None
         self.writer = SummaryWriter(run.logs, purge_step=purge_step)
         self.preview = self.preview_batch(val_loader)
+        if self.global_step == 0 and self.batches_done == 0:
+            self.log_graph(self.preview[0])
         anomaly = torch.autograd.detect_anomaly() if self.cfg.debug else contextlib.nullcontext()
         try:
             with anomaly:
@@ -287,6 +302,8 @@ class Trainer:
                     self.epoch += 1
                     self.end_epoch(train, val, time.perf_counter() - started)
                     self.stop_if_requested()
+            if self.finished:
+                self.log_hparams()
         finally:
             self.writer.close()
         if self.patience_exhausted():
@@ -294,36 +311,66 @@ class Trainer:
                 f"early stopping: no better val_{self.monitor} for "
                 f"{self.epochs_without_improvement} epochs (best {self.best_score:.4f})"
             )
-        save_curves(self.history, run.plots / "curves.png")
 
-    def preview_batch(self, loader: DataLoader) -> torch.Tensor | None:
-        """A few validation images to show in TensorBoard; None when the inputs are no images.
+    def preview_batch(self, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
+        """Up to 64 validation samples, whose predictions are shown in TensorBoard every epoch.
 
-        The inputs are logged once per run, as the model sees them (rescaled to 0-1). A validation
-        batch: iterating the training loader here could draw random augmentations and make this
-        run differ from a resumed one.
+        Image inputs are also logged once per run, as the model sees them (rescaled to 0-1). A
+        validation batch: iterating the training loader here could draw random augmentations and
+        make this run differ from a resumed one.
         """
-        inputs, _ = next(iter(loader))
-        if inputs.ndim != 4 or inputs.shape[1] not in (1, 3):  # (batch, channels, height, width)
-            return None
-        if self.global_step == 0:
+        inputs, targets = next(iter(loader))
+        is_image = inputs.ndim == 4 and inputs.shape[1] in (1, 3)  # (batch, channels, h, w)
+        if is_image and self.global_step == 0:
             self.writer.add_images("inputs/val", to_unit_range(inputs[:64].float()), 0)
-        return inputs[:8]
+        return inputs[:64], targets[:64]
+
+    def log_graph(self, inputs: torch.Tensor) -> None:
+        """The model's graph, for TensorBoard's Graphs tab (traced once, on a fresh run)."""
+        try:
+            with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+                warnings.simplefilter("ignore")  # tracing's deprecation and tracer warnings
+                self.writer.add_graph(self.model, inputs[:2].to(self.device))
+        except Exception as error:  # tracing cannot follow some models; the graph is optional
+            first_line = (str(error).strip().splitlines() or [""])[0][:200]
+            tqdm.write(f"note: no model graph in TensorBoard (tracing failed: {first_line})")
 
     @torch.inference_mode()
     def log_epoch_images(self) -> None:
-        """Images logged once per epoch. For models whose outputs are images like their inputs
-        (an autoencoder's reconstructions): each preview image beside its output."""
-        if self.preview is None:
+        """Once per epoch: the model's predictions on the preview samples beside their targets, as
+        the task draws them (`prediction_picture` in model.py)."""
+        if self.preview is None:  # outside `fit`
             return
+        inputs, targets = self.preview
         self.model.eval()
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-            outputs = self.model(self.preview.to(self.device)).float().cpu()
-        if outputs.shape != self.preview.shape:
-            self.preview = None  # outputs that are no images: nothing to show, ever
-            return
-        pairs = torch.cat([self.preview.float(), outputs], dim=3)  # side by side
-        self.writer.add_images("outputs_beside_inputs/val", to_unit_range(pairs), self.global_step)
+        # Drawing pictures must not change the run: a model that draws noise (a GAN's fakes)
+        # does so from its own copy of the generators' states.
+        devices = [] if self.device.type == "cpu" else [self.device]
+        with (
+            torch.random.fork_rng(devices, device_type=self.device.type),
+            torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp),
+        ):
+            outputs = self.model(inputs.to(self.device)).float().cpu()
+        tag, picture = prediction_picture(inputs, outputs, targets, self.cfg)
+        if isinstance(picture, torch.Tensor):
+            self.writer.add_images(tag, picture, self.global_step)
+        else:
+            self.writer.add_figure(tag, picture, self.global_step)  # closes the figure
+
+    def log_hparams(self) -> None:
+        """The run's hyperparameters with its best epoch's validation scores, for the HParams tab
+        where runs are compared side by side."""
+        best = min(self.history, key=lambda row: row[f"val_{self.monitor}"])
+        values = {
+            key: value
+            for key, value in to_dict(self.cfg).items()
+            if key not in NOT_HYPERPARAMETERS and isinstance(value, Number | str)
+        }
+        scores = {f"hparams/{k}": v for k, v in best.items() if k.startswith("val_")}
+        for summary in hparams(values, scores):
+            self.writer.file_writer.add_summary(summary)
+        for tag, value in scores.items():
+            self.writer.add_scalar(tag, value, self.global_step)
 
     def train_epoch(self, loader: DataLoader) -> dict[str, float]:
         """One pass over `loader` (the rest of it, after a mid-epoch resume); returns the epoch's
@@ -337,6 +384,7 @@ class Trainer:
         num_batches = first + len(loader)
         if self.totals is None:
             self.totals = EpochTotals(self.device, self.metrics)
+        self.since_log = (time.perf_counter(), self.totals.samples)
         bar = tqdm(
             loader,
             desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
@@ -396,17 +444,22 @@ class Trainer:
 
     def optimizer_step(self) -> None:
         """Clip, check, step, clear the gradients and advance a per-step schedule."""
+        step = self.global_step + 1
+        logged = self.writer is not None and step % self.cfg.log_every == 0
         inspect = (
             self.writer is not None
-            and self.cfg.log_grad_every > 0
-            and (self.global_step + 1) % self.cfg.log_grad_every == 0
+            and self.cfg.log_hist_every > 0
+            and step % self.cfg.log_hist_every == 0
         )
-        if self.cfg.grad_clip > 0 or inspect:
+        if self.cfg.grad_clip > 0 or logged or inspect:
             self.scaler.unscale_(self.optimizer)  # clip and inspect true gradients, not scaled
         if self.cfg.grad_clip > 0:
             self.grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        elif logged:
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            self.grad_norm = nn.utils.get_total_norm(grads)
         if inspect:
-            self.log_weights_and_gradients(self.global_step + 1)
+            self.log_weights_and_gradients(step)
         checks, self.first_step = self.first_step, None
         if checks is not None:
             checks.before_optimizer_step()
@@ -421,14 +474,15 @@ class Trainer:
         self.global_step += 1
 
     def log_weights_and_gradients(self, step: int) -> None:
-        """Per parameter: mean |weight|, mean |gradient| and their ratio, whose size says whether
-        the learning rate suits that layer (around 1e-3 per step is healthy)."""
+        """Per parameter: histograms of its weights and gradients, and the ratio of mean
+        |gradient| to mean |weight|, whose size says whether the learning rate suits that layer
+        (around 1e-3 per step is healthy)."""
         for name, p in self.model.named_parameters():
             if p.grad is None:
                 continue
+            self.writer.add_histogram(f"weights/{name}", p.detach().float(), step)
+            self.writer.add_histogram(f"gradients/{name}", p.grad.float(), step)
             weight, grad = p.detach().abs().mean().item(), p.grad.abs().mean().item()
-            self.writer.add_scalar(f"weights/{name}", weight, step)
-            self.writer.add_scalar(f"gradients/{name}", grad, step)
             self.writer.add_scalar(f"grad_to_weight/{name}", grad / max(weight, 1e-12), step)
 
     def warn_if_loss_did_not_move(self) -> None:
@@ -459,9 +513,14 @@ class Trainer:
             mean=f"{running:.4f}",
             last_50=f"{last_50:.4f}",
         )
+        now, samples = time.perf_counter(), totals.samples
+        since, seen = self.since_log
+        self.since_log = (now, samples)
         self.writer.add_scalar("train/loss_step", current, self.global_step)
         self.writer.add_scalar("train/lr", self.lr, self.global_step)
-        if self.cfg.grad_clip > 0:
+        throughput = (samples - seen) / (now - since)
+        self.writer.add_scalar("train/samples_per_s", throughput, self.global_step)
+        if self.grad_norm is not None:
             self.writer.add_scalar("train/grad_norm", self.grad_norm.item(), self.global_step)
 
     def stop_if_requested(self) -> None:
@@ -514,8 +573,12 @@ class Trainer:
         for name, value in val.items():
             self.writer.add_scalar(f"{name}/val", value, self.global_step)
         self.writer.add_scalar("epoch", self.epoch, self.global_step)
-        self.log_epoch_images()
+        every = self.cfg.log_images_every
+        if every and self.epoch % every == 0:
+            self.log_epoch_images()
         self.writer.flush()
+        save_metrics_csv(self.history, self.run.logs / "metrics.csv")
+        save_curves(self.history, self.run.plots / "curves.png")
 
         # Two decisions: the state is always saved (to resume); best.pt only on improvement.
         saved = self.save_checkpoint()
@@ -702,11 +765,6 @@ class Trainer:
         outputs, loss = self.forward(inputs, targets)
         metrics.update(outputs, targets)
         return {"loss": loss.item(), **metrics.compute()}
-
-
-def to_unit_range(images: torch.Tensor) -> torch.Tensor:
-    """Images rescaled to 0-1 as a whole, as TensorBoard expects."""
-    return (images - images.amin()) / (images.amax() - images.amin()).clamp_min(1e-8)
 
 
 def endless(loader: DataLoader) -> Iterator[Any]:

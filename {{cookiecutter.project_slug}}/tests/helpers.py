@@ -24,6 +24,7 @@ from dataset import CACHE, IMAGE_SIZE, IN_CHANNELS
 
 # Small enough for a CPU test to train in a second or two, big enough to learn something.
 TINY = [{{ task.tiny_overrides }}, "epochs=2", "batch_size=32", "log_every=2"]
+TINY += ["log_images_every=0"]  # drawing the pictures would take longer than such epochs
 # An override that changes the shape of the model's weights.
 RESHAPE = "{{ task.reshape_override }}"
 {% if task.layered_overrides %}

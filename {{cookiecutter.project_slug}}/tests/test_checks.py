@@ -218,17 +218,20 @@ def test_model_summary_is_printed_and_saved(workdir, tiny, capsys) -> None:
 
 
 def test_weights_and_gradients_are_logged_per_layer(workdir, tiny) -> None:
-    assert main([*tiny, "run_name=r", "epochs=1", "log_grad_every=3"]) == 0
-    events = EventAccumulator("results/logs/default/r")
+    assert main([*tiny, "run_name=r", "epochs=1", "log_hist_every=3"]) == 0
+    events = EventAccumulator("results/logs/default/r", size_guidance={"histograms": 0})
     events.Reload()
-    tags = events.Tags()["scalars"]
+    tags = events.Tags()
     model = build_model(apply_overrides(Config(), tiny))
-    first = next(name for name, _ in model.named_parameters())
-    for kind in ("weights", "gradients", "grad_to_weight"):
-        assert f"{kind}/{first}" in tags
+    first, weights = next(iter(model.named_parameters()))
+    assert f"grad_to_weight/{first}" in tags["scalars"]
+    for kind in ("weights", "gradients"):
+        assert f"{kind}/{first}" in tags["histograms"]
     steps = load_checkpoint(CHECKPOINTS / "r" / "last.pt", torch.device("cpu"))["global_step"]
     assert steps >= 3
-    assert [e.step for e in events.Scalars(f"gradients/{first}")] == list(range(3, steps + 1, 3))
+    logged = events.Histograms(f"gradients/{first}")
+    assert [e.step for e in logged] == list(range(3, steps + 1, 3))
+    assert logged[0].histogram_value.num == weights.numel()  # every gradient value counted
 
 
 def test_debug_turns_on_anomaly_detection(workdir, tiny, monkeypatch, capsys) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -14,7 +15,10 @@ from tqdm import tqdm
 
 from config import Config, ConfigError
 from dataset import class_names, image_channels
-from utils import CheckpointError, load_checkpoint
+from utils import CheckpointError, load_checkpoint, titled_grid, to_unit_range
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class Encoder(nn.Sequential):
@@ -276,6 +280,19 @@ def accuracy_with_ttt(
         count += len(labels)
         model.encoder.load_state_dict(trained)
     return correct / max(count, 1)
+
+
+def prediction_picture(
+    images: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor, cfg: Config
+) -> tuple[str, torch.Tensor | Figure]:
+    """For TensorBoard: the autoencoder's reconstructions beside their validation images; the
+    classifier's predicted classes as the images' titles."""
+    if outputs.shape == images.shape:
+        return "reconstructions/val", to_unit_range(torch.cat([images[:8], outputs[:8]], dim=3))
+    return "predictions/val", labelled_grid(images, outputs, targets, class_names(cfg))
+
+
+{% include "shared/labelled_grid.py" %}
 
 
 def describe(model: nn.Module, cfg: Config) -> str:

@@ -6,12 +6,18 @@ on real images and detached fakes, then one generator step through the frozen di
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from config import Config
 from dataset import IMAGE_SIZE, image_channels
+from utils import titled_grid
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class Generator(nn.Sequential):
@@ -188,6 +194,15 @@ def overfitted(
         end["fd"] <= goal,
         f"the Frechet distance of its samples to the batch down by 60% (to <= {goal:.4g})",
     )
+
+
+def prediction_picture(
+    real: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, cfg: Config
+) -> tuple[str, Figure]:
+    """For TensorBoard: real validation images, each titled with the probability the
+    discriminator gives it of being real (near 0.5 for all: the game is balanced)."""
+    scores = logits[:16, 0].sigmoid().tolist()  # column 0: the real images
+    return "discriminator_on_real/val", titled_grid(real, [f"real? {p:.2f}" for p in scores])
 
 
 def describe(model: nn.Module, cfg: Config) -> str:

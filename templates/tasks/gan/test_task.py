@@ -104,7 +104,7 @@ def test_the_frechet_distance_is_zero_for_the_same_set_and_grows_with_a_shift() 
 
 
 def test_a_run_logs_a_sample_grid_and_keeps_the_lowest_fd(workdir, tiny) -> None:
-    assert main([*tiny, "run_name=r", "epochs=2"]) == 0
+    assert main([*tiny, "run_name=r", "epochs=2", "log_images_every=1"]) == 0
     checkpoint = torch.load(RUN / "best.pt", weights_only=True)
     history = torch.load(RUN / "last.pt", weights_only=True)["history"]
     assert checkpoint["monitor"] == "fd"
@@ -114,6 +114,7 @@ def test_a_run_logs_a_sample_grid_and_keeps_the_lowest_fd(workdir, tiny) -> None
     events.Reload()
     assert "samples/fixed_noise" in events.Tags()["images"]
     assert len(events.Images("samples/fixed_noise")) == 2  # one grid per epoch
+    assert len(events.Images("discriminator_on_real/val")) == 2
 
 
 def test_resume_restores_the_discriminator_optimizer(workdir, tiny) -> None:

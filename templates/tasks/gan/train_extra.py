@@ -119,9 +119,11 @@ class GANTrainer(Trainer):
 
     @torch.inference_mode()
     def log_epoch_images(self) -> None:
-        """A grid of 64 samples from the same fixed noise every epoch."""
+        """A grid of 64 samples from the same fixed noise every epoch, and the discriminator's
+        verdict on real images."""
         samples = self.fixed_samples(64)
         self.writer.add_images("samples/fixed_noise", (samples + 1) / 2, self.global_step)
+        super().log_epoch_images()
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -17,8 +17,10 @@ from dataset import class_names, class_weights, image_channels, train_class_coun
 {% else %}
 from dataset import class_names, image_channels
 {% endif %}
+from utils import titled_grid
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
     from torchvision.models import WeightsEnum
 
 
@@ -246,6 +248,16 @@ def per_class_table(report: dict[str, Any]) -> str:
 
 
 {% include "shared/overfitted_classifier.py" %}
+
+
+def prediction_picture(
+    images: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, cfg: Config
+) -> tuple[str, Figure]:
+    """Validation images titled with the predicted class, for TensorBoard."""
+    return "predictions/val", labelled_grid(images, logits, labels, class_names(cfg))
+
+
+{% include "shared/labelled_grid.py" %}
 
 
 {% if cookiecutter.dataset == "image_folder" %}

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from config import Config
 from dataset import class_names, crop_corner, image_channels
+from utils import to_unit_range
 
 
 class ConvBlock(nn.Sequential):
@@ -264,6 +265,21 @@ def pipeline_scores(
             total += int((mask > 0).sum())
     scores = {f"pipeline_{name}": value for name, value in metrics.compute().items()}
     return {**scores, "roi_recall": inside / max(total, 1)}
+
+
+def prediction_picture(
+    images: torch.Tensor, logits: torch.Tensor, masks: torch.Tensor, cfg: Config
+) -> tuple[str, torch.Tensor]:
+    """For TensorBoard: validation images, each beside its true mask and the predicted one (class
+    k of n drawn as grey level k / (n - 1): background black)."""
+    images = to_unit_range(images[:8].float())
+    levels = len(class_names(cfg)) - 1
+
+    def grey(mask: torch.Tensor) -> torch.Tensor:
+        return (mask.float() / levels).unsqueeze(1).expand_as(images)
+
+    predicted = logits[:8].argmax(1)
+    return "predictions/val", torch.cat([images, grey(masks[:8]), grey(predicted)], dim=3)
 
 
 def describe(model: nn.Module, cfg: Config) -> str:

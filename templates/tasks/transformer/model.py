@@ -5,12 +5,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from config import Config, ConfigError
 from dataset import PAD, class_names, vocabulary_size
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class PositionalEncoding(nn.Module):
@@ -133,6 +137,28 @@ def build_metrics(cfg: Config) -> Callable[[], ClassificationMetrics]:
 
 
 {% endif %}
+def prediction_picture(
+    tokens: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, cfg: Config
+) -> tuple[str, Figure]:
+    """For TensorBoard: the predicted class probabilities of 16 validation sequences (one row
+    each), with a red ring on the true class."""
+    from matplotlib.figure import Figure  # imported here: slow to load, and only pictures need it
+
+    probabilities, labels = logits[:16].softmax(1), labels[:16]
+    names = class_names(cfg)
+    width, height = 2 + 0.6 * len(names), 1.5 + 0.3 * len(labels)
+    fig = Figure(figsize=(width, height))
+    # Fixed margins (inches over the figure's size): tight_layout would cost more than the drawing.
+    fig.subplots_adjust(0.9 / width, 0.9 / height, 1 - 0.15 / width, 1 - 0.4 / height)
+    ax = fig.subplots()
+    ax.imshow(probabilities.numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    ax.scatter(labels.numpy(), range(len(labels)), s=80, facecolors="none", edgecolors="tab:red")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_ylabel("validation sequence")
+    ax.set_title("predicted probability (ring: true class)", fontsize=9)
+    return "predictions/val", fig
+
+
 def describe(model: nn.Module, cfg: Config) -> str:
     """What the trained model does."""
 {% if cookiecutter.dataset == "csv" %}

@@ -1,0 +1,1 @@
+{% include "notebook/class_samples.py" %}

@@ -1,0 +1,401 @@
+"""The record of every run, and the table of all runs.
+
+Each run's log folder, results/logs/<experiment>/<run>/, explains the run:
+- `config.json`: the full resolved config. `python src/main.py --config <it>` starts from it.
+- `run.json`: the command line, the code version (git commit, uncommitted changes, saved as
+  `uncommitted.patch`), library versions, device, start and end times, duration and status:
+  running, finished, stopped (a signal; resumable) or crashed (an error, or a process that died).
+- `metrics.csv`: one row per epoch, rewritten after every epoch.
+- `metrics.json`: the best and the last epoch, written when the run ends.
+`python src/main.py --runs` turns them into one table and writes results/runs.csv.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import os
+import platform
+import shlex
+import socket
+import subprocess
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from config import Config, ConfigError, apply_overrides, from_dict, to_dict
+from utils import RunPaths, atomic_save
+
+PROJECT = Path(__file__).resolve().parent.parent  # the folder whose git history versions the code
+LIBRARIES = ("torch", "torchvision", "torchmetrics", "numpy", "tensorboard", "tqdm", "matplotlib")
+# Keys that name or place a run rather than change what it learns: never "hyperparameters".
+NOT_HYPERPARAMETERS = frozenset(
+    ("experiment", "run_name", "overwrite", "checkpoint_dir", "log_dir", "plot_dir")
+)
+
+# What every run this process starts is recorded with (see `record_context`).
+_context: dict[str, Any] = {"command": ["python", "src/main.py"], "sweep": None}
+
+
+def record_context(argv: list[str] | None = None, sweep: str | None = None) -> None:
+    """Set what the records of the runs this process starts will say: the command line (`main`
+    sets it) and the sweep they belong to (`--sweep` sets it)."""
+    if argv is not None:
+        _context["command"] = ["python", "src/main.py", *argv]
+    _context["sweep"] = sweep
+
+
+def save_json(data: Any, path: Path) -> None:
+    """Write `data` as indented JSON, atomically: readers see the old file or the new one."""
+    text = json.dumps(data, indent=2) + "\n"
+    atomic_save(text, path, write=lambda obj, file: file.write(obj.encode()))
+
+
+def load_config_file(path: Path, overrides: list[str]) -> Config:
+    """The config saved as `path` (a run's config.json) with `overrides` on top, as a new run:
+    its run_name is cleared, so it gets a fresh folder instead of replacing the old run."""
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"--config {path}: no such file. Pass a run's config.json, e.g. "
+            "results/logs/<experiment>/<run>/config.json (python src/main.py --runs lists runs)."
+        ) from None
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"--config {path} is not a readable JSON config ({error}). Pass a config.json that a "
+            "run of this project wrote."
+        ) from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config {path} holds no config: it is not a JSON object.")
+    cfg = from_dict({**values, "run_name": "", "overwrite": False})
+    return apply_overrides(cfg, overrides)
+
+
+class RunRecord:
+    """The run.json of one run, written when it starts and again when it ends."""
+
+    def __init__(self, run: RunPaths, data: dict[str, Any]) -> None:
+        self.run = run
+        self.data = data
+        self.session = data["sessions"][-1]
+
+    @classmethod
+    def start(cls, cfg: Config, run: RunPaths, device: torch.device) -> RunRecord:
+        """Record a run that starts, or a session that continues it (--resume): the earlier
+        sessions' records are kept, and each session has its own command and code version."""
+        run.logs.mkdir(parents=True, exist_ok=True)
+        save_json(to_dict(cfg), run.logs / "config.json")
+        previous = read_json(run.logs / "run.json") or {}
+        sessions = previous.get("sessions", [])
+        number = len(sessions) + 1
+        patch = run.logs / ("uncommitted.patch" if number == 1 else f"uncommitted-{number}.patch")
+        now = datetime.now().astimezone()
+        session = {
+            "command": shlex.join(_context["command"]),
+            "started": now.isoformat(timespec="seconds"),
+            "ended": None,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "device": describe_device(device),
+            "code": code_version(PROJECT, patch),
+        }
+        data = {
+            "experiment": cfg.experiment,
+            "run": cfg.run_name,
+            "status": "running",
+            "sweep": previous.get("sweep", _context["sweep"]),
+            "started": previous.get("started", session["started"]),
+            "ended": None,
+            "duration_s": previous.get("duration_s", 0.0),
+            "error": None,
+            "python": platform.python_version(),
+            "libraries": library_versions(),
+            "sessions": [*sessions, session],
+        }
+        record = cls(run, data)
+        record.save()
+        return record
+
+    def end(
+        self, status: str, history: list[dict[str, float]], monitor: str, error: str = ""
+    ) -> None:
+        """Record how this session ended, and the run's final metrics (metrics.json)."""
+        now = datetime.now().astimezone()
+        started = datetime.fromisoformat(self.session["started"])
+        self.session["ended"] = now.isoformat(timespec="seconds")
+        self.data.update(
+            status=status,
+            ended=self.session["ended"],
+            duration_s=round(self.data["duration_s"] + (now - started).total_seconds(), 1),
+            error=error or None,
+        )
+        self.save()
+        if history:
+            key = f"val_{monitor}"
+            save_json(
+                {
+                    "monitor": key,
+                    "best_epoch": min(history, key=lambda row: row[key]),
+                    "last_epoch": history[-1],
+                },
+                self.run.logs / "metrics.json",
+            )
+
+    def save(self) -> None:
+        save_json(self.data, self.run.logs / "run.json")
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in `path`, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def describe_device(device: torch.device) -> str:
+    """`cuda:0 (NVIDIA H100 80GB HBM3)`, or `cpu (x86_64, 16 cores)`."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"{device} ({platform.machine()}, {os.cpu_count()} cores)"
+
+
+def library_versions() -> dict[str, str]:
+    """The installed versions of the libraries the project uses."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def code_version(root: Path, patch: Path) -> dict[str, Any]:
+    """The git commit of `root`'s repository and whether the tree was dirty; uncommitted changes
+    to tracked files are saved as `patch`, and untracked files are listed by name."""
+
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):  # no git installed, or a hung file system
+            return None
+        return result.stdout if result.returncode == 0 else None
+
+    if (git("rev-parse", "--is-inside-work-tree") or "").strip() != "true":
+        return {"git": "not a git repository"}
+    commit = (git("rev-parse", "HEAD") or "").strip() or None
+    untracked = (git("ls-files", "--others", "--exclude-standard") or "").splitlines()
+    diff = git("diff", "HEAD", "--binary") if commit else git("diff", "--cached", "--binary")
+    dirty = bool(diff or untracked)
+    code: dict[str, Any] = {"commit": commit or "no commits yet", "dirty": dirty}
+    if diff:
+        patch.write_text(diff)
+        code["patch"] = patch.name
+    if untracked:
+        code["untracked"] = untracked
+    return code
+
+
+def save_metrics_csv(history: list[dict[str, float]], path: Path) -> None:
+    """The history, one row per epoch, as CSV (atomically: a reader never sees half a file)."""
+    columns = list(dict.fromkeys(key for row in history for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_save(buffer.getvalue(), path, write=lambda obj, file: file.write(obj.encode()))
+
+
+def read_metrics_csv(path: Path) -> list[dict[str, float]]:
+    """What `save_metrics_csv` wrote; [] when the run has no finished epoch."""
+    try:
+        with path.open(newline="") as file:
+            return [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(file)]
+    except (OSError, ValueError):
+        return []
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def current_status(record: dict[str, Any]) -> str:
+    """The run's status. A "running" run whose process has died on this machine crashed without
+    a chance to say so (SIGKILL, out of memory, power cut)."""
+    session = record["sessions"][-1]
+    if (
+        record["status"] == "running"
+        and session["host"] == socket.gethostname()
+        and session["pid"] != os.getpid()
+        and not pid_alive(session["pid"])
+    ):
+        return "crashed"
+    return record["status"]
+
+
+def collect_runs(log_dir: Path, sweep: str | None = None) -> list[dict[str, Any]]:
+    """One row per run recorded under `log_dir` (of `sweep` only, if given), oldest first."""
+    rows = []
+    for path in log_dir.glob("*/*/run.json"):
+        record = read_json(path)
+        config = read_json(path.with_name("config.json"))
+        if not isinstance(record, dict) or not isinstance(config, dict):
+            continue  # a record being written for the first time, or damaged: not a run yet
+        if sweep is not None and record.get("sweep") != sweep:
+            continue
+        history = read_metrics_csv(path.with_name("metrics.csv"))
+        summary = read_json(path.with_name("metrics.json")) or {}
+        monitor = summary.get("monitor") or next(
+            (key for key in (history[0] if history else {}) if key.startswith("val_")), "val_loss"
+        )
+        scores = [row[monitor] for row in history if monitor in row]
+        status = current_status(record)
+        duration = record["duration_s"]
+        if record["status"] == "running":  # still running, or died: count up to its last sign
+            started = datetime.fromisoformat(record["sessions"][-1]["started"]).timestamp()
+            last = max(path.stat().st_mtime, stamp(path.with_name("metrics.csv")))
+            duration += max(0.0, last - started) if status == "crashed" else 0.0
+        rows.append(
+            {
+                "experiment": record["experiment"],
+                "run": record["run"],
+                "status": status,
+                "epochs_done": len(history),
+                "epochs": config.get("epochs"),
+                "metric": monitor,
+                "best": min(scores) if scores else None,
+                "duration_s": round(duration, 1),
+                "started": record["started"],
+                "sweep": record.get("sweep"),
+                "config": config,
+            }
+        )
+    rows.sort(key=lambda row: (row["started"], row["experiment"], row["run"]))
+    return rows
+
+
+def stamp(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def differing_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """The hyperparameters whose values differ between the runs of `rows`."""
+    keys = dict.fromkeys(key for row in rows for key in row["config"])
+    return [
+        key
+        for key in keys
+        if key not in NOT_HYPERPARAMETERS
+        and len({json.dumps(row["config"].get(key)) for row in rows}) > 1
+    ]
+
+
+def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Best validation score first (every monitored value is lower-is-better); runs without a
+    finished epoch last."""
+    return sorted(rows, key=lambda row: (row["best"] is None, row["best"] or 0.0))
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The runs as an aligned text table, with the hyperparameters that differ between them."""
+    if not rows:
+        return "no runs recorded yet."
+    varying = differing_keys(rows)
+    header = ["run", "status", "epochs", *varying, rows[0]["metric"] + " (best)", "duration"]
+    lines = [header]
+    for row in rows:
+        best = "-" if row["best"] is None else f"{row['best']:.4f}"
+        values = [_format_value(row["config"].get(key)) for key in varying]
+        lines.append(
+            [
+                f"{row['experiment']}/{row['run']}",
+                row["status"],
+                f"{row['epochs_done']}/{row['epochs']}",
+                *values,
+                best,
+                _format_duration(row["duration_s"]),
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def save_runs_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """The runs with every config key as a column, for a spreadsheet or pandas."""
+    keys = list(dict.fromkeys(key for row in rows for key in row["config"]))
+    fixed = ["experiment", "run", "status", "epochs_done", "metric", "best", "duration_s"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*fixed, "started", "sweep", *keys])
+    for row in rows:
+        config = row["config"]
+        writer.writerow(
+            [*(row[k] for k in fixed), row["started"], row["sweep"] or ""]
+            + [config.get(key, "") for key in keys]
+        )
+    atomic_save(buffer.getvalue(), path, write=lambda obj, file: file.write(obj.encode()))
+
+
+def runs_csv_path(cfg: Config) -> Path:
+    """results/runs.csv: beside the log folder."""
+    return Path(cfg.log_dir).parent / "runs.csv"
+
+
+def sweep_grid(axes: list[str]) -> list[list[str]]:
+    """The overrides of every run of a sweep: one per combination of the axes' values.
+
+    `lr=1e-4,3e-4` is an axis of two values. A key whose value is itself a comma-separated list
+    separates its alternatives with ';' instead: `features=a,b;a,c`.
+    """
+    keys: list[str] = []
+    choices: list[list[str]] = []
+    for axis in axes:
+        key, sep, text = axis.partition("=")
+        key = key.strip()
+        values = [v.strip() for v in text.split(";" if ";" in text else ",")]
+        if not sep or not key or not all(values):
+            raise ConfigError(
+                f"cannot read the sweep axis {axis!r}: each looks like key=value1,value2,... "
+                "e.g. --sweep lr=1e-4,3e-4,1e-3 batch_size=32,64."
+            )
+        if key in keys:
+            raise ConfigError(f"{key} is swept twice; give all its values in one axis.")
+        keys.append(key)
+        choices.append(values)
+    return [
+        [f"{key}={value}" for key, value in zip(keys, combination, strict=True)]
+        for combination in itertools.product(*choices)
+    ]
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _format_duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"

@@ -1,0 +1,279 @@
+"""Every run explains itself: its record, its TensorBoard logs and curves, the runs table, sweeps
+and reproducing a run from its config.json."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import train
+from config import Config, apply_overrides, to_dict
+from helpers import CHECKPOINTS, start, wait_for_checkpoint
+from main import main
+from runs import code_version, collect_runs, sweep_grid
+from train import Trainer
+
+LOGS = Path("results/logs/default")
+
+
+def record(run: str) -> dict:
+    return json.loads((LOGS / run / "run.json").read_text())
+
+
+def history_csv(run: str) -> list[dict[str, str]]:
+    with (LOGS / run / "metrics.csv").open() as file:
+        return list(csv.DictReader(file))
+
+
+def test_a_run_folder_holds_its_config_record_and_metrics(workdir, tiny) -> None:
+    assert main([*tiny, "run_name=r"]) == 0
+
+    saved = json.loads((LOGS / "r" / "config.json").read_text())
+    assert saved == to_dict(apply_overrides(Config(), [*tiny, "run_name=r"]))
+    run = record("r")
+    assert run["status"] == "finished" and run["error"] is None
+    assert run["ended"] >= run["started"] and run["duration_s"] > 0
+    assert run["libraries"]["torch"] == torch.__version__.split("+")[0]
+    (session,) = run["sessions"]
+    assert session["command"] == "python src/main.py " + " ".join([*tiny, "run_name=r"])
+    assert session["device"].startswith("cpu") and session["pid"] == os.getpid()
+    assert "git" in session["code"] or "commit" in session["code"]
+
+    rows = history_csv("r")
+    assert [int(row["epoch"]) for row in rows] == [1, 2]
+    best = json.loads((LOGS / "r" / "metrics.json").read_text())
+    val_losses = [float(row["val_loss"]) for row in rows]
+    assert best["best_epoch"]["val_loss"] == pytest.approx(min(val_losses))
+    assert best["last_epoch"]["epoch"] == 2
+
+
+def test_a_resumed_run_adds_a_session_to_its_record(workdir, tiny) -> None:
+    assert main([*tiny, "run_name=r", "epochs=1", "scheduler=step"]) == 0
+    assert main(["--resume", str(CHECKPOINTS / "r" / "last.pt"), "epochs=2"]) == 0
+    run = record("r")
+    assert [s["command"].split()[2] for s in run["sessions"]] == [tiny[0], "--resume"]
+    assert run["status"] == "finished" and len(history_csv("r")) == 2
+    assert json.loads((LOGS / "r" / "config.json").read_text())["epochs"] == 2
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_the_code_version_names_the_commit_and_keeps_uncommitted_changes(tmp_path) -> None:
+    assert code_version(tmp_path, tmp_path / "x.patch") == {"git": "not a git repository"}
+
+    def git(*args: str) -> str:
+        identity = ["-c", "user.name=t", "-c", "user.email=t@t"]
+        result = subprocess.run(["git", *identity, *args], cwd=tmp_path, capture_output=True)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.decode().strip()
+
+    git("init", "-q")
+    (tmp_path / "model.py").write_text("width = 8\n")
+    git("add", "model.py")
+    git("commit", "-q", "-m", "first")
+    assert code_version(tmp_path, tmp_path / "a.patch") == {
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": False,
+    }
+
+    (tmp_path / "model.py").write_text("width = 16\n")
+    (tmp_path / "new.py").write_text("")
+    code = code_version(tmp_path, tmp_path / "b.patch")
+    assert code["dirty"] and code["untracked"] == ["new.py"] and code["patch"] == "b.patch"
+    patch = (tmp_path / "b.patch").read_text()
+    assert "-width = 8" in patch and "+width = 16" in patch
+    # The patch recreates the run's code from the commit.
+    git("stash", "-q")
+    git("apply", str(tmp_path / "b.patch"))
+    assert (tmp_path / "model.py").read_text() == "width = 16\n"
+
+
+def test_tensorboard_gets_scalars_pictures_graph_histograms_and_hparams(
+    workdir, tiny, capsys
+) -> None:
+    assert main([*tiny, "run_name=r", "log_hist_every=2", "log_images_every=1"]) == 0
+    traced = "no model graph in TensorBoard" not in capsys.readouterr().out
+    events = EventAccumulator(str(LOGS / "r"), size_guidance={"histograms": 0, "images": 0})
+    events.Reload()
+    tags = events.Tags()
+
+    for tag in ("loss/train", "loss/val", "train/loss_step", "train/lr", "train/grad_norm"):
+        assert tag in tags["scalars"], tag
+    assert all(e.value > 0 for e in events.Scalars("train/samples_per_s"))
+    assert any(tag.endswith("/val") and tag != "inputs/val" for tag in tags["images"])
+    picture = events.Images(next(t for t in tags["images"] if t != "inputs/val"))
+    assert len(picture) == 2  # one per epoch
+    assert tags["graph"] == traced  # a model that tracing cannot follow gets a note instead
+    first = next(tag for tag in tags["histograms"] if tag.startswith("weights/"))
+    assert first.replace("weights/", "gradients/") in tags["histograms"]
+    hparams = events.PluginTagToContent("hparams")
+    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= hparams.keys()
+    assert b"batch_size" in hparams["_hparams_/session_start_info"]
+    best = min(float(row["val_loss"]) for row in history_csv("r"))
+    assert events.Scalars("hparams/val_loss")[-1].value == pytest.approx(best)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_tensorboard_server_serves_a_logged_scalar(workdir, tiny) -> None:
+    assert main([*tiny, "run_name=r"]) == 0
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", "results/logs"]
+        + ["--host", "127.0.0.1", "--port", str(port), "--reload_interval", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    query = urllib.parse.urlencode({"run": "default/r", "tag": "loss/val"})
+    url = f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?{query}"
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    try:
+        points, deadline = None, time.monotonic() + 90
+        while points is None and time.monotonic() < deadline:
+            assert server.poll() is None, server.stderr.read().decode()
+            try:
+                with direct.open(url, timeout=5) as response:
+                    points = json.loads(response.read()) or None  # [] until loaded
+            except OSError:  # not listening yet, or the run not loaded yet (400)
+                time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert points is not None, "TensorBoard never served the scalar"
+    logged = [float(row["val_loss"]) for row in history_csv("r")]
+    assert [value for _, _, value in points] == pytest.approx(logged)
+
+
+def test_curves_are_png_images_redrawn_every_epoch(workdir, tiny, monkeypatch) -> None:
+    drawn = []
+    original = train.save_curves
+
+    def spy(history, path):
+        drawn.append(len(history))
+        original(history, path)
+
+    monkeypatch.setattr(train, "save_curves", spy)
+    assert main([*tiny, "run_name=r"]) == 0
+    assert drawn == [1, 2]
+    with Image.open("results/visualizations/default/r/curves.png") as image:
+        image.verify()
+        assert image.format == "PNG" and image.size[0] > 300
+
+
+def test_runs_lists_finished_and_crashed_runs(workdir, tiny, monkeypatch, capsys) -> None:
+    assert main(["--runs"]) == 0
+    assert "no runs recorded yet" in capsys.readouterr().out
+    assert main([*tiny, "run_name=good"]) == 0
+
+    def broken(self, loader):
+        raise RuntimeError("a bug in the training step")
+
+    monkeypatch.setattr(Trainer, "train_epoch", broken)
+    with pytest.raises(RuntimeError):
+        main([*tiny, "run_name=bad", "lr=0.01"])
+    assert record("bad")["error"] == "RuntimeError: a bug in the training step"
+
+    capsys.readouterr()
+    assert main(["--runs"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line.split() for line in out.splitlines() if "default/" in line}
+    assert lines["default/good"][1:3] == ["finished", "2/2"]
+    assert lines["default/bad"][1:4] == ["crashed", "0/2", "0.01"]  # lr differs: shown
+    assert "lr" in out.splitlines()[0]
+    with open("results/runs.csv") as file:
+        table = {row["run"]: row for row in csv.DictReader(file)}
+    assert table["good"]["status"] == "finished" and float(table["good"]["best"]) > 0
+    assert table["bad"]["status"] == "crashed" and table["bad"]["lr"] == "0.01"
+
+
+@pytest.mark.slow
+def test_runs_tells_stopped_from_killed_runs(workdir, tiny) -> None:
+    args = [*tiny, "epochs=60", "scheduler=step", "early_stopping_patience=0"]
+    for run, signum in (("stopped", signal.SIGTERM), ("killed", signal.SIGKILL)):
+        process = start([*args, f"run_name={run}"], start_new_session=True)
+        last = CHECKPOINTS / run / "last.pt"
+        wait_for_checkpoint(last, process, lambda c: c["epoch"] >= 1)
+        os.killpg(process.pid, signum)
+        process.communicate(timeout=120)
+    assert record("stopped")["status"] == "stopped"
+    assert record("killed")["status"] == "running"  # it had no chance to say otherwise
+    statuses = {row["run"]: row["status"] for row in collect_runs(Path("results/logs"))}
+    assert statuses == {"stopped": "stopped", "killed": "crashed"}
+
+
+def test_config_reproduces_a_run_exactly(workdir, tiny, capsys) -> None:
+    assert main([*tiny, "run_name=first", "lr=0.002"]) == 0
+    saved = LOGS / "first" / "config.json"
+    assert main(["--config", str(saved), "run_name=again"]) == 0
+    first, again = (json.loads((LOGS / r / "config.json").read_text()) for r in ("first", "again"))
+    assert {**first, "run_name": "again"} == again
+    same = ("epoch", "train_loss", "val_loss")
+    assert [{k: r[k] for k in same} for r in history_csv("again")] == [
+        {k: r[k] for k in same} for r in history_csv("first")
+    ]
+
+    assert main(["--config", str(saved), "epochs=1"]) == 0  # overrides apply on top
+    newest = max(LOGS.iterdir(), key=lambda p: p.stat().st_mtime)
+    assert newest.name not in ("first", "again")  # a fresh timestamped run
+    assert json.loads((newest / "config.json").read_text())["epochs"] == 1
+
+    capsys.readouterr()
+    assert main(["--config", "missing.json"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["--config", str(saved), "--resume", "auto"]) == 2
+
+
+def test_a_2x2_sweep_trains_four_runs_and_ranks_them(workdir, tiny, capsys) -> None:
+    assert main([*tiny, "epochs=1", "--sweep", "lr=1e-4,3e-3", "weight_decay=0,0.1"]) == 0
+    out = capsys.readouterr().out
+    rows = collect_runs(Path("results/logs"))
+    assert len(rows) == 4 and len({row["sweep"] for row in rows}) == 1
+    configs = {(row["config"]["lr"], row["config"]["weight_decay"]) for row in rows}
+    assert configs == {(1e-4, 0.0), (1e-4, 0.1), (3e-3, 0.0), (3e-3, 0.1)}
+    table = out[out.index("best first") :].splitlines()[1:6]
+    assert table[0].split()[:3] == ["run", "status", "epochs"]
+    assert "lr" in table[0] and "weight_decay" in table[0]
+    best = [float(line.split()[5]) for line in table[1:]]
+    assert best == sorted(best) == pytest.approx(sorted(row["best"] for row in rows), abs=1e-4)
+
+
+def test_a_sweep_records_a_failed_run_and_goes_on(workdir, tiny, monkeypatch, capsys) -> None:
+    original = Trainer.train_epoch
+
+    def fails_at_high_lr(self, loader):
+        if self.cfg.lr > 0.01:
+            raise RuntimeError("diverged")
+        return original(self, loader)
+
+    monkeypatch.setattr(Trainer, "train_epoch", fails_at_high_lr)
+    assert main([*tiny, "epochs=1", "--sweep", "lr=1,1e-3"]) == 1
+    statuses = {row["config"]["lr"]: row["status"] for row in collect_runs(Path("results/logs"))}
+    assert statuses == {1.0: "crashed", 1e-3: "finished"}
+    assert "going on with the next" in capsys.readouterr().out
+
+
+def test_sweep_axes_are_checked_before_any_run(workdir, tiny, capsys) -> None:
+    assert sweep_grid(["lr=1,2", "width=3"]) == [["lr=1", "width=3"], ["lr=2", "width=3"]]
+    assert sweep_grid(["classes=a,b;a,c"]) == [["classes=a,b"], ["classes=a,c"]]
+    for axes in (["lr="], ["lr=1", "lr=2"], ["lr=1,2", "warp=1,2"], ["lr=1,-2"]):
+        assert main([*tiny, "--sweep", *axes]) == 2, axes
+    assert not Path("results/logs").exists() or not any(Path("results/logs").iterdir())
