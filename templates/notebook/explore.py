@@ -26,7 +26,7 @@ from dataset import make_dataloaders
 from model import build_model, prediction_picture
 from runs import read_metrics_csv
 from train import load_model_weights
-from utils import RunPaths, load_checkpoint, restore_data_index
+from utils import RunPaths, curves_figure, load_checkpoint, restore_data_index
 
 # %% [markdown]
 # ## The data
@@ -87,15 +87,4 @@ else:
 # ## The run's curves, epoch by epoch
 
 # %%
-history = read_metrics_csv(RunPaths.for_run(run_cfg).logs / "metrics.csv")
-names = [key.removeprefix("val_") for key in history[0] if key.startswith("val_")]
-fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
-for ax, name in zip(axes[0], names, strict=True):
-    for split in ("train", "val"):
-        if f"{split}_{name}" in history[0]:
-            epochs = [row["epoch"] for row in history]
-            ax.plot(epochs, [row[f"{split}_{name}"] for row in history], marker=".", label=split)
-    ax.set_xlabel("epoch")
-    ax.set_title(name)
-    ax.legend()
-plt.show()
+display(curves_figure(read_metrics_csv(RunPaths.for_run(run_cfg).logs / "metrics.csv")))

@@ -254,12 +254,12 @@ def fit(
         print(f"run {cfg.experiment}/{cfg.run_name} on {device}, {samples} training samples")
         summary = model_summary(model)
         print(summary)
-        record = RunRecord.start(cfg, run, device)
+        record = RunRecord.start(cfg, run, trainer)
         (run.logs / "model_summary.txt").write_text(summary + "\n")
         try:
             trainer.fit(train_loader, val_loader, run)
         except TrainingStopped as stopped:
-            record.end("stopped", trainer.history, trainer.monitor)
+            record.end("stopped", trainer)
             name = signal.Signals(stopped.signum).name
             print(
                 f"stopped by {name} at epoch {trainer.epoch + 1}, step {trainer.global_step}; "
@@ -268,16 +268,16 @@ def fit(
             )
             return 128 + stopped.signum, trainer
         except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint can still be resumed
-            record.end("stopped", trainer.history, trainer.monitor)
+            record.end("stopped", trainer)
             raise
         except BaseException as error:
             message = str(error).strip().splitlines()
             summary = f"{type(error).__name__}: {message[0] if message else ''}"
-            record.end("crashed", trainer.history, trainer.monitor, error=summary)
+            record.end("crashed", trainer, error=summary)
             raise
-        record.end("finished", trainer.history, trainer.monitor)
+        record.end("finished", trainer)
 
-    best = best_epoch(trainer)
+    best = trainer.best_epoch()
     scores = ", ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("val_"))
     print(f"\nbest epoch {best['epoch']}: {scores}")
     print(describe(trainer.model, cfg))
@@ -314,7 +314,7 @@ def cross_validate(cfg: Config, overrides: list[str]) -> int:
                 f"    python src/main.py {' '.join([*kept, f'run_name={name}'])}"
             )
             return exit_code
-        best.append(best_epoch(trainer))
+        best.append(trainer.best_epoch())
 
     keys = [key for key in best[0] if key.startswith("val_")]
     values = {key: torch.tensor([row[key] for row in best], dtype=torch.float64) for key in keys}
@@ -370,10 +370,11 @@ def sweep(cfg: Config, overrides: list[str], axes: list[str]) -> int:
                 print(f"sweep run {i} failed (recorded as crashed); going on with the next.")
     finally:
         record_context(sweep=None)
-    rows = ranked(collect_runs(Path(cfg.log_dir), sweep=name))
-    print(f"\nsweep {cfg.experiment}/{name}, best first:\n{format_table(rows)}")
+    rows = collect_runs(Path(cfg.log_dir))
+    ours = ranked([row for row in rows if row["sweep"] == name])
+    print(f"\nsweep {cfg.experiment}/{name}, best first:\n{format_table(ours)}")
     path = runs_csv_path(cfg)
-    save_runs_csv(collect_runs(Path(cfg.log_dir)), path)
+    save_runs_csv(rows, path)
     print(f"\nevery run: {path}; compare them: tensorboard --logdir {cfg.log_dir}")
     return 1 if failed else 0
 
@@ -410,11 +411,6 @@ def refuse_to_replace(cfg: Config) -> None:
             f"{run.checkpoints}. Continue it with --resume {run.checkpoints / 'last.pt'}, "
             "choose another run_name, or replace it with overwrite=true."
         )
-
-
-def best_epoch(trainer: Trainer) -> dict[str, float]:
-    """The history row of the epoch with the lowest validation `monitor`: the one in best.pt."""
-    return min(trainer.history, key=lambda row: row[f"val_{trainer.monitor}"])
 
 
 def resumed_config(saved: Config, overrides: list[str]) -> Config:

@@ -24,12 +24,15 @@ import subprocess
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from config import Config, ConfigError, apply_overrides, from_dict, to_dict
 from utils import RunPaths, atomic_save
+
+if TYPE_CHECKING:
+    from train import Trainer
 
 PROJECT = Path(__file__).resolve().parent.parent  # the folder whose git history versions the code
 LIBRARIES = ("torch", "torchvision", "torchmetrics", "numpy", "tensorboard", "tqdm", "matplotlib")
@@ -86,7 +89,7 @@ class RunRecord:
         self.session = data["sessions"][-1]
 
     @classmethod
-    def start(cls, cfg: Config, run: RunPaths, device: torch.device) -> RunRecord:
+    def start(cls, cfg: Config, run: RunPaths, trainer: Trainer) -> RunRecord:
         """Record a run that starts, or a session that continues it (--resume): the earlier
         sessions' records are kept, and each session has its own command and code version."""
         run.logs.mkdir(parents=True, exist_ok=True)
@@ -102,13 +105,14 @@ class RunRecord:
             "ended": None,
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "device": describe_device(device),
+            "device": describe_device(trainer.device),
             "code": code_version(PROJECT, patch),
         }
         data = {
             "experiment": cfg.experiment,
             "run": cfg.run_name,
             "status": "running",
+            "monitor": f"val_{trainer.monitor}",  # the score that picks best.pt, lower is better
             "sweep": previous.get("sweep", _context["sweep"]),
             "started": previous.get("started", session["started"]),
             "ended": None,
@@ -122,9 +126,7 @@ class RunRecord:
         record.save()
         return record
 
-    def end(
-        self, status: str, history: list[dict[str, float]], monitor: str, error: str = ""
-    ) -> None:
+    def end(self, status: str, trainer: Trainer, error: str = "") -> None:
         """Record how this session ended, and the run's final metrics (metrics.json)."""
         now = datetime.now().astimezone()
         started = datetime.fromisoformat(self.session["started"])
@@ -136,13 +138,12 @@ class RunRecord:
             error=error or None,
         )
         self.save()
-        if history:
-            key = f"val_{monitor}"
+        if trainer.history:
             save_json(
                 {
-                    "monitor": key,
-                    "best_epoch": min(history, key=lambda row: row[key]),
-                    "last_epoch": history[-1],
+                    "monitor": self.data["monitor"],
+                    "best_epoch": trainer.best_epoch(),
+                    "last_epoch": trainer.history[-1],
                 },
                 self.run.logs / "metrics.json",
             )
@@ -249,27 +250,23 @@ def current_status(record: dict[str, Any]) -> str:
     return record["status"]
 
 
-def collect_runs(log_dir: Path, sweep: str | None = None) -> list[dict[str, Any]]:
-    """One row per run recorded under `log_dir` (of `sweep` only, if given), oldest first."""
+def collect_runs(log_dir: Path) -> list[dict[str, Any]]:
+    """One row per run recorded under `log_dir`, oldest first."""
     rows = []
     for path in log_dir.glob("*/*/run.json"):
         record = read_json(path)
         config = read_json(path.with_name("config.json"))
         if not isinstance(record, dict) or not isinstance(config, dict):
             continue  # a record being written for the first time, or damaged: not a run yet
-        if sweep is not None and record.get("sweep") != sweep:
-            continue
         history = read_metrics_csv(path.with_name("metrics.csv"))
-        summary = read_json(path.with_name("metrics.json")) or {}
-        monitor = summary.get("monitor") or next(
-            (key for key in (history[0] if history else {}) if key.startswith("val_")), "val_loss"
-        )
+        monitor = record["monitor"]
         scores = [row[monitor] for row in history if monitor in row]
         status = current_status(record)
         duration = record["duration_s"]
         if record["status"] == "running":  # still running, or died: count up to its last sign
             started = datetime.fromisoformat(record["sessions"][-1]["started"]).timestamp()
-            last = max(path.stat().st_mtime, stamp(path.with_name("metrics.csv")))
+            signs = (path, path.with_name("metrics.csv"))
+            last = max(sign.stat().st_mtime for sign in signs if sign.exists())
             duration += max(0.0, last - started) if status == "crashed" else 0.0
         rows.append(
             {
@@ -288,13 +285,6 @@ def collect_runs(log_dir: Path, sweep: str | None = None) -> list[dict[str, Any]
         )
     rows.sort(key=lambda row: (row["started"], row["experiment"], row["run"]))
     return rows
-
-
-def stamp(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
 
 
 def differing_keys(rows: list[dict[str, Any]]) -> list[str]:

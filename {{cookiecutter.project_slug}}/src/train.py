@@ -325,10 +325,16 @@ class Trainer:
             self.writer.add_images("inputs/val", to_unit_range(inputs[:64].float()), 0)
         return inputs[:64], targets[:64]
 
+    def own_randomness(self) -> contextlib.AbstractContextManager:
+        """Inside: random draws from a copy of the generators' states, so that drawing pictures
+        or tracing a model that draws noise (a GAN's fakes) never changes the run."""
+        devices = [] if self.device.type == "cpu" else [self.device]
+        return torch.random.fork_rng(devices, device_type=self.device.type)
+
     def log_graph(self, inputs: torch.Tensor) -> None:
         """The model's graph, for TensorBoard's Graphs tab (traced once, on a fresh run)."""
         try:
-            with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+            with warnings.catch_warnings(), self.own_randomness():
                 warnings.simplefilter("ignore")  # tracing's deprecation and tracer warnings
                 self.writer.add_graph(self.model, inputs[:2].to(self.device))
         except Exception as error:  # tracing cannot follow some models; the graph is optional
@@ -343,11 +349,8 @@ class Trainer:
             return
         inputs, targets = self.preview
         self.model.eval()
-        # Drawing pictures must not change the run: a model that draws noise (a GAN's fakes)
-        # does so from its own copy of the generators' states.
-        devices = [] if self.device.type == "cpu" else [self.device]
         with (
-            torch.random.fork_rng(devices, device_type=self.device.type),
+            self.own_randomness(),
             torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp),
         ):
             outputs = self.model(inputs.to(self.device)).float().cpu()
@@ -360,7 +363,7 @@ class Trainer:
     def log_hparams(self) -> None:
         """The run's hyperparameters with its best epoch's validation scores, for the HParams tab
         where runs are compared side by side."""
-        best = min(self.history, key=lambda row: row[f"val_{self.monitor}"])
+        best = self.best_epoch()
         values = {
             key: value
             for key, value in to_dict(self.cfg).items()
@@ -592,6 +595,10 @@ class Trainer:
         parts += [f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_")]
         parts += [f"lr {row['lr']:.1e}", f"{row['seconds']:.1f}s"]
         return " | ".join(parts) + (" *" if improved else "")
+
+    def best_epoch(self) -> dict[str, float]:
+        """The history row of the epoch with the lowest validation `monitor`: the one in best.pt."""
+        return min(self.history, key=lambda row: row[f"val_{self.monitor}"])
 
     def patience_exhausted(self) -> bool:
         """Whether early stopping should end training now."""

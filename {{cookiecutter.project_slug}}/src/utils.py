@@ -526,6 +526,12 @@ def titled_grid(images: torch.Tensor, titles: list[str], colors: list[str] | Non
 
 def save_curves(history: list[dict[str, float]], path: Path) -> None:
     """Plot the loss and every other metric per epoch, train beside val, into one PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    curves_figure(history).savefig(path, dpi=100)
+
+
+def curves_figure(history: list[dict[str, float]]) -> Figure:
+    """The loss and every other metric per epoch, train beside val, one panel each."""
     from matplotlib.figure import Figure  # imported here: slow to load; drawn without pyplot
 
     names = [key.removeprefix("val_") for key in history[0] if key.startswith("val_")]
@@ -546,8 +552,7 @@ def save_curves(history: list[dict[str, float]], path: Path) -> None:
         ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    return fig
 
 
 def save_lr_plot(lrs: list[float], losses: list[float], suggestion: float, path: Path) -> None:

@@ -49,12 +49,12 @@ def train_stages(cfg: Config, overrides: list[str]) -> int:
                 f"    python src/main.py {same} stage=scratch run_name={name}"
             )
             return exit_code
-        accuracy["pretrained encoder (frozen), trained head"] = best_epoch(trainer)["val_acc"]
+        accuracy["pretrained encoder (frozen), trained head"] = trainer.best_epoch()["val_acc"]
     print("\nscratch: the same classifier, every layer trained from random weights")
     exit_code, trainer = fit(runs["scratch"])
     if exit_code:
         return exit_code
-    accuracy["the same classifier from scratch"] = best_epoch(trainer)["val_acc"]
+    accuracy["the same classifier from scratch"] = trainer.best_epoch()["val_acc"]
     print(f"\nval accuracy with the labels of {cfg.labeled_fraction:.0%} of the training images:")
     for what, value in accuracy.items():
         print(f"  {value:.4f}  {what}")
