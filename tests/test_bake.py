@@ -29,6 +29,7 @@ EXPECTED_FILES = {
     "src/dataset.py",
     "src/main.py",
     "src/model.py",
+    "src/distributed.py",
     "src/runs.py",
     "src/train.py",
     "src/utils.py",
@@ -39,6 +40,7 @@ EXPECTED_FILES = {
     "tests/test_resume.py",
     "tests/test_safety.py",
     "tests/test_task.py",
+    "tests/test_distributed.py",
     "tests/test_tracking.py",
     "tests/test_training.py",
 }
@@ -112,10 +114,11 @@ PARTIAL_SUITES = {
             "gan-image_folder",
         )
     },
-    # The run records, TensorBoard logs, runs table and sweeps are the same code for every data
-    # source of a task: CI checks them with each task's synthetic data.
+    # The run records, TensorBoard logs, runs table and sweeps, and training on several
+    # processes, are the same code for every data source of a task: CI checks them with each
+    # task's synthetic data.
     **{
-        combination: ["--ignore", "tests/test_tracking.py"]
+        combination: ["--ignore", "tests/test_tracking.py", "--ignore", "tests/test_distributed.py"]
         for combination in (
             "image_classification-image_folder",
             "regression-csv",

@@ -1,4 +1,4 @@
-class ShapesDataset(Dataset):
+class ShapesDataset(TensorBatches, Dataset):
     """Images kept in memory as uint8 and turned into float tensors in [-1, 1] on access."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -8,7 +8,7 @@ class ShapesDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         image = self.images[index].float().div_(255).sub_(0.5).div_(0.5)  # to [-1, 1]
         return image, self.labels[index]
 

@@ -47,6 +47,7 @@ def option(
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "cosine", "onecycle", "plateau")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
 {% include "tasks/" ~ cookiecutter.task ~ "/config_choices.py" ignore missing %}
 
 
@@ -69,7 +70,7 @@ class Config:
 
     # Optimisation
     epochs: int = option({{ task.epochs }}, "passes over the training split", ge=1)
-    batch_size: int = option({{ task.batch_size }}, "samples per forward pass", ge=1)
+    batch_size: int = option({{ task.batch_size }}, "samples per batch (per process under torchrun)", ge=1)
     lr: float = option({{ task.lr }}, "learning rate (the peak rate for onecycle)", gt=0)
     optimizer: str = option("adamw", "adam, adamw, or sgd with momentum", choices=OPTIMIZERS)
     weight_decay: float = option({{ task.weight_decay }}, "L2 penalty (decoupled for adamw)", ge=0)
@@ -81,7 +82,11 @@ class Config:
     )
     grad_clip: float = option(1.0, "largest gradient norm before each step; 0 disables", ge=0)
     accumulate_steps: int = option(1, "batches whose gradients add up to one step", ge=1)
-    amp: bool = option(True, "mixed precision on CUDA (bf16, else fp16); no effect on CPU")
+    amp: str = option(
+        "auto",
+        "mixed precision: auto (bf16, else fp16 on CUDA; off on CPU), off, bf16, fp16",
+        choices=AMP_MODES,
+    )
     early_stopping_patience: int = option(
         {{ task.early_stopping_patience }}, "epochs without a new best val_loss before stopping; 0 disables", ge=0
     )
@@ -89,6 +94,10 @@ class Config:
     # Machine and reproducibility
     device: str = option("auto", "auto picks cuda, then mps, then cpu", choices=DEVICES)
     num_workers: int = option(0, "DataLoader worker processes; 0 loads in the main process", ge=0)
+    compile: bool = option(False, "torch.compile the model: faster steps after a slow first epoch")
+{% if task.convolutional %}
+    channels_last: bool = option(False, "channels-last memory layout: faster convolutions on GPUs")
+{% endif %}
     seed: int = option(0, "seed of the data, the initial weights and the shuffling", ge=0)
     deterministic: bool = option(False, "deterministic kernels: bitwise-repeatable runs, slower")
 

@@ -12,13 +12,16 @@ import argparse
 import csv
 {% endif %}
 import json
+import os
 import signal
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import torch
 
+import distributed
 from checks import add_hint, check_splits, doctor, model_summary
 from config import (
     Config,
@@ -144,9 +147,57 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run what the command line asks for; returns the process exit code."""
+    """Run what the command line asks for; returns the process exit code.
+
+    Under torchrun (several processes), each process runs this; they train together, and only
+    rank 0 prints and writes.
+    """
     args = parse_args(argv)
     record_context(sys.argv[1:] if argv is None else argv)
+    if not distributed.requested():
+        return run_mode(args)
+    if only_one_process(args):
+        print(
+            f"error: {only_one_process(args)} runs in one process: start it with python "
+            "src/main.py, not torchrun (which is for training: a new run, --resume, --config or "
+            "--sweep).",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        distributed.start()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    if not distributed.is_main():  # one copy of the output: rank 0's
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+        warnings.simplefilter("ignore")
+    try:
+        exit_code = run_mode(args)
+        distributed.barrier()  # leave together: a process gone early can abort the others
+        return exit_code
+    except torch.distributed.DistError:
+        print(
+            f"error: rank {distributed.rank()} stopped: another training process failed or was "
+            "killed (its error is above). The last checkpoint is intact; fix the cause, then "
+            "--resume.",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        distributed.stop()
+
+
+def only_one_process(args: argparse.Namespace) -> str | None:
+    """The mode flag of `args` that torchrun cannot run, if any."""
+    for flag in ("runs", "test", "replay", "doctor", "find_lr", "overfit_batch"{{ ', "predict"' if task.predicts }}):
+        if getattr(args, flag):
+            return "--" + flag.replace("_", "-")
+    return None
+
+
+def run_mode(args: argparse.Namespace) -> int:
+    """Run the mode that `args` ask for; user errors end as a message and an exit code."""
     try:
         if args.runs:
             return list_runs(apply_overrides(Config(), args.overrides))
@@ -177,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             return sweep(cfg, args.overrides, args.sweep)
         return train(cfg, args.overrides, args.resume)
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        rank = f"rank {distributed.rank()}: " if not distributed.is_main() else ""
+        print(f"error: {rank}{error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once
         print(
@@ -218,11 +270,13 @@ def fit(
 ) -> tuple[int, Trainer]:
     """One run: train `cfg.run_name` (from `checkpoint` if given, or from `model`'s weights),
     then report where its outputs went. Returns the exit code and the trainer."""
-    device = resolve_device(cfg.device)
+    device = distributed.process_device(resolve_device(cfg.device))
     run = RunPaths.for_run(cfg)
     if checkpoint is None and (run.checkpoints / "last.pt").exists():
         refuse_to_replace(cfg)
-        run.remove()
+        if distributed.is_main():
+            run.remove()
+    distributed.barrier()  # under torchrun, no process reads the folders before that
 
     seed_everything(cfg.seed, cfg.deterministic)
     train_loader, val_loader, test_loader = make_dataloaders(cfg)
@@ -251,15 +305,22 @@ def fit(
                 )
                 return 0, trainer
         samples = len(train_loader.dataset)
-        print(f"run {cfg.experiment}/{cfg.run_name} on {device}, {samples} training samples")
+        if distributed.is_active():
+            device_text = f"{distributed.world_size()} processes on {device.type}"
+        else:
+            device_text = str(device)
+        print(f"run {cfg.experiment}/{cfg.run_name} on {device_text}, {samples} training samples")
         summary = model_summary(model)
         print(summary)
-        record = RunRecord.start(cfg, run, trainer)
-        (run.logs / "model_summary.txt").write_text(summary + "\n")
+        record = None
+        if distributed.is_main():
+            record = RunRecord.start(cfg, run, trainer)
+            (run.logs / "model_summary.txt").write_text(summary + "\n")
         try:
             trainer.fit(train_loader, val_loader, run)
         except TrainingStopped as stopped:
-            record.end("stopped", trainer)
+            if record is not None:
+                record.end("stopped", trainer)
             name = signal.Signals(stopped.signum).name
             print(
                 f"stopped by {name} at epoch {trainer.epoch + 1}, step {trainer.global_step}; "
@@ -268,14 +329,17 @@ def fit(
             )
             return 128 + stopped.signum, trainer
         except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint can still be resumed
-            record.end("stopped", trainer)
+            if record is not None:
+                record.end("stopped", trainer)
             raise
         except BaseException as error:
             message = str(error).strip().splitlines()
             summary = f"{type(error).__name__}: {message[0] if message else ''}"
-            record.end("crashed", trainer, error=summary)
+            if record is not None:
+                record.end("crashed", trainer, error=summary)
             raise
-        record.end("finished", trainer)
+        if record is not None:
+            record.end("finished", trainer)
 
     best = trainer.best_epoch()
     scores = ", ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("val_"))

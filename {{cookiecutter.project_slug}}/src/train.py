@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 import warnings
 from collections import deque
@@ -22,8 +23,9 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
+import distributed
 from checks import FirstStepChecks
-from config import Config, UserError, to_dict
+from config import Config, ConfigError, UserError, to_dict
 {% set model_imports = (task.train_model_imports.split() + ["overfitted", "parameter_groups", "prediction_picture"]) | sort %}
 {% if ("from model import " ~ model_imports | join(", ")) | length <= 100 %}
 from model import {{ model_imports | join(", ") }}
@@ -139,8 +141,8 @@ class EpochTotals:
         self.metrics.update(outputs, targets)
 
     def summary(self) -> dict[str, float]:
-        """The epoch's mean loss and metrics."""
-        return {"loss": (self.loss_sum / self.samples).item(), **self.metrics.compute()}
+        """The epoch's mean loss and metrics (over every process's batches under torchrun)."""
+        return summarise(self.loss_sum, self.samples, self.metrics)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -160,6 +162,35 @@ class EpochTotals:
         totals.metrics.load_state_dict(state["metrics"])
         totals.recent.extend(loss.to(device) for loss in state["recent"])
         return totals
+
+
+def summarise(loss_sum: torch.Tensor, samples: int, metrics: Any) -> dict[str, float]:
+    """The mean loss and the metrics of everything counted, by all processes under torchrun:
+    the task's metrics keep sums (see `build_metrics`), which add up across processes."""
+    totals = distributed.sum_over_ranks(
+        {"loss_sum": loss_sum, "samples": samples, "metrics": metrics.state_dict()}
+    )
+    metrics.load_state_dict(totals["metrics"])
+    return {"loss": (totals["loss_sum"] / totals["samples"]).item(), **metrics.compute()}
+
+
+def mixed_precision(cfg: Config, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype that `cfg.amp` asks for on `device`, or None for full precision."""
+    if cfg.amp == "off" or (cfg.amp == "auto" and device.type != "cuda"):
+        return None
+    if cfg.amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if cfg.amp == "fp16" and device.type == "cpu":
+        raise ConfigError(
+            "amp=fp16 needs a GPU: float16 autocast on the CPU is slow and unsupported by many "
+            "operations. Use amp=bf16 on the CPU, or amp=off."
+        )
+    if cfg.amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(
+            f"amp=bf16 needs a GPU with bfloat16 support, and {torch.cuda.get_device_name()} has "
+            "none. Use amp=fp16 (with loss scaling) or amp=auto."
+        )
+    return torch.bfloat16 if cfg.amp == "bf16" else torch.float16
 
 
 @dataclass
@@ -225,14 +256,18 @@ class Trainer:
         self.device = device
         self.stop = stop
         self.metrics = metrics
-        self.use_amp = cfg.amp and device.type == "cuda"
-        self.amp_dtype = (
-            torch.float16 if self.use_amp and not torch.cuda.is_bf16_supported() else torch.bfloat16
-        )
+        precision = mixed_precision(cfg, device)
+        self.use_amp = precision is not None
+        self.amp_dtype = precision or torch.bfloat16
         # Loss scaling is needed for fp16 only; disabled, the scaler passes everything through.
-        self.scaler = torch.amp.GradScaler(
-            device.type, enabled=self.use_amp and self.amp_dtype == torch.float16
-        )
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == torch.float16)
+        # What runs the model: in training steps, under DistributedDataParallel with several
+        # processes (`parallel_model`) and compiled with cfg.compile (`step_model`); in
+        # evaluation, compiled or not (`eval_model`). All share the weights of `model`, which is
+        # what checkpoints hold. Set by `prepare_steps` in `fit`.
+        self.parallel_model = self.step_model = self.eval_model = model
+        self.data_wait = (0.0, 0.0)  # of the last training epoch: seconds waiting, computing
+        self.data_warned = False
         self.epoch = 0  # completed epochs
         self.global_step = 0  # optimizer steps taken
         self.batches_done = 0  # batches of the current epoch already trained on
@@ -288,29 +323,52 @@ class Trainer:
         # Events a crashed run logged after its last checkpoint (at global_step) are purged, so a
         # resumed run's TensorBoard curves have no duplicated or out-of-order steps.
         purge_step = self.global_step + 1 if self.global_step else None
-        self.writer = SummaryWriter(run.logs, purge_step=purge_step)
-        self.preview = self.preview_batch(val_loader)
-        if self.global_step == 0 and self.batches_done == 0:
-            self.log_graph(self.preview[0])
+        if distributed.is_main():  # under torchrun, the other processes neither log nor save
+            self.writer = SummaryWriter(run.logs, purge_step=purge_step)
+            self.preview = self.preview_batch(val_loader)
+            if self.global_step == 0 and self.batches_done == 0:
+                self.log_graph(self.preview[0])
+        self.prepare_steps()
         anomaly = torch.autograd.detect_anomaly() if self.cfg.debug else contextlib.nullcontext()
         try:
             with anomaly:
                 while not self.finished:
                     started = time.perf_counter()
                     train = self.train_epoch(train_loader)
+                    distributed.sync_buffers(self.model)
                     val = self.evaluate(val_loader, desc="validate")
                     self.epoch += 1
                     self.end_epoch(train, val, time.perf_counter() - started)
                     self.stop_if_requested()
-            if self.finished:
+            if self.finished and self.writer is not None:
                 self.log_hparams()
         finally:
-            self.writer.close()
+            if self.writer is not None:
+                self.writer.close()
         if self.patience_exhausted():
             print(
                 f"early stopping: no better val_{self.monitor} for "
                 f"{self.epochs_without_improvement} epochs (best {self.best_score:.4f})"
             )
+
+    def prepare_steps(self) -> None:
+        """Wrap the model for training steps: DistributedDataParallel under torchrun, then
+        torch.compile with cfg.compile (the evaluation model too)."""
+{% if task.convolutional %}
+        if self.cfg.channels_last:  # convolutions on tensor cores read this layout faster
+            self.model.to(memory_format=torch.channels_last)
+{% endif %}
+        self.parallel_model = self.step_model = distributed.wrap(self.model, self.device)
+        if self.cfg.compile:
+            self.step_model = torch.compile(self.parallel_model)
+            self.eval_model = torch.compile(self.model)
+
+    def no_sync(self) -> contextlib.AbstractContextManager:
+        """Inside: backward passes add to the local gradients without averaging them across
+        processes, for the batches of an accumulation window before its last one."""
+        if isinstance(self.parallel_model, nn.parallel.DistributedDataParallel):
+            return self.parallel_model.no_sync()
+        return contextlib.nullcontext()
 
     def preview_batch(self, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
         """Up to 64 validation samples, whose predictions are shown in TensorBoard every epoch.
@@ -383,7 +441,7 @@ class Trainer:
         if hasattr(loader.sampler, "set_epoch"):
             # The order depends on (seed, epoch) only; after a mid-epoch resume the samples
             # already trained on are skipped without being loaded.
-            loader.sampler.set_epoch(self.epoch, start=first * loader.batch_size)
+            loader.sampler.set_epoch(self.epoch, start=first * self.cfg.batch_size)
         num_batches = first + len(loader)
         if self.totals is None:
             self.totals = EpochTotals(self.device, self.metrics)
@@ -395,28 +453,35 @@ class Trainer:
             initial=first,
             leave=False,
             dynamic_ncols=True,
-            disable=None,
+            disable=None if distributed.is_main() else True,
         )
+        waiting = computing = 0.0  # seconds spent waiting for batches, and on the steps
+        fetch_started = time.perf_counter()
         for index, (inputs, targets) in enumerate(bar, start=first):
-            inputs = inputs.to(self.device, non_blocking=True)
-            targets = targets.to(self.device, non_blocking=True)
-            outputs, loss = self.forward(inputs, targets)
-            if self.first_step is not None:
-                self.first_step.after_forward(outputs, loss)
-            if self.early_losses is not None:
-                self.early_losses.append(loss.detach())
-            # One host-device sync per step: stepping on a NaN would ruin the weights for good.
-            if not torch.isfinite(loss):
-                raise self.non_finite_loss(inputs, targets, loss)
-            # Dividing by the accumulation window makes the summed gradient its mean.
-            window = self.accumulation_window(index, num_batches)
-            self.scaler.scale(loss / window).backward()
+            step_started = time.perf_counter()
+            waiting += step_started - fetch_started
+            inputs, targets = self.to_device(inputs, targets)
+            # Gradients are averaged across processes only on a window's last batch.
+            window_full = (index + 1) % self.cfg.accumulate_steps == 0
+            last_of_window = window_full or index + 1 == num_batches
+            with contextlib.nullcontext() if last_of_window else self.no_sync():
+                outputs, loss = self.forward(inputs, targets)
+                if self.first_step is not None:
+                    self.first_step.after_forward(outputs, loss)
+                if self.early_losses is not None:
+                    self.early_losses.append(loss.detach())
+                # One host-device sync per step: stepping on a NaN would ruin the weights for good.
+                if not torch.isfinite(loss):
+                    raise self.non_finite_loss(inputs, targets, loss)
+                # Dividing by the accumulation window makes the summed gradient its mean.
+                window = self.accumulation_window(index, num_batches)
+                self.scaler.scale(loss / window).backward()
             self.totals.add(loss.detach(), outputs.detach(), targets)
 
-            if (index + 1) % self.cfg.accumulate_steps == 0 or index + 1 == num_batches:
+            if last_of_window:
                 self.optimizer_step()
                 self.batches_done = index + 1
-                if self.global_step % self.cfg.log_every == 0:
+                if self.writer is not None and self.global_step % self.cfg.log_every == 0:
                     self.log_step(bar)
                 if self.global_step == self.loss_check_step and self.early_losses is not None:
                     self.warn_if_loss_did_not_move()
@@ -424,9 +489,29 @@ class Trainer:
                 every = self.cfg.checkpoint_every_steps
                 if every and self.global_step % every == 0 and index + 1 < num_batches:
                     self.save_checkpoint()
+            fetch_started = time.perf_counter()
+            computing += fetch_started - step_started
+        self.data_wait = (waiting, computing)
         summary = self.totals.summary()
         self.totals, self.batches_done = None, 0
         return summary
+
+    def to_device(
+        self, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch on the training device; from pinned memory, the copy overlaps computation."""
+{% if task.convolutional %}
+        layout = torch.channels_last if self.cfg.channels_last else torch.preserve_format
+        return (
+            inputs.to(self.device, non_blocking=True, memory_format=layout),
+            targets.to(self.device, non_blocking=True),
+        )
+{% else %}
+        return (
+            inputs.to(self.device, non_blocking=True),
+            targets.to(self.device, non_blocking=True),
+        )
+{% endif %}
 
     def accumulation_window(self, index: int, num_batches: int) -> int:
         """How many batches share the optimizer step that batch `index` contributes to."""
@@ -437,8 +522,14 @@ class Trainer:
         self, inputs: torch.Tensor, targets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Model outputs and loss, under autocast when mixed precision is on."""
+        if not (self.model.training and torch.is_grad_enabled()):
+            model = self.eval_model
+        elif self.first_step is not None:
+            model = self.parallel_model  # not compiled: the checks hook into its layers
+        else:
+            model = self.step_model
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-            outputs = self.model(inputs)
+            outputs = model(inputs)
             if self.first_step is not None:
                 loss = self.first_step.loss(outputs, targets)
             else:
@@ -528,12 +619,15 @@ class Trainer:
 
     def stop_if_requested(self) -> None:
         """After a SIGINT or SIGTERM: save a resumable checkpoint and raise `TrainingStopped`."""
-        if self.stop is not None and self.stop.requested:
+        signum = (self.stop.signum or 0) if self.stop is not None else 0
+        # Under torchrun, every process stops at the same step, whichever got the signal.
+        signum = distributed.largest(signum)
+        if signum:
             position = (self.epoch, self.global_step, self.batches_done)
             # A stop during validation comes after the epoch's checkpoint: do not write it twice.
             if self.saved is not None and self.saved[0] == position:
-                raise TrainingStopped(self.stop.signum, self.saved[1])
-            raise TrainingStopped(self.stop.signum, self.save_checkpoint())
+                raise TrainingStopped(signum, self.saved[1])
+            raise TrainingStopped(signum, self.save_checkpoint())
 
     @torch.inference_mode()
     def evaluate(self, loader: DataLoader, desc: str = "evaluate") -> dict[str, float]:
@@ -541,16 +635,16 @@ class Trainer:
         self.model.eval()
         metrics = self.metrics()
         loss_sum, samples = torch.zeros((), device=self.device), 0
+        show = None if distributed.is_main() else True
         for inputs, targets in tqdm(
-            loader, desc=desc, leave=False, dynamic_ncols=True, disable=None
+            loader, desc=desc, leave=False, dynamic_ncols=True, disable=show
         ):
-            inputs = inputs.to(self.device, non_blocking=True)
-            targets = targets.to(self.device, non_blocking=True)
+            inputs, targets = self.to_device(inputs, targets)
             outputs, loss = self.forward(inputs, targets)
             loss_sum += loss * len(targets)
             samples += len(targets)
             metrics.update(outputs, targets)
-        return {"loss": (loss_sum / samples).item(), **metrics.compute()}
+        return summarise(loss_sum, samples, metrics)
 
     def end_epoch(self, train: dict[str, float], val: dict[str, float], seconds: float) -> None:
         """Book-keeping after an epoch: best tracking, schedule, logs, checkpoints, summary line."""
@@ -571,29 +665,46 @@ class Trainer:
             "seconds": seconds,
         }
         self.history.append(row)
+        distributed.check_same_weights(self.model)
+        waiting, computing = self.data_wait
+        data_share = waiting / max(waiting + computing, 1e-9)
+        if self.writer is not None:
+            self.log_epoch(train, val, data_share)
+            save_metrics_csv(self.history, self.run.logs / "metrics.csv")
+            save_curves(self.history, self.run.plots / "curves.png")
+
+        # Two decisions: the state is always saved (to resume); best.pt only on improvement.
+        saved = self.save_checkpoint()
+        if improved and distributed.is_main():
+            link_or_copy(saved, self.run.checkpoints / "best.pt")
+        tqdm.write(self.summary_line(row, improved, data_share))
+        if data_share > 0.3 and waiting > 1 and not self.data_warned:
+            self.data_warned = True
+            hint = data_wait_hint(self.cfg, self.device, waiting, waiting + computing)
+            warnings.warn(hint, stacklevel=2)
+
+    def log_epoch(self, train: dict[str, float], val: dict[str, float], data_share: float) -> None:
+        """The epoch's scalars, pictures and time split in TensorBoard."""
         for name, value in train.items():
             self.writer.add_scalar(f"{name}/train", value, self.global_step)
         for name, value in val.items():
             self.writer.add_scalar(f"{name}/val", value, self.global_step)
         self.writer.add_scalar("epoch", self.epoch, self.global_step)
+        waiting, computing = self.data_wait
+        self.writer.add_scalar("time/data_wait_s", waiting, self.global_step)
+        self.writer.add_scalar("time/compute_s", computing, self.global_step)
+        self.writer.add_scalar("time/data_share", data_share, self.global_step)
         every = self.cfg.log_images_every
         if every and self.epoch % every == 0:
             self.log_epoch_images()
         self.writer.flush()
-        save_metrics_csv(self.history, self.run.logs / "metrics.csv")
-        save_curves(self.history, self.run.plots / "curves.png")
 
-        # Two decisions: the state is always saved (to resume); best.pt only on improvement.
-        saved = self.save_checkpoint()
-        if improved:
-            link_or_copy(saved, self.run.checkpoints / "best.pt")
-        tqdm.write(self.summary_line(row, improved))
-
-    def summary_line(self, row: dict[str, float], improved: bool) -> str:
-        """`epoch 3/20 | train_loss 0.412 | val_loss 0.398 | val_acc 0.913 | lr 3.0e-04 | 2.1s`."""
+    def summary_line(self, row: dict[str, float], improved: bool, data_share: float) -> str:
+        """`epoch 3/20 | train_loss 0.412 | val_loss 0.398 | val_acc 0.913 | lr 3.0e-04 | 2.1s
+        (data 4%)`: the last is the share of the training time spent waiting for batches."""
         parts = [f"epoch {self.epoch}/{self.cfg.epochs}", f"train_loss {row['train_loss']:.4f}"]
         parts += [f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_")]
-        parts += [f"lr {row['lr']:.1e}", f"{row['seconds']:.1f}s"]
+        parts += [f"lr {row['lr']:.1e}", f"{row['seconds']:.1f}s (data {data_share:.0%})"]
         return " | ".join(parts) + (" *" if improved else "")
 
     def best_epoch(self) -> dict[str, float]:
@@ -641,16 +752,18 @@ class Trainer:
                 f"lr (now {self.lr:.3g}) or turn gradient clipping on (grad_clip=1), then "
                 "--resume from the last checkpoint."
             )
-        if self.writer is not None:
-            self.writer.flush()  # a resumed run must find every point logged before this state
         folder = self.run.checkpoints
         path = folder / f"step-{self.global_step:08d}.pt"
-        atomic_save(state, path)
-        link_or_copy(path, folder / "last.pt")
-        steps = sorted(folder.glob("step-*.pt"))
-        for old in steps[: -self.cfg.keep_last_checkpoints]:
-            if self.resumed_from is None or not old.samefile(self.resumed_from):
-                old.unlink()
+        if distributed.is_main():  # the processes' states are identical: rank 0 writes it
+            if self.writer is not None:
+                self.writer.flush()  # a resumed run must find every point logged before it
+            atomic_save(state, path)
+            link_or_copy(path, folder / "last.pt")
+            steps = sorted(folder.glob("step-*.pt"))
+            for old in steps[: -self.cfg.keep_last_checkpoints]:
+                if self.resumed_from is None or not old.samefile(self.resumed_from):
+                    old.unlink()
+        distributed.barrier()  # no process goes on (or exits on a stop) before it is written
         self.saved = ((self.epoch, self.global_step, self.batches_done), path)
         return path
 
@@ -772,6 +885,27 @@ class Trainer:
         outputs, loss = self.forward(inputs, targets)
         metrics.update(outputs, targets)
         return {"loss": loss.item(), **metrics.compute()}
+
+
+def data_wait_hint(cfg: Config, device: torch.device, waiting: float, total: float) -> str:
+    """Why a training epoch spent `waiting` of its `total` seconds waiting for batches, and what
+    to change."""
+    cores = os.cpu_count() or 1
+    if cfg.num_workers == 0:
+        fix = (
+            f"load batches in parallel worker processes: num_workers={min(8, cores)} (this "
+            f"machine has {cores} cores)"
+        )
+    elif cfg.num_workers < cores:
+        fix = f"more worker processes (num_workers={min(2 * cfg.num_workers, cores)})"
+    else:
+        fix = "cheaper per-sample work: every worker is busy"
+    return (
+        f"the last training epoch waited for data {waiting:.1f} s of {total:.1f} s "
+        f"({waiting / total:.0%}): the {device.type} sat idle meanwhile. Try {fix}; decoding and "
+        "resizing the same images every epoch can also be cached (store them once at the size "
+        "the model sees, e.g. as a uint8 tensor file, and load that)."
+    )
 
 
 def endless(loader: DataLoader) -> Iterator[Any]:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+import distributed
 from config import Config, ConfigError, UserError
 
 if TYPE_CHECKING:
@@ -76,7 +77,9 @@ class EpochSampler(Sampler[int]):
 
     Both make resuming exact: a resumed run sees the same order as an uninterrupted one, and skips
     the samples it already trained on without loading them. The Trainer calls `set_epoch`. With
-    `weights`, each epoch draws as many samples with replacement, in proportion to them.
+    `weights`, each epoch draws as many samples with replacement, in proportion to them. Under
+    torchrun it is also the distributed sampler: each process gets its own share of the epoch's
+    order (see `distributed.shard`), and `start` counts within that share.
     """
 
     def __init__(self, size: int, seed: int, weights: torch.Tensor | None = None) -> None:
@@ -96,10 +99,10 @@ class EpochSampler(Sampler[int]):
             order = torch.randperm(self.size, generator=generator)
         else:
             order = torch.multinomial(self.weights, self.size, True, generator=generator)
-        return iter(order[self.start :].tolist())
+        return iter(distributed.shard(order, pad=True)[self.start :].tolist())
 
     def __len__(self) -> int:
-        return self.size - self.start
+        return -(-self.size // distributed.world_size()) - self.start
 
 
 class EpochIndices(EpochSampler):
@@ -191,19 +194,36 @@ def make_loaders(
 
 
 def make_loader(dataset: Dataset, cfg: Config, sampler: EpochSampler | None = None) -> DataLoader:
-    """A DataLoader with the project's settings: in order, or in the order of `sampler`."""
+    """A DataLoader with the project's settings: in order, or in the order of `sampler`. Under
+    torchrun, an in-order loader gives each process its own share of the samples."""
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size,
-        sampler=sampler,
+        sampler=distributed.ShardSampler(len(dataset)) if sampler is None else sampler,
         num_workers=cfg.num_workers,
         pin_memory=resolve_device(cfg.device).type == "cuda",  # faster copies to the GPU
         persistent_workers=cfg.num_workers > 0,
         worker_init_fn=seed_worker,
+        collate_fn=whole_batch if isinstance(dataset, TensorBatches) else None,
         # Worker seeds come from the loader's own generator, never from the global one that
         # dropout draws from, so (re)starting workers cannot change the model's randomness.
         generator=torch.Generator().manual_seed(cfg.seed),
     )
+
+
+class TensorBatches:
+    """For datasets held in memory as tensors, whose `__getitem__` also takes a tensor of
+    indices: the DataLoader fetches each batch by one indexing operation and takes it as it is,
+    instead of copying samples one by one and stacking them (several times faster on small
+    models, where that collation would cost more than the step)."""
+
+    def __getitems__(self, indices: list[int]) -> Any:
+        return self[torch.tensor(indices)]
+
+
+def whole_batch(batch: Any) -> Any:
+    """The `collate_fn` of `TensorBatches` datasets: their batches come whole."""
+    return batch
 
 
 def resolve_device(name: str) -> torch.device:
@@ -254,7 +274,7 @@ def new_run_name(cfg: Config) -> str:
     ):
         suffix += 1
         name = f"{stamp}-{suffix}"
-    return name
+    return distributed.broadcast(name)  # under torchrun, every process takes rank 0's
 
 
 def saved_data_index(cfg: Config) -> dict[str, Any] | None:

@@ -11,10 +11,10 @@ from main import main
 
 
 def test_overrides_are_typed_from_the_fields() -> None:
-    cfg = apply_overrides(Config(), ["lr=1", "epochs=7", "amp=false", "experiment=ablation"])
+    cfg = apply_overrides(Config(), ["lr=1", "epochs=7", "amp=off", "experiment=ablation"])
     assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
     assert cfg.epochs == 7 and isinstance(cfg.epochs, int)
-    assert cfg.amp is False
+    assert cfg.amp == "off"
     assert cfg.experiment == "ablation"
 
 
@@ -30,7 +30,7 @@ def test_only_the_first_equals_sign_splits() -> None:
         ("epochs=ten", "epochs must be an integer, got 'ten'"),
         ("epochs=1.5", "epochs must be an integer"),
         ("lr=nan", "lr must be a finite number"),
-        ("amp=maybe", "amp must be true or false"),
+        ("amp=maybe", "amp must be one of auto, off, bf16, fp16"),
         ("epochs=0", "epochs must be >= 1, got 0"),
         ("lr=0", "lr must be > 0, got 0"),
         ("lr=-1e-3", "lr must be > 0"),

@@ -33,7 +33,8 @@ def outcome(run: str) -> tuple[dict[str, torch.Tensor], list[dict], dict]:
     """Final weights, per-epoch history and TensorBoard scalars of a run, without wall times."""
     last = load_checkpoint(CHECKPOINTS / run / "last.pt", torch.device("cpu"))
     history = [{k: v for k, v in row.items() if k != "seconds"} for row in last["history"]]
-    logged = {k: v for k, v in scalars(LOGS / run).items() if k != "train/samples_per_s"}
+    wall_times = ("train/samples_per_s", "time/data_wait_s", "time/compute_s", "time/data_share")
+    logged = {k: v for k, v in scalars(LOGS / run).items() if k not in wall_times}
     return last["model"], history, logged
 
 

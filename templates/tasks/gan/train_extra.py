@@ -40,6 +40,19 @@ class GANTrainer(Trainer):
         # What each step trains; the other network is frozen meanwhile (see `train_only`).
         self.d_params = list(model.discriminator.parameters())
         self.g_params = list(model.generator.parameters())
+        self.parallel_discriminator = model.discriminator  # see `prepare_steps`
+
+    def prepare_steps(self) -> None:
+        """Under torchrun, each network's step averages its own gradients: the discriminator's
+        through its own DistributedDataParallel, the generator's through the whole GAN's, made
+        while the discriminator is frozen so that it covers the generator's weights alone."""
+        self.train_only(self.d_params)
+        # Called twice per backward pass (real, then fake): no buffer broadcast in between.
+        self.parallel_discriminator = distributed.wrap(
+            self.model.discriminator, self.device, forward_sync_buffers=False
+        )
+        self.train_only(self.g_params)
+        super().prepare_steps()
 
     def forward(
         self, inputs: torch.Tensor, targets: torch.Tensor
@@ -54,7 +67,7 @@ class GANTrainer(Trainer):
 
         The first one goes through the same checks as the generator's first step.
         """
-        discriminator = self.model.discriminator
+        discriminator = self.parallel_discriminator
         self.train_only(self.d_params)
         checks = None if self.first_step is None else FirstStepChecks(self.model, self.d_loss_fn)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
@@ -67,7 +80,7 @@ class GANTrainer(Trainer):
         self.d_scaler.scale(loss).backward()
         if self.cfg.grad_clip > 0:
             self.d_scaler.unscale_(self.d_optimizer)
-            nn.utils.clip_grad_norm_(discriminator.parameters(), self.cfg.grad_clip)
+            nn.utils.clip_grad_norm_(self.d_params, self.cfg.grad_clip)
         if checks is not None:
             checks.before_optimizer_step()
             scale = self.d_scaler.get_scale()
@@ -96,7 +109,8 @@ class GANTrainer(Trainer):
     def evaluate(self, loader: DataLoader, desc: str = "evaluate") -> dict[str, float]:
         """The generator's loss and the metrics over `loader`, and the sample quality `fd`."""
         results = super().evaluate(loader, desc)
-        real = torch.cat([image_features(images) for images, _ in loader])
+        # Under torchrun, each process holds a share of the validation images: gather them all.
+        real = distributed.concat_over_ranks(torch.cat([image_features(x) for x, _ in loader]))
         fake = image_features(self.fixed_samples(self.cfg.fd_samples))
         return {**results, "fd": frechet_distance(real, fake)}
 

@@ -1,4 +1,4 @@
-class RegressionDataset(Dataset):
+class RegressionDataset(TensorBatches, Dataset):
     """Inputs and targets kept in memory."""
 
     def __init__(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
@@ -8,7 +8,7 @@ class RegressionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.targets)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.inputs[index], self.targets[index]
 
     def sample_keys(self) -> list[bytes]:

@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from config import Config, UserError
-from utils import data_folder, data_index, make_loaders, split_indices
+from utils import TensorBatches, data_folder, data_index, make_loaders, split_indices
 
 SPLITS = ("train", "val", "test")
 SHOWN = 5  # line numbers quoted in an error message, at most

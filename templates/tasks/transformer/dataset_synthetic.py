@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from config import Config, ConfigError
-from utils import cached, data_folder, make_loaders, split_indices
+from utils import TensorBatches, cached, data_folder, make_loaders, split_indices
 
 PAD = 0  # the padding token; symbols are 1..num_symbols, then the queries @1..@max_length
 

@@ -1,4 +1,4 @@
-class SequenceDataset(Dataset):
+class SequenceDataset(TensorBatches, Dataset):
     """Padded token sequences and their labels, kept in memory."""
 
     def __init__(
@@ -12,7 +12,7 @@ class SequenceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.tokens[index], self.labels[index]
 
     def sample_keys(self) -> list[bytes]:

@@ -1,0 +1,176 @@
+{% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task with context %}
+"""Training on two CPU processes with torchrun (gloo), as on two GPUs: one model, one checkpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import distributed
+from config import from_dict
+from dataset import make_dataloaders
+from helpers import CHECKPOINTS, SRC
+from main import main
+from model import build_loss, build_metrics, build_model
+from train import {{ task.trainer }}, load_model_weights
+from utils import EpochSampler, load_checkpoint
+
+# Runs main.py like torchrun does, and also saves each rank's weights after training, or makes
+# rank 1 fail at its third step (FAIL_ON_RANK_1): what the tests look at from outside.
+PROBE = """
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+
+sys.path.insert(0, os.environ["PROJECT_SRC"])
+import main
+import train
+
+fit, step = train.Trainer.fit, train.Trainer.optimizer_step
+
+
+def fit_and_save_weights(self, *args, **kwargs):
+    fit(self, *args, **kwargs)
+    torch.save(self.model.state_dict(), "weights-rank%d.pt" % dist.get_rank())
+
+
+def fail_on_rank_1(self):
+    if dist.get_rank() == 1 and self.global_step == 2:
+        raise RuntimeError("injected failure on rank 1")
+    step(self)
+
+
+train.Trainer.fit = fit_and_save_weights
+if os.environ.get("FAIL_ON_RANK_1"):
+    train.Trainer.optimizer_step = fail_on_rank_1
+sys.exit(main.main(sys.argv[1:]))
+"""
+
+
+def torchrun(
+    folder: Path, args: list[str], env: dict[str, str] | None = None, **popen
+) -> subprocess.Popen:
+    """`torchrun --standalone --nproc_per_node=2 src/main.py ARGS` (through the probe)."""
+    probe = folder / "probe.py"
+    probe.write_text(PROBE)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    return subprocess.Popen(
+        [*command, "--nproc_per_node=2", str(probe), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {}), "PROJECT_SRC": str(SRC)},
+        **popen,
+    )
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_model_that_loads_in_one_process(workdir, tiny) -> None:
+    process = torchrun(workdir, [*tiny, "run_name=ddp"])
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, out + err
+    assert out.count("best epoch") == 1, out  # rank 0 alone prints
+    assert "2 processes on cpu" in out
+
+    ranks = [torch.load(f"weights-rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    assert ranks[0].keys() == ranks[1].keys()
+    for name, tensor in ranks[0].items():  # buffers too: batch-norm statistics
+        assert torch.equal(tensor, ranks[1][name]), name
+
+    # One run, written once: no second run folder, no temporary files, the weights of rank 0.
+    assert [p.name for p in (workdir / CHECKPOINTS).iterdir()] == ["ddp"]
+    folder = workdir / CHECKPOINTS / "ddp"
+    assert not list(folder.glob("*.tmp*")), sorted(folder.iterdir())
+    path = folder / "last.pt"
+    checkpoint = load_checkpoint(path, torch.device("cpu"))
+    for name, tensor in ranks[0].items():
+        assert torch.equal(checkpoint["model"][name], tensor), name
+
+    # In one process, the checkpoint scores the whole validation split as the two processes
+    # did with half of it each: their sums, added across ranks, are exact.
+    cfg = from_dict(checkpoint["config"])
+    _, val_loader, _ = make_dataloaders(cfg)
+    model = build_model(cfg)
+    load_model_weights(model, checkpoint, path)
+    cpu = torch.device("cpu")
+    val = {{ task.trainer }}(model, build_loss(cfg), build_metrics(cfg), cfg, cpu).evaluate(val_loader)
+    last = checkpoint["history"][-1]
+{% if task.trainer == "GANTrainer" %}
+    # Only fd is repeatable: the other values score fakes drawn from fresh noise.
+    assert val["fd"] == pytest.approx(last["val_fd"], rel=1e-5)
+{% else %}
+    for key, value in val.items():
+        assert value == pytest.approx(last[f"val_{key}"], rel=1e-5, abs=1e-6), key
+{% endif %}
+    assert main(["--test", str(path)]) == 0
+
+
+@pytest.mark.slow
+def test_a_failure_on_one_rank_stops_every_rank(workdir, tiny) -> None:
+    started = time.monotonic()
+    process = torchrun(workdir, [*tiny, "run_name=ddp"], env={"FAIL_ON_RANK_1": "1"})
+    out, err = process.communicate(timeout=300)
+    assert process.returncode != 0
+    assert time.monotonic() - started < 120  # not the 10-minute collective timeout
+    assert "injected failure on rank 1" in err
+    assert "weights-rank0.pt" not in os.listdir(workdir)  # rank 0 did not finish either
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_rank_and_resume_continues(workdir, tiny) -> None:
+    args = [*tiny, "epochs=3", "scheduler=step", "checkpoint_every_steps=2", "run_name=ddp"]
+    process = torchrun(workdir, args, start_new_session=True)
+    last = workdir / CHECKPOINTS / "ddp" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGTERM)  # as SLURM and Kubernetes do: every process
+    out, err = process.communicate(timeout=120)
+    assert process.returncode != 0, out
+    assert "SIGTERM received" in err
+    assert "Resume with" in out, out + err
+    stopped = load_checkpoint(last, torch.device("cpu"))
+    assert stopped["epoch"] < 3
+
+    process = torchrun(workdir, ["--resume", str(last)])
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, out + err
+    assert f"resuming {last}" in out
+    finished = load_checkpoint(last, torch.device("cpu"))
+    assert finished["epoch"] == 3
+    assert [row["epoch"] for row in finished["history"]] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("mode", ["--overfit-batch", "--runs", "--doctor"])
+def test_modes_of_one_process_are_refused_under_torchrun(mode, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main([mode]) == 2
+    assert "runs in one process" in capsys.readouterr().err
+
+
+def test_each_rank_gets_an_equal_share_of_every_epoch(monkeypatch) -> None:
+    orders = []
+    for rank in (0, 1, 2):
+        monkeypatch.setattr(distributed, "rank", lambda rank=rank: rank)
+        monkeypatch.setattr(distributed, "world_size", lambda: 3)
+        sampler = EpochSampler(10, seed=0)
+        sampler.set_epoch(4)
+        orders.append(list(sampler))
+        assert len(orders[-1]) == len(sampler) == 4  # 10 samples padded to 12
+        sampler.set_epoch(4, start=1)  # resumed after one sample of this rank's share
+        assert list(sampler) == orders[-1][1:]
+    drawn = sorted(index for order in orders for index in order)
+    assert set(drawn) == set(range(10)) and len(drawn) == 12
+    single = EpochSampler(10, seed=0)
+    single.set_epoch(4)
+    monkeypatch.setattr(distributed, "world_size", lambda: 1)
+    assert [index for order in zip(*orders, strict=True) for index in order][:10] == list(single)
