@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_DIR := build/demo
 
-.PHONY: demo test lint clean
+.PHONY: demo test bench lint clean
 
 demo: $(VENV)/.installed
 	rm -rf $(DEMO_DIR)
@@ -20,9 +20,15 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
+# The Trainer against a bare loop and Lightning, and the time to a verified project; writes
+# benchmarks/RESULTS.md. Installs Lightning (pinned) into .venv for the comparison.
+bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet -c constraints.txt lightning==2.6.6
+	$(PY) benchmarks/run.py
+
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check hooks tests
-	$(VENV)/bin/ruff format --check hooks tests
+	$(VENV)/bin/ruff check hooks tests benchmarks
+	$(VENV)/bin/ruff format --check hooks tests benchmarks
 
 $(VENV)/.installed: requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

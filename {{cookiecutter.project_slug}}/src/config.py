@@ -121,7 +121,7 @@ class Config:
     checkpoint_dir: str = option("models/checkpoints", "where last.pt and best.pt go")
     log_dir: str = option("results/logs", "where TensorBoard event files go")
     plot_dir: str = option("results/visualizations", "where the training-curve plots go")
-    log_every: int = option(10, "optimizer steps between step logs and bar updates", ge=1)
+    log_every: int = option(50, "optimizer steps between step logs and bar updates", ge=1)
     log_images_every: int = option(
         1, "epochs between the prediction pictures in TensorBoard; 0: none", ge=0
     )

@@ -363,6 +363,13 @@ class Trainer:
             self.step_model = torch.compile(self.parallel_model)
             self.eval_model = torch.compile(self.model)
 
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Inside: mixed precision as cfg.amp asks (entering a disabled autocast costs as much
+        as a small layer, so full precision enters nothing)."""
+        if self.use_amp:
+            return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return contextlib.nullcontext()
+
     def no_sync(self) -> contextlib.AbstractContextManager:
         """Inside: backward passes add to the local gradients without averaging them across
         processes, for the batches of an accumulation window before its last one."""
@@ -407,10 +414,7 @@ class Trainer:
             return
         inputs, targets = self.preview
         self.model.eval()
-        with (
-            self.own_randomness(),
-            torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp),
-        ):
+        with self.own_randomness(), self.autocast():
             outputs = self.model(inputs.to(self.device)).float().cpu()
         tag, picture = prediction_picture(inputs, outputs, targets, self.cfg)
         if isinstance(picture, torch.Tensor):
@@ -471,11 +475,11 @@ class Trainer:
                 if self.early_losses is not None:
                     self.early_losses.append(loss.detach())
                 # One host-device sync per step: stepping on a NaN would ruin the weights for good.
-                if not torch.isfinite(loss):
+                if not math.isfinite(loss.item()):
                     raise self.non_finite_loss(inputs, targets, loss)
                 # Dividing by the accumulation window makes the summed gradient its mean.
                 window = self.accumulation_window(index, num_batches)
-                self.scaler.scale(loss / window).backward()
+                self.scaler.scale(loss / window if window > 1 else loss).backward()
             self.totals.add(loss.detach(), outputs.detach(), targets)
 
             if last_of_window:
@@ -528,7 +532,7 @@ class Trainer:
             model = self.parallel_model  # not compiled: the checks hook into its layers
         else:
             model = self.step_model
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+        with self.autocast():
             outputs = model(inputs)
             if self.first_step is not None:
                 loss = self.first_step.loss(outputs, targets)
@@ -598,14 +602,17 @@ class Trainer:
     def log_step(self, bar: tqdm) -> None:
         """Progress-bar postfix and step-level scalars; the only other host-device syncs."""
         totals = self.totals
-        current = totals.recent[-1].item()
-        running = (totals.loss_sum / totals.samples).item()
-        last_50 = torch.stack(tuple(totals.recent)).mean().item()
+        last_50 = torch.stack(tuple(totals.recent)).mean()
+        values = [totals.recent[-1], totals.loss_sum / totals.samples, last_50]
+        if self.grad_norm is not None:
+            values.append(self.grad_norm)
+        current, running, last_50, *grad_norm = torch.stack(values).tolist()  # one sync
         bar.set_postfix(
             loss=f"{current:.4f}",
             lr=f"{self.lr:.2e}",
             mean=f"{running:.4f}",
             last_50=f"{last_50:.4f}",
+            refresh=False,  # the bar redraws at its own pace
         )
         now, samples = time.perf_counter(), totals.samples
         since, seen = self.since_log
@@ -614,8 +621,8 @@ class Trainer:
         self.writer.add_scalar("train/lr", self.lr, self.global_step)
         throughput = (samples - seen) / (now - since)
         self.writer.add_scalar("train/samples_per_s", throughput, self.global_step)
-        if self.grad_norm is not None:
-            self.writer.add_scalar("train/grad_norm", self.grad_norm.item(), self.global_step)
+        if grad_norm:
+            self.writer.add_scalar("train/grad_norm", grad_norm[0], self.global_step)
 
     def stop_if_requested(self) -> None:
         """After a SIGINT or SIGTERM: save a resumable checkpoint and raise `TrainingStopped`."""

@@ -55,7 +55,7 @@ BUGS = {
     ),
     "loss.backward() removed": (
         "src/train.py",
-        "self.scaler.scale(loss / window).backward()",
+        "self.scaler.scale(loss / window if window > 1 else loss).backward()",
         "pass",
         "no parameter received a gradient in the first step",
     ),

@@ -70,7 +70,7 @@ class GANTrainer(Trainer):
         discriminator = self.parallel_discriminator
         self.train_only(self.d_params)
         checks = None if self.first_step is None else FirstStepChecks(self.model, self.d_loss_fn)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+        with self.autocast():
             with torch.no_grad():
                 fake = self.model.sample(len(real))
             logits = torch.stack([discriminator(real), discriminator(fake)], dim=1)

@@ -1,0 +1,178 @@
+"""Time per training step of one generated project: its Trainer against a bare PyTorch loop.
+
+    python benchmarks/steps.py PROJECT_DIR [key=value ...]
+
+Run by `benchmarks/run.py`, once per project (each project's src/ is a package of its own), it
+prints one JSON line of seconds per step. Every contender trains the same model from the same
+initial weights on the same batches for the same number of steps, and the contenders take turns,
+so that a machine that slows down or speeds up affects them alike:
+
+- trainer: `Trainer.train_epoch` with its progress bar drawn and TensorBoard logging as
+  configured (a step log every `log_every` steps, histograms every `log_hist_every`);
+- bare: zero_grad, forward, loss, backward, step over the project's own DataLoader;
+- naive: the same bare loop over a DataLoader that fetches and stacks samples one by one, as
+  most hand-written loops do;
+- lightning: PyTorch Lightning's Trainer over the project's DataLoader, when it is installed,
+  with its progress bar and TensorBoard logger on (log_every_n_steps = `log_every`).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+def main() -> None:
+    project = Path(sys.argv[1]).resolve()
+    os.chdir(project)
+    sys.path.insert(0, str(project / "src"))
+    import train
+    from config import Config, apply_overrides
+    from dataset import make_dataloaders
+    from model import build_loss, build_metrics, build_model
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    # The bar is drawn as on a terminal (tqdm turns itself off when output is not one).
+    train.tqdm = lambda *args, **kwargs: tqdm(*args, **{**kwargs, "disable": False})
+    cfg = apply_overrides(Config(), sys.argv[2:])
+    torch.manual_seed(cfg.seed)
+    loader, _, _ = make_dataloaders(cfg)
+    initial = build_model(cfg)
+    loss_fn = build_loss(cfg)
+    device = torch.device("cpu")
+    rounds, results = 7, {"trainer": [], "bare": [], "naive": []}
+    steps = len(loader)
+
+    def fresh() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        model = copy.deepcopy(initial)
+        return model, train.build_optimizer(cfg, model)
+
+    def bare(batches: DataLoader) -> float:
+        model, optimizer = fresh()
+        model.train()
+        started = time.perf_counter()
+        for inputs, targets in batches:
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(inputs), targets)
+            loss.backward()
+            optimizer.step()
+        return (time.perf_counter() - started) / steps
+
+    def trainer_steps(folder: str) -> float:
+        model, optimizer = fresh()
+        trainer = train.Trainer(model, loss_fn, build_metrics(cfg), cfg, device, optimizer)
+        trainer.writer = SummaryWriter(folder)
+        started = time.perf_counter()
+        trainer.train_epoch(loader)
+        seconds = time.perf_counter() - started
+        trainer.writer.close()
+        return seconds / steps
+
+    naive_loader = DataLoader(
+        PerSample(loader.dataset), batch_size=cfg.batch_size, shuffle=True, drop_last=False
+    )
+    lightning = lightning_steps(cfg, fresh, loss_fn, loader, steps)
+    if lightning is not None:
+        results["lightning"] = []
+    with tempfile.TemporaryDirectory() as folder, redirect_output():
+        for _ in range(rounds):
+            results["trainer"].append(trainer_steps(folder))
+            results["bare"].append(bare(loader))
+            results["naive"].append(bare(naive_loader))
+            if lightning is not None:
+                results["lightning"].append(lightning())
+    medians = {name: statistics.median(times) for name, times in results.items()}
+    print(json.dumps({"steps": steps, "rounds": rounds, "seconds_per_step": medians}))
+
+
+class PerSample(Dataset):
+    """The samples of a dataset one at a time, for the DataLoader of a hand-written loop."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return self.dataset[index]
+
+
+def lightning_steps(cfg, fresh, loss_fn, loader, steps):
+    """A function timing one epoch of Lightning's Trainer per step, or None without Lightning."""
+    try:
+        import lightning as L
+        from lightning.pytorch.loggers import TensorBoardLogger
+    except ImportError:
+        return None
+
+    class Module(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model, self.optimizer = fresh()
+
+        def training_step(self, batch, index):
+            inputs, targets = batch
+            loss = loss_fn(self.model(inputs), targets)
+            self.log("loss", loss)
+            return loss
+
+        def configure_optimizers(self):
+            return self.optimizer
+
+    def run() -> float:
+        module = Module()
+        with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer = L.Trainer(
+                max_epochs=1,
+                accelerator="cpu",
+                devices=1,
+                logger=TensorBoardLogger(folder),
+                log_every_n_steps=cfg.log_every,
+                enable_checkpointing=False,
+                enable_model_summary=False,
+                num_sanity_val_steps=0,
+            )
+            timer = EpochTimer()
+            trainer.callbacks.append(timer)
+            trainer.fit(module, train_dataloaders=loader)
+        return timer.seconds / steps
+
+    class EpochTimer(L.Callback):
+        """The training epoch's own time: from its start to its end, as for the others."""
+
+        def on_train_epoch_start(self, trainer, module) -> None:
+            self.started = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, module) -> None:
+            self.seconds = time.perf_counter() - self.started
+
+    return run
+
+
+class redirect_output:
+    """Progress bars and library chatter go to a buffer, not the benchmark's table."""
+
+    def __enter__(self) -> None:
+        self.saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = io.StringIO(), io.StringIO()
+
+    def __exit__(self, *exc_info: object) -> None:
+        sys.stdout, sys.stderr = self.saved
+
+
+if __name__ == "__main__":
+    main()
