@@ -156,9 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     record_context(sys.argv[1:] if argv is None else argv)
     if not distributed.requested():
         return run_mode(args)
-    if only_one_process(args):
+    refused = only_one_process(args)
+    if refused:
         print(
-            f"error: {only_one_process(args)} runs in one process: start it with python "
+            f"error: {refused} runs in one process: start it with python "
             "src/main.py, not torchrun (which is for training: a new run, --resume, --config or "
             "--sweep).",
             file=sys.stderr,
