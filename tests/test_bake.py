@@ -39,6 +39,7 @@ EXPECTED_FILES = {
     "tests/test_config.py",
     "tests/test_resume.py",
     "tests/test_safety.py",
+    "tests/test_speed.py",
     "tests/test_task.py",
     "tests/test_distributed.py",
     "tests/test_tracking.py",

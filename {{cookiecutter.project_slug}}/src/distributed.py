@@ -78,6 +78,18 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def launcher() -> str:
+    """The start of the command line that runs src/main.py as this run does: `python`, or
+    torchrun with this run's number of processes."""
+    if not is_active():
+        return "python"
+    per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", world_size()))
+    machines = world_size() // per_machine
+    if machines == 1:
+        return f"torchrun --standalone --nproc_per_node={per_machine}"
+    return f"torchrun --nnodes={machines} --nproc_per_node={per_machine} <rendezvous options>"
+
+
 def process_device(device: torch.device) -> torch.device:
     """The device this process trains on: its own GPU when there are several processes."""
     if device.type == "cuda" and is_active():
@@ -104,9 +116,15 @@ def wrap(model: nn.Module, device: torch.device, forward_sync_buffers: bool = Tr
 
 
 def barrier() -> None:
-    """Wait until every process gets here (e.g. until rank 0 has written a checkpoint)."""
+    """Wait until every process gets here (e.g. until rank 0 has written a checkpoint).
+
+    torch's own barrier, not a collective on a tensor made here: gloo's threads let go of such a
+    tensor a moment after the collective returns, and if that moment falls in the interpreter's
+    exit (the last barrier comes just before it), freeing the tensor needs the interpreter lock
+    that is no longer to be had, and the process aborts (SIGABRT).
+    """
     if is_active():
-        dist.all_reduce(torch.zeros(1))  # a CPU tensor: through gloo, whatever the device
+        dist.barrier()
 
 
 def largest(value: int) -> int:
@@ -125,6 +143,23 @@ def broadcast(value: Any) -> Any:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def gather(value: Any) -> list[Any]:
+    """Every process's `value`, in rank order (e.g. their random generator states)."""
+    if not is_active():
+        return [value]
+    values: list[Any] = [None] * world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
+def own_random_stream(seed: int, step: int) -> None:
+    """Seed this process's global generators from (seed, step, rank) under torchrun: without it
+    every rank draws the same dropout masks and a GAN the same noise, on different samples. Call
+    it once the model is built: its initial weights must be the same on every rank."""
+    if is_active():
+        torch.manual_seed(((seed * 1_000_003 + step) * 1_000_003 + rank()) % 2**63)
 
 
 def sum_over_ranks(state: dict[str, Any]) -> dict[str, Any]:

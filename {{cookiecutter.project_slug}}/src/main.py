@@ -68,6 +68,7 @@ from train import (
     build_optimizer,
     build_scheduler,
     load_model_weights,
+    mixed_precision,
     suggest_lr,
 )
 from utils import (
@@ -272,6 +273,7 @@ def fit(
     """One run: train `cfg.run_name` (from `checkpoint` if given, or from `model`'s weights),
     then report where its outputs went. Returns the exit code and the trainer."""
     device = distributed.process_device(resolve_device(cfg.device))
+    mixed_precision(cfg, device)  # an amp the device cannot do stops the run before any writing
     run = RunPaths.for_run(cfg)
     if checkpoint is None and (run.checkpoints / "last.pt").exists():
         refuse_to_replace(cfg)
@@ -326,7 +328,7 @@ def fit(
             print(
                 f"stopped by {name} at epoch {trainer.epoch + 1}, step {trainer.global_step}; "
                 f"saved {stopped.checkpoint}. Resume with:\n"
-                f"    python src/main.py --resume {run.checkpoints / 'last.pt'}"
+                f"    {distributed.launcher()} src/main.py --resume {run.checkpoints / 'last.pt'}"
             )
             return 128 + stopped.signum, trainer
         except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint can still be resumed

@@ -307,6 +307,7 @@ class Trainer:
         if run.checkpoints.is_dir():
             remove_stale_temporaries(run.checkpoints)
         if self.global_step == 0 and self.batches_done == 0:
+            distributed.own_random_stream(self.cfg.seed, 0)
             self.early_losses = []
             if self.cfg.sanity_checks:
                 self.first_step = FirstStepChecks(self.model, self.loss_fn)
@@ -725,6 +726,8 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs, as plain data (loads with `weights_only=True`)."""
+        totals = None if self.totals is None else self.totals.state_dict()
+        own = {"totals": totals, "rng": rng_state()}
         return {
             "version": CHECKPOINT_VERSION,
             "config": to_dict(self.cfg),
@@ -735,12 +738,15 @@ class Trainer:
             "epoch": self.epoch,
             "global_step": self.global_step,
             "batches_done": self.batches_done,
-            "totals": None if self.totals is None else self.totals.state_dict(),
             "monitor": self.monitor,
             "best_score": self.best_score,
             "epochs_without_improvement": self.epochs_without_improvement,
             "history": self.history,
-            "rng": rng_state(),
+            **own,
+            # Under torchrun each process sums its own share of the epoch and draws its own random
+            # numbers: "ranks" holds every process's, in rank order (the above are rank 0's).
+            "ranks": distributed.gather(own) if distributed.is_active() else None,
+            "processes": distributed.world_size(),
             "data": self.data_index,
         }
 
@@ -776,6 +782,15 @@ class Trainer:
 
     def load_state_dict(self, checkpoint: dict[str, Any], path: Path) -> None:
         """Continue from a checkpoint written by `save_checkpoint`; `path` names it in errors."""
+        processes = checkpoint.get("processes", 1)
+        if checkpoint["batches_done"] and processes != distributed.world_size():
+            raise CheckpointError(
+                f"{path} was saved in the middle of an epoch by {processes} training "
+                f"process(es), and this run has {distributed.world_size()}: each process's share "
+                f"of the epoch's batches depends on their number. Resume it with {processes} "
+                f"(torchrun --nproc_per_node={processes}, or without torchrun for 1); at the end "
+                "of an epoch any number can take over."
+            )
         load_model_weights(self.model, checkpoint, path)
         try:
             self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -790,8 +805,11 @@ class Trainer:
         self.epoch = checkpoint["epoch"]
         self.global_step = checkpoint["global_step"]
         self.batches_done = checkpoint["batches_done"]
-        if checkpoint["totals"] is not None:
-            self.totals = EpochTotals.from_state(checkpoint["totals"], self.device, self.metrics)
+        same = processes == distributed.world_size()
+        ranks = checkpoint.get("ranks")
+        own = ranks[distributed.rank()] if ranks is not None and same else checkpoint
+        if own["totals"] is not None:
+            self.totals = EpochTotals.from_state(own["totals"], self.device, self.metrics)
         self.best_score = checkpoint["best_score"]
         self.epochs_without_improvement = checkpoint["epochs_without_improvement"]
         self.history = checkpoint["history"]
@@ -799,7 +817,9 @@ class Trainer:
         self.resumed_from = next(
             (p for p in path.parent.glob("step-*.pt") if p.samefile(path)), path
         )
-        set_rng_state(checkpoint["rng"])
+        set_rng_state(own["rng"])
+        if not same:  # at an epoch's end, on another number of processes: new streams from here
+            distributed.own_random_stream(self.cfg.seed, self.global_step)
 
     def non_finite_loss(
         self, inputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor

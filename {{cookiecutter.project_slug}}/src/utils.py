@@ -102,7 +102,8 @@ class EpochSampler(Sampler[int]):
         return iter(distributed.shard(order, pad=True)[self.start :].tolist())
 
     def __len__(self) -> int:
-        return -(-self.size // distributed.world_size()) - self.start
+        # Nothing is left after a stop on an epoch's last batch: `start` is then past the end.
+        return max(-(-self.size // distributed.world_size()) - self.start, 0)
 
 
 class EpochIndices(EpochSampler):

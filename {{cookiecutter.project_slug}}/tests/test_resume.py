@@ -12,6 +12,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import main as entry_point
+import train
 from helpers import CHECKPOINTS, start, wait_for_checkpoint
 from main import main
 from utils import EpochSampler, GracefulStop, load_checkpoint
@@ -69,12 +70,45 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(workdir, tiny, num_w
         assert steps == sorted(set(steps))  # none duplicated or out of order
 
 
+@pytest.mark.slow
+def test_a_stop_on_the_last_step_of_an_epoch_resumes_exactly(workdir, tiny, monkeypatch) -> None:
+    """The checkpoint then holds a whole epoch's batches, and the epoch is not yet validated."""
+    args = [*tiny, *EXACT, "epochs=3"]
+    assert main([*args, "run_name=straight"]) == 0
+    cpu = torch.device("cpu")
+    steps_per_epoch = load_checkpoint(CHECKPOINTS / "straight" / "last.pt", cpu)["global_step"] // 3
+    stop_if_requested = train.Trainer.stop_if_requested
+
+    def sigterm_on_the_last_step_of_epoch_1(self) -> None:
+        if self.global_step == steps_per_epoch and not self.stop.requested:
+            self.stop.signum = signal.SIGTERM
+        stop_if_requested(self)
+
+    monkeypatch.setattr(train.Trainer, "stop_if_requested", sigterm_on_the_last_step_of_epoch_1)
+    assert main([*args, "run_name=stopped"]) == 128 + signal.SIGTERM
+    monkeypatch.setattr(train.Trainer, "stop_if_requested", stop_if_requested)
+    last = CHECKPOINTS / "stopped" / "last.pt"
+    stopped = load_checkpoint(last, cpu)
+    assert (stopped["epoch"], stopped["batches_done"]) == (0, steps_per_epoch)
+    time.sleep(1)  # event files sort by their creation second, as they would for a real restart
+    assert main(["--resume", str(last)]) == 0
+
+    weights, history, logged = outcome("straight")
+    resumed_weights, resumed_history, resumed_logged = outcome("stopped")
+    for name, tensor in weights.items():
+        assert torch.equal(tensor, resumed_weights[name]), name
+    assert resumed_history == history
+    assert resumed_logged == logged
+
+
 def test_mid_epoch_resume_continues_with_the_next_unseen_batch() -> None:
     sampler = EpochSampler(10, seed=3)
     sampler.set_epoch(2)
     whole_epoch = list(sampler)
     sampler.set_epoch(2, start=4)
     assert list(sampler) == whole_epoch[4:]
+    sampler.set_epoch(2, start=10)  # stopped after the epoch's last batch: nothing left
+    assert len(sampler) == 0 and list(sampler) == []
     sampler.set_epoch(3)
     assert sorted(sampler) == list(range(10)) and list(sampler) != whole_epoch
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -60,6 +61,7 @@ def test_resume_continues_from_the_saved_epoch_and_step(workdir, tiny) -> None:
     first = load_checkpoint(RUN / "last.pt", torch.device("cpu"))
     assert (first["epoch"], first["global_step"]) == (1, 9)  # 280 samples / 32 per batch
 
+    time.sleep(1)  # event files sort by their creation second, as they would for a real restart
     assert main(["--resume", "auto", *tiny, "epochs=2", "scheduler=step"]) == 0
     second = load_checkpoint(RUN / "last.pt", torch.device("cpu"))
     assert (second["epoch"], second["global_step"]) == (2, 18)

@@ -1,0 +1,109 @@
+{% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task with context %}
+"""The speed settings do what they say and change nothing else: mixed precision,{{ " channels_last," if task.convolutional }}
+whole batches from memory, and the report of time spent waiting for data."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset, default_collate
+
+from config import Config, apply_overrides
+from dataset import make_dataloaders
+from helpers import CHECKPOINTS, CountingMetrics
+from main import main
+{% if task.convolutional %}
+from model import build_loss, build_metrics, build_model
+{% endif %}
+from train import {{ task.trainer }}{{ ', Trainer' if task.trainer != 'Trainer' }}
+from utils import RunPaths, load_checkpoint
+
+
+def test_bf16_autocast_trains_on_the_cpu_and_fp16_is_refused(workdir, tiny, capsys) -> None:
+    model = nn.Linear(4, 3)
+    cfg = apply_overrides(Config(), ["amp=bf16"])
+    trainer = Trainer(model, nn.CrossEntropyLoss(), CountingMetrics, cfg, torch.device("cpu"))
+    with trainer.autocast():
+        assert model(torch.randn(2, 4)).dtype == torch.bfloat16
+
+    assert main([*tiny, "epochs=1", "amp=bf16", "run_name=bf16"]) == 0
+    history = load_checkpoint(CHECKPOINTS / "bf16" / "last.pt", torch.device("cpu"))["history"]
+    assert math.isfinite(history[0]["train_loss"]) and math.isfinite(history[0]["val_loss"])
+
+    assert main([*tiny, "epochs=1", "amp=fp16", "run_name=fp16"]) == 2
+    assert "amp=fp16 needs a GPU" in capsys.readouterr().err
+    assert not (CHECKPOINTS / "fp16").exists()  # refused before anything was written
+{% if task.convolutional %}
+
+
+def test_channels_last_changes_the_memory_layout_not_the_numbers(workdir, tiny) -> None:
+    cpu = torch.device("cpu")
+    results = []
+    for layout in ("false", "true"):
+        cfg = apply_overrides(Config(), [*tiny, f"channels_last={layout}"])
+        loader, _, _ = make_dataloaders(cfg)
+        torch.manual_seed(0)
+        model = build_model(cfg).eval()  # eval: batch-norm statistics stay as they are
+        trainer = {{ task.trainer }}(model, build_loss(cfg), build_metrics(cfg), cfg, cpu)
+        trainer.prepare_steps()
+        inputs, targets = trainer.to_device(*next(iter(loader)))
+        if layout == "true":
+            assert inputs.is_contiguous(memory_format=torch.channels_last)
+        torch.manual_seed(1)
+        outputs, loss = trainer.forward(inputs, targets)
+        loss.backward()
+        results.append([outputs, loss, *(p.grad for p in model.parameters() if p.grad is not None)])
+    for plain, nhwc in zip(*results, strict=True):  # equal up to the order of float sums
+        torch.testing.assert_close(nhwc, plain, rtol=1e-4, atol=1e-5)
+
+    assert main([*tiny, "epochs=1", "channels_last=true", "run_name=nhwc"]) == 0
+    assert main(["--test", str(CHECKPOINTS / "nhwc" / "last.pt")]) == 0
+{% endif %}
+
+
+def test_each_batch_holds_its_samples_as_fetched_one_by_one(workdir, tiny) -> None:
+    """In-memory datasets hand the DataLoader whole batches (`TensorBatches`): those must be
+    exactly the samples, fetched one by one and stacked."""
+    loader, _, _ = make_dataloaders(apply_overrides(Config(), tiny))
+    loader.sampler.set_epoch(1)
+    indices = list(loader.sampler)[: loader.batch_size]
+    expected = default_collate([loader.dataset[index] for index in indices])
+    batch = next(iter(loader))
+    for got, want in zip(batch, expected, strict=True):
+        assert torch.equal(got, want)
+
+
+class SlowSamples(TensorDataset):
+    """Samples that take 0.1 s each to load, as from a slow disk."""
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        time.sleep(0.1)
+        return super().__getitem__(index)
+
+
+def test_an_epoch_spent_waiting_for_data_says_so_with_a_hint(workdir, capsys) -> None:
+    inputs, labels = torch.randn(12, 4), torch.randint(3, (12,))
+    slow = DataLoader(SlowSamples(inputs, labels), batch_size=4)  # 1.2 s of waiting
+    fast = DataLoader(TensorDataset(inputs, labels), batch_size=4)
+    cfg = apply_overrides(Config(), ["epochs=1", "sanity_checks=false", "run_name=slow"])
+    model = nn.Linear(4, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    cpu = torch.device("cpu")
+    trainer = Trainer(model, nn.CrossEntropyLoss(), CountingMetrics, cfg, cpu, optimizer)
+    trainer.log_epoch_images = lambda: None  # the task draws its own data, not these vectors
+    with pytest.warns(UserWarning, match=r"waited for data 1\.\d s of .* Try load batches"):
+        trainer.fit(slow, fast, RunPaths.for_run(cfg))
+
+    share = int(re.search(r"\(data (\d+)%\)", capsys.readouterr().out).group(1))
+    assert share >= 80
+    events = EventAccumulator(str(Path("results/logs/default/slow")))
+    events.Reload()
+    assert events.Scalars("time/data_share")[0].value >= 0.8
+    assert events.Scalars("time/data_wait_s")[0].value >= 1.2
