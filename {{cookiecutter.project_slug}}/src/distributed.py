@@ -154,14 +154,6 @@ def gather(value: Any) -> list[Any]:
     return values
 
 
-def own_random_stream(seed: int, step: int) -> None:
-    """Seed this process's global generators from (seed, step, rank) under torchrun: without it
-    every rank draws the same dropout masks and a GAN the same noise, on different samples. Call
-    it once the model is built: its initial weights must be the same on every rank."""
-    if is_active():
-        torch.manual_seed(((seed * 1_000_003 + step) * 1_000_003 + rank()) % 2**63)
-
-
 def sum_over_ranks(state: dict[str, Any]) -> dict[str, Any]:
     """Each entry of `state` (numbers, tensors, or dicts of them) summed over all processes.
 

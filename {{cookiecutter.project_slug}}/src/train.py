@@ -45,6 +45,7 @@ from utils import (
     atomic_save,
     checkpoint_problem,
     link_or_copy,
+    own_random_stream,
     remove_stale_temporaries,
     rng_state,
     save_curves,
@@ -307,7 +308,7 @@ class Trainer:
         if run.checkpoints.is_dir():
             remove_stale_temporaries(run.checkpoints)
         if self.global_step == 0 and self.batches_done == 0:
-            distributed.own_random_stream(self.cfg.seed, 0)
+            own_random_stream(self.cfg.seed, 0)
             self.early_losses = []
             if self.cfg.sanity_checks:
                 self.first_step = FirstStepChecks(self.model, self.loss_fn)
@@ -819,7 +820,7 @@ class Trainer:
         )
         set_rng_state(own["rng"])
         if not same:  # at an epoch's end, on another number of processes: new streams from here
-            distributed.own_random_stream(self.cfg.seed, self.global_step)
+            own_random_stream(self.cfg.seed, self.global_step)
 
     def non_finite_loss(
         self, inputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor
@@ -929,9 +930,9 @@ def data_wait_hint(cfg: Config, device: torch.device, waiting: float, total: flo
         fix = "cheaper per-sample work: every worker is busy"
     return (
         f"the last training epoch waited for data {waiting:.1f} s of {total:.1f} s "
-        f"({waiting / total:.0%}): the {device.type} sat idle meanwhile. Try {fix}; decoding and "
-        "resizing the same images every epoch can also be cached (store them once at the size "
-        "the model sees, e.g. as a uint8 tensor file, and load that)."
+        f"({waiting / total:.0%}): the {device.type} sat idle meanwhile. Try {fix}; work that "
+        "repeats every epoch (decoding, resizing, tokenising the same samples) can also be "
+        "cached: store the samples once as the model sees them, e.g. as a tensor file."
     )
 
 

@@ -57,6 +57,23 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(deterministic)  # its first call costs seconds
 
 
+def mixed_seed(*parts: int) -> int:
+    """One seed from several numbers, e.g. (seed, epoch, sample index): different for each
+    combination, unlike their sum."""
+    mixed = 0
+    for part in parts:
+        mixed = mixed * 1_000_003 + part
+    return mixed % 2**63
+
+
+def own_random_stream(seed: int, step: int) -> None:
+    """Seed this process's global generators from (seed, step, rank) under torchrun: without it
+    every rank draws the same dropout masks and a GAN the same noise, on different samples. Call
+    it once the model is built: its initial weights must be the same on every rank."""
+    if distributed.is_active():
+        torch.manual_seed(mixed_seed(seed, step, distributed.rank()))
+
+
 def seed_worker(worker_id: int) -> None:
     """DataLoader `worker_init_fn`: seed the worker's python and numpy, and leave signals to the
     main process.
@@ -119,7 +136,7 @@ class EpochIndices(EpochSampler):
 def augmentation_rng(seed: int, epoch: int, index: int) -> Iterator[None]:
     """Inside: torch's global generator seeded from (seed, epoch, index); after: as before."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(((seed * 1_000_003 + epoch) * 1_000_003 + index) % 2**63)
+        torch.manual_seed(mixed_seed(seed, epoch, index))
         yield
 
 

@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 import torch
+from torch import nn
 
 import main as entry_point
+from config import Config, apply_overrides
 {% if cookiecutter.dataset == "image_folder" %}
 from dataset import write_example_images
 {% elif cookiecutter.dataset == "csv" %}
@@ -21,6 +23,7 @@ from dataset import write_example_csv
 {% elif cookiecutter.dataset in ("mnist", "cifar10") %}
 from dataset import CACHE, IMAGE_SIZE, IN_CHANNELS
 {% endif %}
+from train import Trainer
 
 # Small enough for a CPU test to train in a second or two, big enough to learn something.
 TINY = [{{ task.tiny_overrides }}, "epochs=2", "batch_size=32", "log_every=2"]
@@ -131,3 +134,15 @@ class CountingMetrics:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.count = state["count"]
+
+
+def linear_trainer(overrides: list[str]) -> Trainer:
+    """A Trainer of a 4-in, 3-class linear model on the CPU, for tests of its mechanics."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    cfg = apply_overrides(Config(), ["optimizer=sgd", "grad_clip=0", "log_every=1000", *overrides])
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    trainer = Trainer(model, loss_fn, CountingMetrics, cfg, torch.device("cpu"), optimizer)
+    trainer.log_epoch_images = lambda: None  # the task draws its own data, not these toy vectors
+    return trainer

@@ -12,26 +12,23 @@ from pathlib import Path
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from config import Config, apply_overrides
 from dataset import make_dataloaders
-from helpers import CHECKPOINTS, CountingMetrics
+from helpers import CHECKPOINTS, linear_trainer
 from main import main
 {% if task.convolutional %}
 from model import build_loss, build_metrics, build_model
+from train import {{ task.trainer }}
 {% endif %}
-from train import {{ task.trainer }}{{ ', Trainer' if task.trainer != 'Trainer' }}
 from utils import RunPaths, load_checkpoint
 
 
 def test_bf16_autocast_trains_on_the_cpu_and_fp16_is_refused(workdir, tiny, capsys) -> None:
-    model = nn.Linear(4, 3)
-    cfg = apply_overrides(Config(), ["amp=bf16"])
-    trainer = Trainer(model, nn.CrossEntropyLoss(), CountingMetrics, cfg, torch.device("cpu"))
+    trainer = linear_trainer(["amp=bf16"])
     with trainer.autocast():
-        assert model(torch.randn(2, 4)).dtype == torch.bfloat16
+        assert trainer.model(torch.randn(2, 4)).dtype == torch.bfloat16
 
     assert main([*tiny, "epochs=1", "amp=bf16", "run_name=bf16"]) == 0
     history = load_checkpoint(CHECKPOINTS / "bf16" / "last.pt", torch.device("cpu"))["history"]
@@ -92,14 +89,9 @@ def test_an_epoch_spent_waiting_for_data_says_so_with_a_hint(workdir, capsys) ->
     inputs, labels = torch.randn(12, 4), torch.randint(3, (12,))
     slow = DataLoader(SlowSamples(inputs, labels), batch_size=4)  # 1.2 s of waiting
     fast = DataLoader(TensorDataset(inputs, labels), batch_size=4)
-    cfg = apply_overrides(Config(), ["epochs=1", "sanity_checks=false", "run_name=slow"])
-    model = nn.Linear(4, 3)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    cpu = torch.device("cpu")
-    trainer = Trainer(model, nn.CrossEntropyLoss(), CountingMetrics, cfg, cpu, optimizer)
-    trainer.log_epoch_images = lambda: None  # the task draws its own data, not these vectors
+    trainer = linear_trainer(["epochs=1", "sanity_checks=false", "run_name=slow"])
     with pytest.warns(UserWarning, match=r"waited for data 1\.\d s of .* Try load batches"):
-        trainer.fit(slow, fast, RunPaths.for_run(cfg))
+        trainer.fit(slow, fast, RunPaths.for_run(trainer.cfg))
 
     share = int(re.search(r"\(data (\d+)%\)", capsys.readouterr().out).group(1))
     assert share >= 80

@@ -12,16 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.tensorboard import SummaryWriter
 
 from config import Config, apply_overrides
 from dataset import make_dataloaders
-from helpers import CHECKPOINTS, CountingMetrics
+from helpers import CHECKPOINTS, linear_trainer
 from main import main
 from model import build_metrics
-from train import Trainer, build_scheduler
+from train import build_scheduler
 from utils import RunPaths, load_checkpoint
 
 RUN = Path("models/checkpoints/default/r")
@@ -126,21 +125,10 @@ def test_missing_checkpoint_names_the_path(workdir, capsys) -> None:
     assert "no checkpoint at models/nowhere.pt" in capsys.readouterr().err
 
 
-def _linear_trainer(overrides: list[str]) -> Trainer:
-    torch.manual_seed(0)
-    model = nn.Linear(4, 3)
-    cfg = apply_overrides(Config(), ["optimizer=sgd", "grad_clip=0", "log_every=1000", *overrides])
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
-    trainer = Trainer(model, loss_fn, CountingMetrics, cfg, torch.device("cpu"), optimizer)
-    trainer.log_epoch_images = lambda: None  # the task draws its own data, not these toy vectors
-    return trainer
-
-
 def test_accumulation_steps_once_per_window_with_the_mean_gradient() -> None:
     inputs, labels = torch.randn(21, 4), torch.randint(3, (21,))
 
-    accumulating = _linear_trainer(["accumulate_steps=3"])
+    accumulating = linear_trainer(["accumulate_steps=3"])
     steps = []
     accumulating.optimizer.register_step_post_hook(lambda *_: steps.append(1))
     accumulating.train_epoch(DataLoader(TensorDataset(inputs, labels), batch_size=3))
@@ -148,7 +136,7 @@ def test_accumulation_steps_once_per_window_with_the_mean_gradient() -> None:
     assert accumulating.global_step == 3
 
     # One window of 3 batches of 3 must equal one step on the 9 samples at once.
-    windowed, whole = _linear_trainer(["accumulate_steps=3"]), _linear_trainer([])
+    windowed, whole = linear_trainer(["accumulate_steps=3"]), linear_trainer([])
     windowed.train_epoch(DataLoader(TensorDataset(inputs[:9], labels[:9]), batch_size=3))
     whole.train_epoch(DataLoader(TensorDataset(inputs[:9], labels[:9]), batch_size=9))
     for a, b in zip(windowed.model.parameters(), whole.model.parameters(), strict=True):
@@ -159,27 +147,27 @@ def test_the_loss_check_waits_for_20_steps_and_the_warmup(workdir) -> None:
     inputs, labels = torch.randn(4, 4).repeat(2, 1), torch.randint(3, (4,)).repeat(2)
     loader = DataLoader(TensorDataset(inputs, labels), batch_size=4)  # 2 identical batches
     stuck = ["lr=1e-12", "sanity_checks=false", "early_stopping_patience=0", "warmup_steps=0"]
-    short = _linear_trainer([*stuck, "epochs=3", "run_name=short"])  # 6 steps: too few
-    warming = _linear_trainer([*stuck, "epochs=12", "warmup_steps=30", "run_name=warming"])
+    short = linear_trainer([*stuck, "epochs=3", "run_name=short"])  # 6 steps: too few
+    warming = linear_trainer([*stuck, "epochs=12", "warmup_steps=30", "run_name=warming"])
     for trainer in (short, warming):  # 24 steps, all of them in the warmup, are too few too
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             trainer.fit(loader, loader, RunPaths.for_run(trainer.cfg))
         assert not [w for w in caught if "has not decreased" in str(w.message)]
-    long = _linear_trainer([*stuck, "epochs=12", "run_name=long"])
+    long = linear_trainer([*stuck, "epochs=12", "run_name=long"])
     with pytest.warns(UserWarning, match="has not decreased in the first 20 steps"):
         long.fit(loader, loader, RunPaths.for_run(long.cfg))
 
 
 def test_checkpoint_round_trip_restores_the_trainer(workdir) -> None:
-    trainer = _linear_trainer(["run_name=r"])
+    trainer = linear_trainer(["run_name=r"])
     trainer.run = RunPaths.for_run(trainer.cfg)
     trainer.train_epoch(DataLoader(TensorDataset(torch.randn(8, 4), torch.randint(3, (8,))), 4))
     trainer.epoch, trainer.best_score = 1, 0.5
     saved = trainer.save_checkpoint()
     assert saved.name == "step-00000002.pt" and (RUN / "last.pt").samefile(saved)
 
-    restored = _linear_trainer(["seed=1"])
+    restored = linear_trainer(["seed=1"])
     restored.load_state_dict(load_checkpoint(RUN / "last.pt", torch.device("cpu")), RUN / "last.pt")
     for a, b in zip(trainer.model.parameters(), restored.model.parameters(), strict=True):
         assert torch.equal(a, b)
@@ -214,7 +202,7 @@ def test_every_scheduler_trains_and_checkpoints(workdir, tiny, scheduler) -> Non
 
 
 def test_best_tracking_and_early_stopping_follow_val_loss(workdir) -> None:
-    trainer = _linear_trainer(["early_stopping_patience=2", "epochs=10", "run_name=r"])
+    trainer = linear_trainer(["early_stopping_patience=2", "epochs=10", "run_name=r"])
     trainer.run = RunPaths.for_run(trainer.cfg)
     trainer.writer = SummaryWriter(trainer.run.logs)
     best_epochs = []
