@@ -19,13 +19,15 @@ def predict(paths: list[str], checkpoint: str | None, overrides: list[str]) -> i
     saved = load_checkpoint(checkpoint_path, torch.device("cpu"))
     cfg = apply_overrides(from_dict(saved["config"]), overrides)
     restore_data_index(cfg, saved)
-    device = resolve_device(cfg.device)
-    model = build_model(cfg)
-    load_model_weights(model, saved, checkpoint_path)
-    model.to(device).eval()
+    trainer = build(cfg)
+    load_weights(trainer.task, saved, checkpoint_path)
     names, inputs = prediction_inputs(cfg, [Path(path) for path in paths])
+    trainer.task.eval()
     with torch.inference_mode():
-        outputs = [model(batch.to(device)).float().cpu() for batch in inputs.split(cfg.batch_size)]
+        outputs = [
+            trainer.model(batch.to(trainer.device)).float().cpu()
+            for batch in inputs.split(cfg.batch_size)
+        ]
     header, values = prediction_columns(torch.cat(outputs), cfg)
     rows = [[name, *row] for name, row in zip(names, values, strict=True)]
     width = min(max(map(len, names)), 60)  # long names are cut on screen, kept in the file

@@ -1,22 +1,51 @@
 """Self-checks for the bugs that let a network "train" while it is broken.
 
 Seed of this file: a production network whose forward pass silently skipped most of its layers
-for months. Every run checks its first step (`FirstStepChecks`), warns when the loss does not move,
-prints a model summary, and adds a hint to the errors beginners meet most (`add_hint`).
+for months. Every run checks its first step (`FirstStepChecks`) and warns when the loss does not
+fall (`LossCheck`); a non-finite loss stops it with a replayable dump; `overfit_batch` (the
+--overfit-batch ladder) and `find_lr` train through the Trainer's own steps; a model summary,
+data checks, hints for the errors beginners meet most (`add_hint`) and `doctor` complete them.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import warnings
 from collections import defaultdict
-from typing import Any
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
 
-from config import UserError
+from config import Config, UserError, to_dict
+from model import Batch, Step
+from utils import CHECKPOINT_VERSION, atomic_save
+
+if TYPE_CHECKING:
+    from train import Trainer
+
+# torch's loss functions, which nn.CrossEntropyLoss, nn.MSELoss and most losses of your own call
+LOSS_FUNCTIONS = frozenset(
+    (
+        F.cross_entropy,
+        F.nll_loss,
+        F.binary_cross_entropy,
+        F.binary_cross_entropy_with_logits,
+        F.mse_loss,
+        F.l1_loss,
+        F.smooth_l1_loss,
+        F.huber_loss,
+        F.kl_div,
+    )
+)
+ON_LOGITS = frozenset((F.cross_entropy, F.binary_cross_entropy_with_logits))
 
 
 class SanityError(UserError):
@@ -25,46 +54,49 @@ class SanityError(UserError):
     exit_code = 1
 
 
-class FirstStepChecks:
-    """Checks around the first optimizer step of a run; `sanity_checks=false` turns them off.
+class NonFiniteError(UserError):
+    """The loss or the weights became NaN or infinite; nothing non-finite was saved."""
 
-    They cost about one extra step: a copy of the trainable weights and a few reductions.
+    exit_code = 1
+
+
+class FirstStepChecks:
+    """Checks of a run's first optimizer step; `sanity_checks=false` turns them off.
+
+    Made just before the step: it notes the trainable weights, `run` runs the training step
+    while watching torch's loss functions (`LossWatch`) and checks the loss it returns, and
+    `before_optimizer_step`/`after_optimizer_step` check that every trainable parameter got a
+    gradient during the step and that those with one moved. They cost about one extra step.
     """
 
-    def __init__(self, model: nn.Module, loss_fn: nn.Module) -> None:
-        self.model = model
-        self.loss_fn = loss_fn
-        self.before_step: dict[str, torch.Tensor] = {}
+    def __init__(self, task: nn.Module) -> None:
+        self.parameters = {
+            name.removeprefix("model."): p for name, p in task.named_parameters() if p.requires_grad
+        }
+        self.before = {name: p.detach().clone() for name, p in self.parameters.items()}
+        self.with_gradient: set[str] = set()
+        self.nonzero: set[str] = set()  # parameters whose gradient was not all zeros
+        self.hooks = [
+            p.register_post_accumulate_grad_hook(partial(self.saw_gradient, name))
+            for name, p in self.parameters.items()
+        ]
 
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """`loss_fn(outputs, targets)`, failing clearly when their shapes cannot match."""
-        loss_name = type(self.loss_fn).__name__
-        shapes = f"outputs of shape {shape_of(outputs)} with targets of shape {shape_of(targets)}"
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                loss = self.loss_fn(outputs, targets)
-            except (RuntimeError, ValueError, IndexError, TypeError) as error:
-                raise SanityError(
-                    f"{loss_name} cannot compare the model's {shapes}: {error}. Make the model's "
-                    "last layer produce what the loss expects (for CrossEntropyLoss: (batch, "
-                    "classes) logits and (batch,) class indices)."
-                ) from None
-        for warning in caught:
-            if "target size" in str(warning.message):  # broadcasting would silently mix samples
-                raise SanityError(
-                    f"{loss_name} got {shapes}; they broadcast into a wrong loss that still "
-                    "trains. Make both the same shape (e.g. outputs.squeeze(1) or "
-                    "targets.unsqueeze(1))."
-                )
-            warnings.warn_explicit(
-                warning.message, warning.category, warning.filename, warning.lineno
+    def saw_gradient(self, name: str, parameter: torch.Tensor) -> None:
+        self.with_gradient.add(name)
+        if parameter.grad.any():
+            self.nonzero.add(name)
+
+    def run(self, steps: nn.Module, batch: Batch) -> Step:
+        """`steps(batch)`, the training step, under watch; the step must return a Step whose
+        loss is a scalar tensor that autograd can differentiate."""
+        with LossWatch():
+            step = steps(batch)
+        if not isinstance(step, Step):
+            raise SanityError(
+                f"the training step returned a {type(step).__name__}, not a Step: return "
+                "Step(loss, outputs, targets) (see the Task contract in model.py)."
             )
-        return loss
-
-    def after_forward(self, outputs: torch.Tensor, loss: object) -> None:
-        """The loss must be a scalar tensor that autograd can differentiate."""
-        loss_name = type(self.loss_fn).__name__
+        loss = step.loss
         if not isinstance(loss, torch.Tensor):
             raise SanityError(
                 f"the loss is a {type(loss).__name__}, not a tensor, so backward() cannot run "
@@ -74,7 +106,7 @@ class FirstStepChecks:
         if loss.ndim != 0:
             raise SanityError(
                 f"the loss has shape {tuple(loss.shape)}, not a single number. Reduce it with "
-                f".mean() or build {loss_name} with reduction='mean'."
+                ".mean(), or build the loss with reduction='mean'."
             )
         if loss.grad_fn is None:
             raise SanityError(
@@ -83,51 +115,244 @@ class FirstStepChecks:
                 " so backward() would fail with 'element 0 of tensors does not require grad'. "
                 "Compute the loss from the model's outputs as they are."
             )
-        if looks_like_probabilities(outputs, self.loss_fn):
-            warnings.warn(
-                f"the model's outputs look like probabilities (all in [0, 1]) but {loss_name} "
-                "expects raw logits and applies the softmax/sigmoid itself. Remove the "
-                "softmax/sigmoid at the end of forward(); training works much worse with it.",
-                stacklevel=2,
-            )
+        return step
 
     def before_optimizer_step(self) -> None:
-        """Every trainable parameter must have a gradient; remember the weights."""
-        trainable = dict(trainable_parameters(self.model))
-        missing = [name for name, p in trainable.items() if p.grad is None]
-        if len(missing) == len(trainable):
+        """Every trainable parameter must have received a gradient during the step."""
+        missing = [name for name in self.parameters if name not in self.with_gradient]
+        if len(missing) == len(self.parameters):
             raise SanityError(
                 "no parameter received a gradient in the first step: loss.backward() was not "
                 "called, or the loss does not depend on the model's parameters."
             )
         if missing:
             raise SanityError(
-                f"{len(missing)} of {len(trainable)} trainable parameters received no gradient: "
-                f"{group_by_module(missing)}. The forward pass does not use them: a layer built "
-                "but never called, a branch that is .detach()ed, or an output computed from the "
-                "wrong variable (e.g. `y = self.conv(x1)` where `x1_up` was meant). Freeze "
-                "parameters you do not train with requires_grad_(False)."
+                f"{len(missing)} of {len(self.parameters)} trainable parameters received no "
+                f"gradient: {group_by_module(missing)}. The forward pass does not use them: a "
+                "layer built but never called, a branch that is .detach()ed, or an output "
+                "computed from the wrong variable (e.g. `y = self.conv(x1)` where `x1_up` was "
+                "meant). Freeze parameters you do not train with requires_grad_(False)."
             )
-        self.before_step = {
-            name: p.detach().clone() for name, p in trainable.items() if p.grad.any()
-        }
 
     def after_optimizer_step(self, step_skipped: bool) -> None:
         """Parameters that had a non-zero gradient must have moved."""
+        for hook in self.hooks:
+            hook.remove()
         if step_skipped:  # the fp16 loss scaler skipped an overflowing step: nothing to compare
             return
         stuck = [
             name
-            for name, p in trainable_parameters(self.model)
-            if name in self.before_step and torch.equal(p.detach(), self.before_step[name])
+            for name in self.nonzero
+            if torch.equal(self.parameters[name].detach(), self.before[name])
         ]
-        self.before_step = {}
         if stuck:
             raise SanityError(
                 f"{len(stuck)} parameters had gradients but did not change in the first "
-                f"optimizer step: {group_by_module(stuck)}. optimizer.step() is not called, the "
-                "learning rate is 0, or these parameters are missing from the optimizer."
+                f"optimizer step: {group_by_module(sorted(stuck))}. optimizer.step() is not "
+                "called, the learning rate is 0, or these parameters are missing from the "
+                "optimizer (see parameter_groups in model.py)."
             )
+
+
+class LossWatch(TorchFunctionMode):
+    """While active, every call of torch's loss functions is checked, whichever loss module or
+    function of yours makes it: shapes the loss cannot compare, or that it would broadcast into
+    a wrong loss that still trains, stop the run; probabilities where it expects logits (a
+    softmax before a cross-entropy) get a warning."""
+
+    def __torch_function__(
+        self, func: Any, types: tuple, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func not in LOSS_FUNCTIONS:
+            return func(*args, **kwargs)
+        outputs = args[0] if args else kwargs["input"]
+        targets = args[1] if len(args) > 1 else kwargs["target"]
+        name = func.__name__
+        shapes = f"outputs of shape {shape_of(outputs)} with targets of shape {shape_of(targets)}"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                loss = func(*args, **kwargs)
+            except (RuntimeError, ValueError, IndexError) as error:
+                if "device" in str(error):
+                    raise
+                raise SanityError(
+                    f"{name} cannot compare the model's {shapes}: {error}. Make the model's "
+                    "last layer produce what the loss expects (for cross_entropy: (batch, "
+                    "classes) logits and (batch,) class indices)."
+                ) from None
+        for warning in caught:
+            if "target size" in str(warning.message):  # broadcasting would silently mix samples
+                raise SanityError(
+                    f"{name} got {shapes}; they broadcast into a wrong loss that still "
+                    "trains. Make both the same shape (e.g. outputs.squeeze(1) or "
+                    "targets.unsqueeze(1))."
+                )
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+        if func in ON_LOGITS and looks_like_probabilities(outputs, func):
+            warnings.warn(
+                f"the model's outputs look like probabilities (all in [0, 1]) but {name} "
+                "expects raw logits and applies the softmax/sigmoid itself. Remove the "
+                "softmax/sigmoid at the end of forward(); training works much worse with it.",
+                stacklevel=2,
+            )
+        return loss
+
+
+class LossCheck:
+    """Warns when the training loss of the last quarter of the batches up to optimizer step
+    `at` is not below that of the first quarter (0: no check)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+        self.losses: list[torch.Tensor] = []
+
+    def add(self, loss: torch.Tensor, global_step: int, lr: float) -> None:
+        """Count one batch's loss, taken when `global_step` optimizer steps are done."""
+        if not self.at:
+            return
+        self.losses.append(loss.detach())
+        if global_step < self.at:
+            return
+        losses, self.at, self.losses = torch.stack(self.losses), 0, []
+        quarter = max(1, len(losses) // 4)
+        first, last = losses[:quarter].mean().item(), losses[-quarter:].mean().item()
+        if last >= first:
+            warnings.warn(
+                f"the training loss has not decreased in the first {global_step} steps "
+                f"(mean of the first {quarter} batches {first:.4g}, of the last {quarter} "
+                f"{last:.4g}). The model is not learning: check that optimizer.step() runs, that "
+                f"the loss gets the right targets, and the learning rate (lr={lr:.3g}; "
+                "python src/main.py --find-lr suggests one).",
+                stacklevel=2,
+            )
+
+
+def non_finite_loss(trainer: Trainer, batch: Batch, loss: torch.Tensor) -> NonFiniteError:
+    """The error for a non-finite training loss. In a run, the failing batch is saved with the
+    weights that produced it, for --replay."""
+    step, lr = trainer.global_step + 1, trainer.lr
+    message = (
+        f"the loss became {loss.item()} at epoch {trainer.epoch + 1}, step {step} (lr {lr:.3g}). "
+        f"Usual causes: a learning rate too high (try lr={lr / 10:.3g}), gradient clipping "
+        "turned off (grad_clip=0), a log or division of zero in the loss, or NaN/inf values in "
+        "the data. Nothing non-finite was saved"
+    )
+    if trainer.checkpoints is None:
+        return NonFiniteError(message + ".")
+    dump = trainer.checkpoints.folder / f"nonfinite-step{step:08d}.pt"
+    state = trainer.task.state_dict()
+    atomic_save(
+        {
+            "version": CHECKPOINT_VERSION,
+            "config": to_dict(trainer.cfg),
+            "model": trainer.model.state_dict(),  # still finite: no step was taken on this loss
+            "task": {k: v for k, v in state.items() if not k.startswith("model.")},
+            "batch": [tensor.cpu() for tensor in batch],
+        },
+        dump,
+    )
+    return NonFiniteError(
+        f"{message}; the batch and the weights that produced it are in {dump}. Reproduce the "
+        f"failing step with:\n    python src/main.py --replay {dump}"
+    )
+
+
+@dataclass
+class OverfitResult:
+    """The outcome of `overfit_batch`."""
+
+    steps: int
+    batch_size: int
+    start: dict[str, float]
+    end: dict[str, float]
+    fitted: bool
+    goal: str
+
+    def report(self, cfg: Config) -> str:
+        """A readable verdict; on failure, the likely causes and what to try."""
+        numbers = ", ".join(f"{k} {v:.4g}" for k, v in self.end.items())
+        stage = "one sample" if self.batch_size == 1 else f"one batch of {self.batch_size} samples"
+        summary = (
+            f"{stage}, {self.steps} steps: "
+            f"loss {self.start['loss']:.4g} -> {self.end['loss']:.4g} ({numbers})"
+        )
+        if self.fitted:
+            return f"overfit check passed: {summary}."
+        return (
+            f"overfit check FAILED at {stage}: {summary}; it needs {self.goal}.\n"
+            "A model that cannot memorise one batch has a bug, not a tuning problem. Likely "
+            "causes: a forward pass that ignores its input or skips layers, outputs that do not "
+            "match what the loss expects (e.g. a softmax before CrossEntropyLoss), targets that "
+            f"do not belong to their inputs, or a learning rate far off (lr={cfg.lr:g}). If the "
+            "loss is still falling steadily, give it more steps: "
+            f"overfit_steps={2 * cfg.overfit_steps}."
+        )
+
+
+def overfit_batch(trainer: Trainer, batch: Batch, max_steps: int) -> OverfitResult:
+    """Train on one fixed batch, with the task's own step, until the task says it is memorised
+    (`Task.overfitted`) or `max_steps` run out. Progress is measured in eval mode, so dropout
+    does not blur the verdict and batch norm uses the statistics a trained model would use."""
+    trainer.check_first_step()
+    start = end = trainer.evaluate([batch], desc="measure")
+    fitted, goal = trainer.task.overfitted(batch, start, end)
+    step = 0
+    for step in range(1, max_steps + 1):
+        trainer.train_on(batch)
+        if step % 10 == 0 or step == max_steps:
+            end = trainer.evaluate([batch], desc="measure")
+            fitted, goal = trainer.task.overfitted(batch, start, end)
+            if fitted or not math.isfinite(end["loss"]):
+                break
+    return OverfitResult(step, len(batch[-1]), start, end, fitted, goal)
+
+
+def find_lr(
+    trainer: Trainer, loader: Iterable[Batch], steps: int, low: float = 1e-7, high: float = 10.0
+) -> tuple[list[float], list[float]]:
+    """The learning-rate range test: raise the lr exponentially from `low` to `high` over
+    `steps` optimizer steps of the task's own step, recording the smoothed training loss,
+    until the loss diverges."""
+    lrs: list[float] = []
+    losses: list[float] = []
+    average, best = 0.0, math.inf
+    batches = endless(loader)
+    for step in range(steps):
+        lr = low * (high / low) ** (step / (steps - 1))
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = lr
+        try:
+            loss = trainer.train_on(next(batches)).loss.item()
+        except NonFiniteError:
+            break
+        average = 0.95 * average + 0.05 * loss
+        smoothed = average / (1 - 0.95 ** (step + 1))  # bias-corrected moving average
+        lrs.append(lr)
+        losses.append(smoothed)
+        best = min(best, smoothed)
+        if smoothed > 4 * best:
+            break
+    return lrs, losses
+
+
+def endless(loader: Iterable[Batch]) -> Iterator[Batch]:
+    """The loader's batches, epoch after epoch."""
+    while True:
+        yield from loader
+
+
+def suggest_lr(lrs: list[float], losses: list[float]) -> float:
+    """Where the loss falls fastest against log(lr), before its minimum: a safe, fast lr."""
+    lowest = losses.index(min(losses))
+    if lowest < 2:  # no descent to measure: stay within the swept range
+        return max(lrs[lowest] / 10, lrs[0])
+    log_lrs = torch.tensor(lrs[: lowest + 1]).log()
+    slopes = torch.tensor(losses[: lowest + 1]).diff() / log_lrs.diff()
+    return lrs[int(slopes.argmin()) + 1]
 
 
 def shape_of(value: object) -> str:
@@ -135,21 +360,14 @@ def shape_of(value: object) -> str:
     return str(tuple(shape)) if shape is not None else f"<{type(value).__name__}>"
 
 
-def looks_like_probabilities(outputs: torch.Tensor, loss_fn: nn.Module) -> bool:
-    """Whether `outputs` look softmax- or sigmoid-ed while `loss_fn` expects logits."""
-    if not isinstance(loss_fn, nn.CrossEntropyLoss | nn.BCEWithLogitsLoss):
-        return False
+def looks_like_probabilities(outputs: torch.Tensor, loss: object) -> bool:
+    """Whether `outputs` look softmax- or sigmoid-ed, given to a `loss` that expects logits."""
     values = outputs.detach().float()
     if values.numel() == 0 or values.min() < 0 or values.max() > 1:
         return False
-    if isinstance(loss_fn, nn.CrossEntropyLoss) and values.ndim >= 2:
+    if loss is F.cross_entropy and values.ndim >= 2:
         return bool(torch.allclose(values.sum(dim=1), torch.ones(()), atol=1e-3))
     return True
-
-
-def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """Parameters that training updates; frozen ones (requires_grad=False) are expected idle."""
-    return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
 
 
 def group_by_module(names: list[str]) -> str:

@@ -10,6 +10,7 @@ here acts for a single process and costs nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,8 +22,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Sampler
 
-from config import ConfigError
-
 
 def requested() -> bool:
     """Whether this process was started by torchrun (or SLURM's srun with torchrun's variables)
@@ -33,20 +32,15 @@ def requested() -> bool:
 def start() -> None:
     """Join the other processes. CUDA tensors travel by NCCL, CPU tensors by gloo: gradients go
     GPU to GPU, while the small agreements here (stop requests, metric sums) stay on the CPU and
-    never make a GPU wait. Each process of a machine gets its own GPU, cuda:LOCAL_RANK."""
+    never make a GPU wait. Each process of a machine gets its own GPU, cuda:LOCAL_RANK.
+
+    Raises RuntimeError or ValueError when the others cannot be reached (see main)."""
     backend = "gloo"
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank())
         backend = "cpu:gloo,cuda:nccl"
-    try:
-        # A rank that dies leaves the others waiting for it; the timeout ends the wait.
-        dist.init_process_group(backend, timeout=timedelta(minutes=10))
-    except (RuntimeError, ValueError) as error:
-        raise ConfigError(
-            f"could not join the other training processes ({error}). Start several processes "
-            "with torchrun, e.g. torchrun --nproc_per_node=2 src/main.py, and check that "
-            "MASTER_ADDR and MASTER_PORT name a reachable host and a free port."
-        ) from None
+    # A rank that dies leaves the others waiting for it; the timeout ends the wait.
+    dist.init_process_group(backend, timeout=timedelta(minutes=10))
 
 
 def stop() -> None:
@@ -97,22 +91,28 @@ def process_device(device: torch.device) -> torch.device:
     return device
 
 
-def wrap(model: nn.Module, device: torch.device, forward_sync_buffers: bool = True) -> nn.Module:
-    """`model` as it takes training steps: under DistributedDataParallel when there are several
-    processes (it keeps the weights identical by averaging gradients), else unchanged. Weights
-    are read and saved from `model` itself, so checkpoints load in a single process.
+def wrap(task: nn.Module, device: torch.device) -> nn.Module:
+    """`task` as it takes training steps: under DistributedDataParallel when there are several
+    processes, else unchanged. Calling it runs the task's training step through `forward`, so
+    the gradients of every parameter the step uses are averaged across processes during
+    `backward` and the copies stay identical. Weights are read and saved from the task itself,
+    so checkpoints load in a single process.
 
     DistributedDataParallel only averages the parameters that require gradients when it wraps
-    them. `forward_sync_buffers` copies rank 0's batch-norm statistics at every forward pass; turn
-    it off for a module called more than once per backward pass (it would overwrite statistics
-    the backward pass still needs); `sync_buffers` then aligns them before each evaluation.
+    them; it copies rank 0's buffers (batch-norm statistics) at the start of every step.
     """
     if not is_active():
-        return model
+        return task
     device_ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(
-        model, device_ids=device_ids, forward_sync_buffers=forward_sync_buffers
-    )
+    return DistributedDataParallel(task, device_ids=device_ids)
+
+
+def no_sync(module: nn.Module) -> contextlib.AbstractContextManager:
+    """Inside: backward passes add to each process's gradients without averaging them across
+    processes, for the batches of an accumulation window before its last one."""
+    if isinstance(module, DistributedDataParallel):
+        return module.no_sync()
+    return contextlib.nullcontext()
 
 
 def barrier() -> None:

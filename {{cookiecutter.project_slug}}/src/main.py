@@ -1,8 +1,9 @@
 {% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task with context %}
 """Entry point: `python src/main.py [key=value ...] [MODE]`; `--help` lists the modes and keys.
 
-Wiring only: it reads the command line, builds the data, model, optimizer and Trainer, and reports
-where the outputs went. User errors end here as a one-paragraph message and an exit code.
+Wiring only: it reads the command line, builds the data and the task (model.py) with its
+optimizer and Trainer (`build`, shared by every mode), and reports where the outputs went. User
+errors end here as a one-paragraph message and an exit code.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import json
 import os
 import signal
 import sys
-import traceback
 import warnings
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 
 import distributed
-from checks import add_hint, check_splits, doctor, model_summary
+from checks import add_hint, check_splits, doctor, find_lr, model_summary, overfit_batch, suggest_lr
 from config import (
     Config,
     ConfigError,
@@ -30,46 +31,30 @@ from config import (
     apply_overrides,
     describe_keys,
     from_dict,
+{% if task.stages %}
     overrides_without,
-    to_dict,
-)
-{% if task.predicts %}
-from dataset import make_dataloaders, prediction_inputs
-{% else %}
-from dataset import make_dataloaders
 {% endif %}
-{% set model_imports = task.main_model_imports.split() + (["prediction_columns"] if task.predicts else []) %}
-{% if model_imports %}
-from model import (
-{% for name in (model_imports + ["build_loss", "build_metrics", "build_model", "describe"]) | sort %}
-    {{ name }},
-{% endfor %}
 )
-{% else %}
-from model import build_loss, build_metrics, build_model, describe
-{% endif %}
+from dataset import make_dataloaders, model_inputs{{ ", prediction_inputs" if task.predicts }}
+from model import Task, build_task
+from report import describe, prediction_pictures, test_report{{ ", prediction_columns" if task.predicts }}
 from runs import (
     RunRecord,
-    collect_runs,
-    format_table,
+    cross_validate,
+    list_runs,
     load_config_file,
-    ranked,
     record_context,
-    runs_csv_path,
-    save_runs_csv,
-    sweep_grid,
+    refuse_to_replace,
+    sweep,
 )
+from tracking import RunLog, save_lr_plot
 from train import (
-{% if task.trainer != "Trainer" %}
-    {{ task.trainer }},
-{% endif %}
     Trainer,
     TrainingStopped,
     build_optimizer,
     build_scheduler,
-    load_model_weights,
+    load_weights,
     mixed_precision,
-    suggest_lr,
 )
 from utils import (
     GracefulStop,
@@ -80,7 +65,6 @@ from utils import (
     new_run_name,
     resolve_device,
     restore_data_index,
-    save_lr_plot,
     seed_everything,
 )
 
@@ -168,9 +152,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         distributed.start()
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+    except (RuntimeError, ValueError) as error:
+        print(
+            f"error: could not join the other training processes ({error}). Start several "
+            "processes with torchrun, e.g. torchrun --nproc_per_node=2 src/main.py, and check "
+            "that MASTER_ADDR and MASTER_PORT name a reachable host and a free port.",
+            file=sys.stderr,
+        )
+        return 2
     if not distributed.is_main():  # one copy of the output: rank 0's
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
         warnings.simplefilter("ignore")
@@ -223,12 +212,12 @@ def run_mode(args: argparse.Namespace) -> int:
         else:
             cfg = apply_overrides(Config(), args.overrides)
         if args.find_lr:
-            return find_lr(cfg)
+            return lr_finder(cfg)
         if args.overfit_batch:
             return overfit(cfg)
         if args.sweep:
-            return sweep(cfg, args.overrides, args.sweep)
-        return train(cfg, args.overrides, args.resume)
+            return sweep(cfg, args.overrides, args.sweep, {{ "train_stages" if task.stages else "train" }})
+        return {{ "train_stages" if task.stages else "train" }}(cfg, args.overrides, args.resume)
     except UserError as error:
         rank = f"rank {distributed.rank()}: " if not distributed.is_main() else ""
         print(f"error: {rank}{error}", file=sys.stderr)
@@ -243,6 +232,24 @@ def run_mode(args: argparse.Namespace) -> int:
         raise
 
 
+def build(
+    cfg: Config,
+    train_batches: int | None = None,
+    stop: GracefulStop | None = None,
+    task: Task | None = None,
+) -> Trainer:
+    """What training, --overfit-batch, --find-lr and --test share: the task of `cfg` (model.py:
+    its network, loss, metrics and steps; `task` if given), its optimizer, the schedule of
+    `train_batches` batches an epoch (none without), and the Trainer that runs them. Make the
+    data loaders first: a new run's data index, which the task's sizes come from, is theirs."""
+    if task is None:
+        task = build_task(cfg, **model_inputs(cfg))
+    device = distributed.process_device(resolve_device(cfg.device))
+    optimizer = build_optimizer(cfg, task)
+    scheduler = build_scheduler(cfg, optimizer, train_batches) if train_batches else None
+    return Trainer(task, cfg, device, optimizer, scheduler, stop)
+
+
 def train(cfg: Config, overrides: list[str], resume: str | None = None) -> int:
     """Train a new run of `cfg` (given `overrides` on the command line), or continue the one
     `resume` names."""
@@ -255,9 +262,8 @@ def train(cfg: Config, overrides: list[str], resume: str | None = None) -> int:
     if checkpoint is not None:
         cfg = resumed_config(from_dict(checkpoint["config"]), overrides)
         restore_data_index(cfg, checkpoint)
-{% include "tasks/" ~ cookiecutter.task ~ "/main_train_branch.py" ignore missing %}
     elif cfg.folds > 1 and cfg.fold == 0:
-        return cross_validate(cfg, overrides)
+        return cross_validate(cfg, overrides, fit)
     elif not cfg.run_name:
         cfg = apply_overrides(cfg, [f"run_name={new_run_name(cfg)}"])
     exit_code, _ = fit(cfg, checkpoint, checkpoint_path)
@@ -268,12 +274,11 @@ def fit(
     cfg: Config,
     checkpoint: dict | None = None,
     checkpoint_path: Path | None = None,
-    model: torch.nn.Module | None = None,
+    task: Task | None = None,
 ) -> tuple[int, Trainer]:
-    """One run: train `cfg.run_name` (from `checkpoint` if given, or from `model`'s weights),
+    """One run: train `cfg.run_name` (from `checkpoint` if given, or from `task`'s weights),
     then report where its outputs went. Returns the exit code and the trainer."""
-    device = distributed.process_device(resolve_device(cfg.device))
-    mixed_precision(cfg, device)  # an amp the device cannot do stops the run before any writing
+    mixed_precision(cfg, resolve_device(cfg.device))  # refused before anything is written
     run = RunPaths.for_run(cfg)
     if checkpoint is None and (run.checkpoints / "last.pt").exists():
         refuse_to_replace(cfg)
@@ -283,17 +288,10 @@ def fit(
 
     seed_everything(cfg.seed, cfg.deterministic)
     train_loader, val_loader, test_loader = make_dataloaders(cfg)
-    loaders = {"train": train_loader, "val": val_loader, "test": test_loader}
-    datasets = {name: loader.dataset for name, loader in loaders.items()}
-    print(check_splits(datasets, cfg.imbalance_warn_ratio))
-    if model is None:
-        model = build_model(cfg)
-    model = model.to(device)
-    optimizer = build_optimizer(cfg, model)
-    scheduler = build_scheduler(cfg, optimizer, len(train_loader))
-    loss_fn, metrics = build_loss(cfg), build_metrics(cfg)
+    datasets = {"train": train_loader.dataset, "val": val_loader.dataset}
+    print(check_splits({**datasets, "test": test_loader.dataset}, cfg.imbalance_warn_ratio))
     with GracefulStop() as stop:
-        trainer = {{ task.trainer }}(model, loss_fn, metrics, cfg, device, optimizer, scheduler, stop)
+        trainer = build(cfg, len(train_loader), stop, task)
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint, checkpoint_path)
             print(
@@ -307,43 +305,51 @@ def fit(
                     "if it stopped early)."
                 )
                 return 0, trainer
-        samples = len(train_loader.dataset)
-        if distributed.is_active():
-            device_text = f"{distributed.world_size()} processes on {device.type}"
-        else:
-            device_text = str(device)
-        print(f"run {cfg.experiment}/{cfg.run_name} on {device_text}, {samples} training samples")
-        summary = model_summary(model)
-        print(summary)
-        record = None
-        if distributed.is_main():
-            record = RunRecord.start(cfg, run, trainer)
-            (run.logs / "model_summary.txt").write_text(summary + "\n")
-        try:
-            trainer.fit(train_loader, val_loader, run)
-        except TrainingStopped as stopped:
-            if record is not None:
-                record.end("stopped", trainer)
-            name = signal.Signals(stopped.signum).name
-            print(
-                f"stopped by {name} at epoch {trainer.epoch + 1}, step {trainer.global_step}; "
-                f"saved {stopped.checkpoint}. Resume with:\n"
-                f"    {distributed.launcher()} src/main.py --resume {run.checkpoints / 'last.pt'}"
-            )
-            return 128 + stopped.signum, trainer
-        except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint can still be resumed
-            if record is not None:
-                record.end("stopped", trainer)
-            raise
-        except BaseException as error:
-            message = str(error).strip().splitlines()
-            summary = f"{type(error).__name__}: {message[0] if message else ''}"
-            if record is not None:
-                record.end("crashed", trainer, error=summary)
-            raise
-        if record is not None:
-            record.end("finished", trainer)
+        exit_code = recorded_fit(trainer, train_loader, val_loader, run)
+    if exit_code == 0:
+        report_outputs(trainer, run)
+    return exit_code, trainer
 
+
+def recorded_fit(
+    trainer: Trainer, train_loader: DataLoader, val_loader: DataLoader, run: RunPaths
+) -> int:
+    """`trainer.fit`, recorded in the run's run.json (running, then finished, stopped or
+    crashed); a stop prints the command that resumes. Returns the exit code."""
+    cfg = trainer.cfg
+    where = f"{distributed.world_size()} processes on " if distributed.is_active() else ""
+    where += trainer.device.type if distributed.is_active() else str(trainer.device)
+    samples = f"{len(train_loader.dataset)} training samples"
+    print(f"run {cfg.experiment}/{cfg.run_name} on {where}, {samples}")
+    summary = model_summary(trainer.model)
+    print(summary)
+    record = RunRecord.start(cfg, run, trainer)
+    record.save_text("model_summary.txt", summary + "\n")
+    try:
+        trainer.fit(train_loader, val_loader, run, RunLog(cfg, run, prediction_pictures))
+    except TrainingStopped as stopped:
+        record.end("stopped", trainer)
+        name = signal.Signals(stopped.signum).name
+        print(
+            f"stopped by {name} at epoch {trainer.epoch + 1}, step {trainer.global_step}; "
+            f"saved {stopped.checkpoint}. Resume with:\n"
+            f"    {distributed.launcher()} src/main.py --resume {run.checkpoints / 'last.pt'}"
+        )
+        return 128 + stopped.signum
+    except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint can still be resumed
+        record.end("stopped", trainer)
+        raise
+    except BaseException as error:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        record.end("crashed", trainer, error=f"{type(error).__name__}: {first_line}")
+        raise
+    record.end("finished", trainer)
+    return 0
+
+
+def report_outputs(trainer: Trainer, run: RunPaths) -> None:
+    """The best epoch's scores, what the model learned, and where the run's outputs are."""
+    cfg = trainer.cfg
     best = trainer.best_epoch()
     scores = ", ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("val_"))
     print(f"\nbest epoch {best['epoch']}: {scores}")
@@ -353,131 +359,6 @@ def fit(
     print(f"record       {run.logs / 'run.json'} (config.json, metrics.csv beside it)")
     print(f"plots        {run.plots / 'curves.png'}")
     print(f"test it      python src/main.py --test {run.checkpoints / 'best.pt'}")
-    return 0, trainer
-
-
-def cross_validate(cfg: Config, overrides: list[str]) -> int:
-    """folds=k: one run per fold, <name>-fold1 to -fold<k>, each validating on its own k-th of the
-    non-test samples; then the mean ± std of their best epochs' val metrics, saved as cv.json.
-
-    The same command again continues an interrupted cross-validation: finished folds are kept and
-    the interrupted one resumes from its last.pt (overwrite=true trains them all anew).
-    """
-    name = cfg.run_name or new_run_name(cfg)
-    best = []
-    for fold in range(1, cfg.folds + 1):
-        fold_cfg = apply_overrides(cfg, [f"fold={fold}", f"run_name={name}-fold{fold}"])
-        last = RunPaths.for_run(fold_cfg).checkpoints / "last.pt"
-        checkpoint = None
-        if last.exists() and not cfg.overwrite:
-            checkpoint = load_checkpoint(last, torch.device("cpu"))
-            refuse_other_settings(from_dict(checkpoint["config"]), fold_cfg, last)
-        print(f"\nfold {fold} of {cfg.folds}: run {cfg.experiment}/{fold_cfg.run_name}")
-        exit_code, trainer = fit(fold_cfg, checkpoint, last if checkpoint else None)
-        if exit_code:
-            kept = overrides_without(overrides, ("run_name",))
-            print(
-                "(that finishes this fold alone); to finish the cross-validation, run instead:\n"
-                f"    python src/main.py {' '.join([*kept, f'run_name={name}'])}"
-            )
-            return exit_code
-        best.append(trainer.best_epoch())
-
-    keys = [key for key in best[0] if key.startswith("val_")]
-    values = {key: torch.tensor([row[key] for row in best], dtype=torch.float64) for key in keys}
-    summary = {key: (v.mean().item(), v.std().item()) for key, v in values.items()}
-    print(f"\ncross-validation, {cfg.folds} folds (each fold's best epoch):")
-    for key, (mean, std) in summary.items():
-        folds = ", ".join(f"{v:.4f}" for v in values[key].tolist())
-        print(f"  {key:<14} {mean:.4f} ± {std:.4f}   ({folds})")
-    saved = RunPaths.for_run(apply_overrides(cfg, [f"run_name={name}"])).logs / "cv.json"
-    record = {
-        "folds": cfg.folds,
-        "runs": [f"{name}-fold{fold}" for fold in range(1, cfg.folds + 1)],
-        "best_epochs": best,
-        "mean": {key: mean for key, (mean, _) in summary.items()},
-        "std": {key: std for key, (_, std) in summary.items()},
-    }
-    saved.parent.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"results  {saved}")
-    return 0
-
-
-def sweep(cfg: Config, overrides: list[str], axes: list[str]) -> int:
-    """--sweep: one training per combination of the axes' values, one after the other, as runs
-    <name>-1, <name>-2, ...; a run that fails is recorded as crashed and the sweep goes on. Ends
-    with the table of the sweep's runs, best first; exit code 1 if any run failed."""
-    grid = sweep_grid(axes)
-    configs = [apply_overrides(cfg, combination) for combination in grid]  # all checked first
-    name = cfg.run_name or f"sweep-{new_run_name(cfg)}"
-    configs = [apply_overrides(c, [f"run_name={name}-{i}"]) for i, c in enumerate(configs, 1)]
-    for run_cfg in configs:
-        refuse_to_replace(run_cfg)  # now, not after the runs before it have trained
-    print(f"sweep {cfg.experiment}/{name}: {len(grid)} runs")
-    failed = 0
-    record_context(sweep=name)
-    try:
-        for i, (combination, run_cfg) in enumerate(zip(grid, configs, strict=True), 1):
-            print(f"\nsweep run {i} of {len(grid)}: {' '.join(combination)}")
-            try:
-                exit_code = train(run_cfg, [*overrides, *combination])
-            except UserError as error:
-                exit_code = error.exit_code
-                print(f"error: {error}", file=sys.stderr)
-            except Exception as error:  # a bug in this run's settings; the others may be fine
-                add_hint(error)
-                traceback.print_exc()
-                exit_code = 1
-            if exit_code >= 128:  # stopped by a signal: the user wants the sweep to end
-                print(f"sweep stopped after {i - 1} of {len(grid)} runs.")
-                return exit_code
-            if exit_code:
-                failed += 1
-                print(f"sweep run {i} failed (recorded as crashed); going on with the next.")
-    finally:
-        record_context(sweep=None)
-    rows = collect_runs(Path(cfg.log_dir))
-    ours = ranked([row for row in rows if row["sweep"] == name])
-    print(f"\nsweep {cfg.experiment}/{name}, best first:\n{format_table(ours)}")
-    path = runs_csv_path(cfg)
-    save_runs_csv(rows, path)
-    print(f"\nevery run: {path}; compare them: tensorboard --logdir {cfg.log_dir}")
-    return 1 if failed else 0
-
-
-def list_runs(cfg: Config) -> int:
-    """--runs: every run recorded under log_dir with its status, the hyperparameters that differ
-    between runs and its best validation score; also written to results/runs.csv."""
-    rows = collect_runs(Path(cfg.log_dir))
-    print(format_table(rows))
-    path = runs_csv_path(cfg)
-    save_runs_csv(rows, path)
-    print(f"\n{len(rows)} runs; table saved as {path}")
-    return 0
-
-
-def refuse_other_settings(saved: Config, cfg: Config, checkpoint_path: Path) -> None:
-    """Stop a cross-validation from mixing in a fold run that was trained with other settings."""
-    old, new = to_dict(saved), to_dict(cfg)
-    changed = [key for key in new if old[key] != new[key] and key != "overwrite"]
-    if changed:
-        shown = ", ".join(f"{key} {old[key]!r} (now {new[key]!r})" for key in changed)
-        raise ConfigError(
-            f"{checkpoint_path} is a fold of an earlier cross-validation with other settings: "
-            f"{shown}. Choose another run_name, or pass overwrite=true to train every fold anew."
-        )
-
-
-def refuse_to_replace(cfg: Config) -> None:
-    """Stop a new run whose name already has checkpoints, unless overwrite=true."""
-    run = RunPaths.for_run(cfg)
-    if (run.checkpoints / "last.pt").exists() and not cfg.overwrite:
-        raise ConfigError(
-            f"run {cfg.experiment}/{cfg.run_name} already has checkpoints in "
-            f"{run.checkpoints}. Continue it with --resume {run.checkpoints / 'last.pt'}, "
-            "choose another run_name, or replace it with overwrite=true."
-        )
 
 
 def resumed_config(saved: Config, overrides: list[str]) -> Config:
@@ -503,32 +384,24 @@ def resumed_config(saved: Config, overrides: list[str]) -> Config:
 {% endif %}
 def overfit(cfg: Config) -> int:
     """The overfit ladder: memorise one sample, then one batch; exit code 0 if both work."""
-    device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     train_loader, _, _ = make_dataloaders(cfg)
     inputs, targets = next(iter(train_loader))
     for size in (1, len(targets)):
         seed_everything(cfg.seed)  # each stage starts from the same fresh model
-        model = build_model(cfg).to(device)
         # No schedule: the question is whether the model can learn at all, at the configured lr.
-        optimizer = build_optimizer(cfg, model)
-        trainer = {{ task.trainer }}(model, build_loss(cfg), build_metrics(cfg), cfg, device, optimizer)
-        result = trainer.overfit_batch(inputs[:size], targets[:size], cfg.overfit_steps)
+        result = overfit_batch(build(cfg), (inputs[:size], targets[:size]), cfg.overfit_steps)
         print(result.report(cfg))
         if not result.fitted:
             return 1
     return 0
 
 
-def find_lr(cfg: Config) -> int:
+def lr_finder(cfg: Config) -> int:
     """The learning-rate range test: plot loss against lr and suggest an lr= override."""
-    device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     train_loader, _, _ = make_dataloaders(cfg)
-    model = build_model(cfg).to(device)
-    optimizer = build_optimizer(cfg, model)
-    trainer = {{ task.trainer }}(model, build_loss(cfg), build_metrics(cfg), cfg, device, optimizer)
-    lrs, losses = trainer.find_lr(train_loader, cfg.lr_finder_steps)
+    lrs, losses = find_lr(build(cfg), train_loader, cfg.lr_finder_steps)
     if len(lrs) < 3:
         raise ConfigError("the loss diverged at once, even at lr=1e-7; check the data and model.")
     suggestion = suggest_lr(lrs, losses)
@@ -554,13 +427,11 @@ def test(checkpoint_path: Path, overrides: list[str]) -> int:
     checkpoint = load_checkpoint(checkpoint_path, torch.device("cpu"))
     cfg = apply_overrides(from_dict(checkpoint["config"]), overrides)
     restore_data_index(cfg, checkpoint)
-    device = resolve_device(cfg.device)
     _, _, test_loader = make_dataloaders(cfg)
-    model = build_model(cfg)
-    load_model_weights(model, checkpoint, checkpoint_path)
-    trainer = {{ task.trainer }}(model.to(device), build_loss(cfg), build_metrics(cfg), cfg, device)
+    trainer = build(cfg)
+    load_weights(trainer.task, checkpoint, checkpoint_path)
     results = trainer.evaluate(test_loader, desc="test")
-{% include "tasks/" ~ cookiecutter.task ~ "/main_test_extra.py" ignore missing %}
+    results.update(test_report(trainer.model, test_loader, cfg, results))
     scores = " | ".join(f"test_{k} {v:.4f}" for k, v in results.items() if isinstance(v, float))
     print(f"{checkpoint_path} on {len(test_loader.dataset)} test samples: {scores}")
     saved = RunPaths.for_run(cfg).logs / "test.json"
@@ -575,19 +446,19 @@ def replay(dump_path: Path) -> int:
     """Re-run the step that produced a non-finite loss: exit 1 if it is non-finite again."""
     dump = load_file(dump_path, torch.device("cpu"))
     cfg = from_dict(dump["config"])
-    model = build_model(cfg)
-    load_model_weights(model, dump, dump_path)
+    task = build_task(cfg, **model_inputs(cfg))
+    load_weights(task, dump, dump_path)
     first_bad: list[str] = []
 
     def find_first_bad(module: torch.nn.Module, _: object, output: object) -> None:
         if not first_bad and isinstance(output, torch.Tensor) and not output.isfinite().all():
             first_bad.append(names[module])
 
-    names = {module: name or "model" for name, module in model.named_modules()}
+    names = {module: name or "model" for name, module in task.model.named_modules()}
     for module in names:
         module.register_forward_hook(find_first_bad)
-    model.train()  # the mode the failing step ran in
-    loss = build_loss(cfg)(model(dump["inputs"]), dump["targets"])
+    task.train()  # the mode the failing step ran in
+    loss = task.training_step(tuple(dump["batch"])).loss
     if torch.isfinite(loss):
         print(f"replayed {dump_path}: loss {loss.item():.4g} is finite this time.")
         return 0

@@ -1,4 +1,5 @@
-"""The record of every run, and the table of all runs.
+"""The record of every run, the table of all runs, and the workflows that make several runs:
+cross-validation and sweeps.
 
 Each run's log folder, results/logs/<experiment>/<run>/, explains the run:
 - `config.json`: the full resolved config. `python src/main.py --config <it>` starts from it.
@@ -8,6 +9,8 @@ Each run's log folder, results/logs/<experiment>/<run>/, explains the run:
 - `metrics.csv`: one row per epoch, rewritten after every epoch.
 - `metrics.json`: the best and the last epoch, written when the run ends.
 `python src/main.py --runs` turns them into one table and writes results/runs.csv.
+
+The workflows train each of their runs with the function main.py gives them (`fit` or `train`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ import platform
 import shlex
 import socket
 import subprocess
+import sys
+import traceback
+from collections.abc import Callable
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -28,18 +34,30 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from config import Config, ConfigError, apply_overrides, from_dict, to_dict
-from utils import RunPaths, atomic_save
+import distributed
+from checks import add_hint
+from config import (
+    Config,
+    ConfigError,
+    UserError,
+    apply_overrides,
+    from_dict,
+    overrides_without,
+    to_dict,
+)
+from tracking import NOT_HYPERPARAMETERS, read_metrics_csv
+from utils import RunPaths, atomic_save, load_checkpoint, new_run_name
 
 if TYPE_CHECKING:
     from train import Trainer
 
+# Trains one run of a config (from a checkpoint and its path, if given): the exit code, the trainer
+Fit = Callable[..., tuple[int, "Trainer"]]
+# Trains what a config asks for, given the overrides of the command line: the exit code
+Train = Callable[[Config, list[str]], int]
+
 PROJECT = Path(__file__).resolve().parent.parent  # the folder whose git history versions the code
 LIBRARIES = ("torch", "torchvision", "torchmetrics", "numpy", "tensorboard", "tqdm", "matplotlib")
-# Keys that name or place a run rather than change what it learns: never "hyperparameters".
-NOT_HYPERPARAMETERS = frozenset(
-    ("experiment", "run_name", "overwrite", "checkpoint_dir", "log_dir", "plot_dir")
-)
 
 # What every run this process starts is recorded with (see `record_context`).
 _context: dict[str, Any] = {"command": ["python", "src/main.py"], "sweep": None}
@@ -81,17 +99,20 @@ def load_config_file(path: Path, overrides: list[str]) -> Config:
 
 
 class RunRecord:
-    """The run.json of one run, written when it starts and again when it ends."""
+    """The run.json of one run, written when it starts and again when it ends; under torchrun,
+    by rank 0 alone (the other processes' records write nothing)."""
 
-    def __init__(self, run: RunPaths, data: dict[str, Any]) -> None:
+    def __init__(self, run: RunPaths, data: dict[str, Any] | None) -> None:
         self.run = run
         self.data = data
-        self.session = data["sessions"][-1]
+        self.session = data["sessions"][-1] if data else {}
 
     @classmethod
     def start(cls, cfg: Config, run: RunPaths, trainer: Trainer) -> RunRecord:
         """Record a run that starts, or a session that continues it (--resume): the earlier
         sessions' records are kept, and each session has its own command and code version."""
+        if not distributed.is_main():
+            return cls(run, None)
         run.logs.mkdir(parents=True, exist_ok=True)
         save_json(to_dict(cfg), run.logs / "config.json")
         previous = read_json(run.logs / "run.json") or {}
@@ -112,7 +133,7 @@ class RunRecord:
             "experiment": cfg.experiment,
             "run": cfg.run_name,
             "status": "running",
-            "monitor": f"val_{trainer.monitor}",  # the score that picks best.pt, lower is better
+            "monitor": f"val_{trainer.task.monitor}",  # picks best.pt; lower is better
             "sweep": previous.get("sweep", _context["sweep"]),
             "started": previous.get("started", session["started"]),
             "ended": None,
@@ -128,6 +149,8 @@ class RunRecord:
 
     def end(self, status: str, trainer: Trainer, error: str = "") -> None:
         """Record how this session ended, and the run's final metrics (metrics.json)."""
+        if self.data is None:
+            return
         now = datetime.now().astimezone()
         started = datetime.fromisoformat(self.session["started"])
         self.session["ended"] = now.isoformat(timespec="seconds")
@@ -150,6 +173,11 @@ class RunRecord:
 
     def save(self) -> None:
         save_json(self.data, self.run.logs / "run.json")
+
+    def save_text(self, name: str, text: str) -> None:
+        """Keep `text` beside the record, as `name` (e.g. the model summary)."""
+        if self.data is not None:
+            (self.run.logs / name).write_text(text)
 
 
 def read_json(path: Path) -> Any:
@@ -204,25 +232,6 @@ def code_version(root: Path, patch: Path) -> dict[str, Any]:
     if untracked:
         code["untracked"] = untracked
     return code
-
-
-def save_metrics_csv(history: list[dict[str, float]], path: Path) -> None:
-    """The history, one row per epoch, as CSV (atomically: a reader never sees half a file)."""
-    columns = list(dict.fromkeys(key for row in history for key in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_save(buffer.getvalue(), path, write=lambda obj, file: file.write(obj.encode()))
-
-
-def read_metrics_csv(path: Path) -> list[dict[str, float]]:
-    """What `save_metrics_csv` wrote; [] when the run has no finished epoch."""
-    try:
-        with path.open(newline="") as file:
-            return [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(file)]
-    except (OSError, ValueError):
-        return []
 
 
 def pid_alive(pid: int) -> bool:
@@ -389,3 +398,126 @@ def _format_duration(seconds: float) -> str:
     minutes, seconds = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def cross_validate(cfg: Config, overrides: list[str], fit: Fit) -> int:
+    """folds=k: one run per fold, <name>-fold1 to -fold<k>, each validating on its own k-th of the
+    non-test samples; then the mean ± std of their best epochs' val metrics, saved as cv.json.
+
+    The same command again continues an interrupted cross-validation: finished folds are kept and
+    the interrupted one resumes from its last.pt (overwrite=true trains them all anew).
+    """
+    name = cfg.run_name or new_run_name(cfg)
+    best = []
+    for fold in range(1, cfg.folds + 1):
+        fold_cfg = apply_overrides(cfg, [f"fold={fold}", f"run_name={name}-fold{fold}"])
+        last = RunPaths.for_run(fold_cfg).checkpoints / "last.pt"
+        checkpoint = None
+        if last.exists() and not cfg.overwrite:
+            checkpoint = load_checkpoint(last, torch.device("cpu"))
+            refuse_other_settings(from_dict(checkpoint["config"]), fold_cfg, last)
+        print(f"\nfold {fold} of {cfg.folds}: run {cfg.experiment}/{fold_cfg.run_name}")
+        exit_code, trainer = fit(fold_cfg, checkpoint, last if checkpoint else None)
+        if exit_code:
+            kept = overrides_without(overrides, ("run_name",))
+            print(
+                "(that finishes this fold alone); to finish the cross-validation, run instead:\n"
+                f"    python src/main.py {' '.join([*kept, f'run_name={name}'])}"
+            )
+            return exit_code
+        best.append(trainer.best_epoch())
+
+    keys = [key for key in best[0] if key.startswith("val_")]
+    values = {key: torch.tensor([row[key] for row in best], dtype=torch.float64) for key in keys}
+    summary = {key: (v.mean().item(), v.std().item()) for key, v in values.items()}
+    print(f"\ncross-validation, {cfg.folds} folds (each fold's best epoch):")
+    for key, (mean, std) in summary.items():
+        folds = ", ".join(f"{v:.4f}" for v in values[key].tolist())
+        print(f"  {key:<14} {mean:.4f} ± {std:.4f}   ({folds})")
+    saved = RunPaths.for_run(apply_overrides(cfg, [f"run_name={name}"])).logs / "cv.json"
+    record = {
+        "folds": cfg.folds,
+        "runs": [f"{name}-fold{fold}" for fold in range(1, cfg.folds + 1)],
+        "best_epochs": best,
+        "mean": {key: mean for key, (mean, _) in summary.items()},
+        "std": {key: std for key, (_, std) in summary.items()},
+    }
+    save_json(record, saved)
+    print(f"results  {saved}")
+    return 0
+
+
+def sweep(cfg: Config, overrides: list[str], axes: list[str], train: Train) -> int:
+    """--sweep: one training per combination of the axes' values, one after the other, as runs
+    <name>-1, <name>-2, ...; a run that fails is recorded as crashed and the sweep goes on. Ends
+    with the table of the sweep's runs, best first; exit code 1 if any run failed."""
+    grid = sweep_grid(axes)
+    configs = [apply_overrides(cfg, combination) for combination in grid]  # all checked first
+    name = cfg.run_name or f"sweep-{new_run_name(cfg)}"
+    configs = [apply_overrides(c, [f"run_name={name}-{i}"]) for i, c in enumerate(configs, 1)]
+    for run_cfg in configs:
+        refuse_to_replace(run_cfg)  # now, not after the runs before it have trained
+    print(f"sweep {cfg.experiment}/{name}: {len(grid)} runs")
+    failed = 0
+    record_context(sweep=name)
+    try:
+        for i, (combination, run_cfg) in enumerate(zip(grid, configs, strict=True), 1):
+            print(f"\nsweep run {i} of {len(grid)}: {' '.join(combination)}")
+            try:
+                exit_code = train(run_cfg, [*overrides, *combination])
+            except UserError as error:
+                exit_code = error.exit_code
+                print(f"error: {error}", file=sys.stderr)
+            except Exception as error:  # a bug in this run's settings; the others may be fine
+                add_hint(error)
+                traceback.print_exc()
+                exit_code = 1
+            if exit_code >= 128:  # stopped by a signal: the user wants the sweep to end
+                print(f"sweep stopped after {i - 1} of {len(grid)} runs.")
+                return exit_code
+            if exit_code:
+                failed += 1
+                print(f"sweep run {i} failed (recorded as crashed); going on with the next.")
+    finally:
+        record_context(sweep=None)
+    rows = collect_runs(Path(cfg.log_dir))
+    ours = ranked([row for row in rows if row["sweep"] == name])
+    print(f"\nsweep {cfg.experiment}/{name}, best first:\n{format_table(ours)}")
+    path = runs_csv_path(cfg)
+    save_runs_csv(rows, path)
+    print(f"\nevery run: {path}; compare them: tensorboard --logdir {cfg.log_dir}")
+    return 1 if failed else 0
+
+
+def list_runs(cfg: Config) -> int:
+    """--runs: every run recorded under log_dir with its status, the hyperparameters that differ
+    between runs and its best validation score; also written to results/runs.csv."""
+    rows = collect_runs(Path(cfg.log_dir))
+    print(format_table(rows))
+    path = runs_csv_path(cfg)
+    save_runs_csv(rows, path)
+    print(f"\n{len(rows)} runs; table saved as {path}")
+    return 0
+
+
+def refuse_other_settings(saved: Config, cfg: Config, checkpoint_path: Path) -> None:
+    """Stop a cross-validation from mixing in a fold run that was trained with other settings."""
+    old, new = to_dict(saved), to_dict(cfg)
+    changed = [key for key in new if old[key] != new[key] and key != "overwrite"]
+    if changed:
+        shown = ", ".join(f"{key} {old[key]!r} (now {new[key]!r})" for key in changed)
+        raise ConfigError(
+            f"{checkpoint_path} is a fold of an earlier cross-validation with other settings: "
+            f"{shown}. Choose another run_name, or pass overwrite=true to train every fold anew."
+        )
+
+
+def refuse_to_replace(cfg: Config) -> None:
+    """Stop a new run whose name already has checkpoints, unless overwrite=true."""
+    run = RunPaths.for_run(cfg)
+    if (run.checkpoints / "last.pt").exists() and not cfg.overwrite:
+        raise ConfigError(
+            f"run {cfg.experiment}/{cfg.run_name} already has checkpoints in "
+            f"{run.checkpoints}. Continue it with --resume {run.checkpoints / 'last.pt'}, "
+            "choose another run_name, or replace it with overwrite=true."
+        )

@@ -30,8 +30,9 @@ from config import Config, ConfigError, UserError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-CHECKPOINT_VERSION = 1
-CHECKPOINT_KEYS = {"version", "config", "model", "epoch", "global_step", "batches_done", "rng"}
+CHECKPOINT_VERSION = 2
+CHECKPOINT_KEYS = {"version", "config", "model", "task", "epoch", "global_step", "batches_done"}
+CHECKPOINT_KEYS |= {"rng", "ranks", "processes"}
 
 
 class CheckpointError(UserError):
@@ -560,55 +561,3 @@ def titled_grid(images: torch.Tensor, titles: list[str], colors: list[str] | Non
         color = colors[i] if colors else "black"
         ax.text(x, y, title, ha="center", va="bottom", fontsize=8, color=color)
     return fig
-
-
-def save_curves(history: list[dict[str, float]], path: Path) -> None:
-    """Plot the loss and every other metric per epoch, train beside val, into one PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    curves_figure(history).savefig(path, dpi=100)
-
-
-def curves_figure(history: list[dict[str, float]]) -> Figure:
-    """The loss and every other metric per epoch, train beside val, one panel each."""
-    from matplotlib.figure import Figure  # imported here: slow to load; drawn without pyplot
-
-    names = [key.removeprefix("val_") for key in history[0] if key.startswith("val_")]
-    epochs = [row["epoch"] for row in history]
-    width = 5 * len(names)
-    fig = Figure(figsize=(width, 3.8))
-    # Fixed margins (inches over the figure's size): it is redrawn every epoch, and tight_layout
-    # would cost more than the drawing.
-    fig.subplots_adjust(0.6 / width, 0.5 / 3.8, 1 - 0.15 / width, 1 - 0.35 / 3.8, wspace=0.25)
-    axes = fig.subplots(1, len(names), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
-        for split in ("train", "val"):
-            if f"{split}_{name}" in history[0]:
-                ax.plot(
-                    epochs, [row[f"{split}_{name}"] for row in history], marker=".", label=split
-                )
-        ax.set_xlabel("epoch")
-        ax.set_title(name)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    return fig
-
-
-def save_lr_plot(lrs: list[float], losses: list[float], suggestion: float, path: Path) -> None:
-    """Plot the smoothed loss against the learning rate (log scale), marking the suggestion."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(lrs, losses)
-    ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"suggested lr={suggestion:.1e}")
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("training loss (smoothed)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -17,12 +18,15 @@ from torch import nn
 import main as entry_point
 from config import Config, apply_overrides
 {% if cookiecutter.dataset == "image_folder" %}
-from dataset import write_example_images
+from dataset import model_inputs, write_example_images
 {% elif cookiecutter.dataset == "csv" %}
-from dataset import write_example_csv
+from dataset import model_inputs, write_example_csv
 {% elif cookiecutter.dataset in ("mnist", "cifar10") %}
-from dataset import CACHE, IMAGE_SIZE, IN_CHANNELS
+from dataset import CACHE, IMAGE_SIZE, IN_CHANNELS, model_inputs
+{% else %}
+from dataset import model_inputs
 {% endif %}
+from model import Batch, Step, Task, build_task
 from train import Trainer
 
 # Small enough for a CPU test to train in a second or two, big enough to learn something.
@@ -117,8 +121,14 @@ def wait_for_checkpoint(
     pytest.fail(f"the run ended before the moment to interrupt it:\n{out}\n{err}")
 
 
+def task_for(overrides: list[str]) -> Task:
+    """The project's task with these overrides, freshly initialised (make the data first)."""
+    cfg = apply_overrides(Config(), overrides)
+    return build_task(cfg, **model_inputs(cfg))
+
+
 class CountingMetrics:
-    """A task-independent stand-in for model.Metrics, for Trainer tests on toy models."""
+    """A task-independent stand-in for the task's metrics, for Trainer tests on a toy task."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -136,13 +146,48 @@ class CountingMetrics:
         self.count = state["count"]
 
 
+class LinearTask(Task):
+    """A 4-in, 3-class linear model as a task, for tests of the Trainer's mechanics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = nn.Linear(4, 3)
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def training_step(self, batch: Batch) -> Step:
+        inputs, labels = batch
+        outputs = self.model(inputs)
+        return Step(self.loss_fn(outputs, labels), outputs, labels)
+
+    def validation_step(self, batch: Batch) -> Step:
+        return self.training_step(batch)
+
+    def metrics(self) -> CountingMetrics:
+        return CountingMetrics()
+
+    def overfitted(self, batch: Batch, start: dict, end: dict) -> tuple[bool, str]:
+        return end["loss"] < 0.01, "a loss below 0.01"
+
+
 def linear_trainer(overrides: list[str]) -> Trainer:
-    """A Trainer of a 4-in, 3-class linear model on the CPU, for tests of its mechanics."""
+    """A Trainer of `LinearTask` on the CPU, with plain SGD, for tests of its mechanics."""
     torch.manual_seed(0)
-    model = nn.Linear(4, 3)
+    task = LinearTask()
     cfg = apply_overrides(Config(), ["optimizer=sgd", "grad_clip=0", "log_every=1000", *overrides])
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
-    trainer = Trainer(model, loss_fn, CountingMetrics, cfg, torch.device("cpu"), optimizer)
-    trainer.log_epoch_images = lambda: None  # the task draws its own data, not these toy vectors
-    return trainer
+    optimizer = torch.optim.SGD(task.parameters(), lr=cfg.lr, momentum=0.9)
+    return Trainer(task, cfg, torch.device("cpu"), optimizer)
+
+
+def stop_once_after_step(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """The next run in this process stops after optimizer step `step` as on SIGTERM: it saves
+    and exits with 143. Later runs (its resume) go on."""
+    stop_if_requested = Trainer.stop_if_requested
+    fired: list[bool] = []
+
+    def stop(self: Trainer) -> None:
+        if self.global_step == step and not fired:
+            fired.append(True)
+            self.stop.signum = signal.SIGTERM
+        stop_if_requested(self)
+
+    monkeypatch.setattr(Trainer, "stop_if_requested", stop)

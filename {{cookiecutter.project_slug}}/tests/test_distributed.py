@@ -16,9 +16,8 @@ import distributed
 from config import from_dict
 from dataset import make_dataloaders
 from helpers import CHECKPOINTS, SRC
-from main import main
-from model import build_loss, build_metrics, build_model
-from train import {{ task.trainer }}, load_model_weights
+from main import build, main
+from train import load_weights
 from utils import EpochSampler, load_checkpoint
 
 # Runs main.py like torchrun does, and also saves each rank's weights and next random draw after
@@ -113,12 +112,11 @@ def test_two_processes_train_one_model_that_loads_in_one_process(workdir, tiny) 
     # did with half of it each: their sums, added across ranks, are exact.
     cfg = from_dict(checkpoint["config"])
     _, val_loader, _ = make_dataloaders(cfg)
-    model = build_model(cfg)
-    load_model_weights(model, checkpoint, path)
-    cpu = torch.device("cpu")
-    val = {{ task.trainer }}(model, build_loss(cfg), build_metrics(cfg), cfg, cpu).evaluate(val_loader)
+    trainer = build(cfg)
+    load_weights(trainer.task, checkpoint, path)
+    val = trainer.evaluate(val_loader)
     last = checkpoint["history"][-1]
-{% if task.trainer == "GANTrainer" %}
+{% if cookiecutter.task == "gan" %}
     # Only fd is repeatable: the other values score fakes drawn from fresh noise.
     assert val["fd"] == pytest.approx(last["val_fd"], rel=1e-5)
 {% elif not task.loss_per_sample %}

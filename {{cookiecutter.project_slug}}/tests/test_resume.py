@@ -149,6 +149,6 @@ def test_main_reports_an_immediate_stop_without_traceback(monkeypatch, capsys) -
     def interrupted(*args: object) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(entry_point, "train", interrupted)
+    monkeypatch.setattr(entry_point, "fit", interrupted)
     assert main([]) == 130
     assert "stopped at once; the last saved checkpoint is intact" in capsys.readouterr().err

@@ -16,11 +16,15 @@ from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from config import Config, apply_overrides
 from dataset import make_dataloaders
-from helpers import CHECKPOINTS, linear_trainer
-from main import main
 {% if task.convolutional %}
-from model import build_loss, build_metrics, build_model
-from train import {{ task.trainer }}
+from helpers import CHECKPOINTS, linear_trainer, task_for
+{% else %}
+from helpers import CHECKPOINTS, linear_trainer
+{% endif %}
+from main import main
+from tracking import RunLog
+{% if task.convolutional %}
+from train import Trainer
 {% endif %}
 from utils import RunPaths, load_checkpoint
 
@@ -41,22 +45,22 @@ def test_bf16_autocast_trains_on_the_cpu_and_fp16_is_refused(workdir, tiny, caps
 
 
 def test_channels_last_changes_the_memory_layout_not_the_numbers(workdir, tiny) -> None:
-    cpu = torch.device("cpu")
     results = []
     for layout in ("false", "true"):
         cfg = apply_overrides(Config(), [*tiny, f"channels_last={layout}"])
         loader, _, _ = make_dataloaders(cfg)
         torch.manual_seed(0)
-        model = build_model(cfg).eval()  # eval: batch-norm statistics stay as they are
-        trainer = {{ task.trainer }}(model, build_loss(cfg), build_metrics(cfg), cfg, cpu)
-        trainer.prepare_steps()
-        inputs, targets = trainer.to_device(*next(iter(loader)))
+        trainer = Trainer(task_for([*tiny, f"channels_last={layout}"]), cfg, torch.device("cpu"))
+        trainer.prepare()
+        trainer.task.eval()  # batch-norm statistics stay as they are
+        batch = trainer.to_device(next(iter(loader)))
         if layout == "true":
-            assert inputs.is_contiguous(memory_format=torch.channels_last)
+            assert batch[0].is_contiguous(memory_format=torch.channels_last)
         torch.manual_seed(1)
-        outputs, loss = trainer.forward(inputs, targets)
-        loss.backward()
-        results.append([outputs, loss, *(p.grad for p in model.parameters() if p.grad is not None)])
+        step = trainer.task.training_step(batch)
+        step.loss.backward()
+        grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+        results.append([step.outputs, step.loss, *grads])
     for plain, nhwc in zip(*results, strict=True):  # equal up to the order of float sums
         torch.testing.assert_close(nhwc, plain, rtol=1e-4, atol=1e-5)
 
@@ -90,8 +94,9 @@ def test_an_epoch_spent_waiting_for_data_says_so_with_a_hint(workdir, capsys) ->
     slow = DataLoader(SlowSamples(inputs, labels), batch_size=4)  # 1.2 s of waiting
     fast = DataLoader(TensorDataset(inputs, labels), batch_size=4)
     trainer = linear_trainer(["epochs=1", "sanity_checks=false", "run_name=slow"])
+    run = RunPaths.for_run(trainer.cfg)
     with pytest.warns(UserWarning, match=r"waited for data 1\.\d s of .* Try load batches"):
-        trainer.fit(slow, fast, RunPaths.for_run(trainer.cfg))
+        trainer.fit(slow, fast, run, RunLog(trainer.cfg, run))
 
     share = int(re.search(r"\(data (\d+)%\)", capsys.readouterr().out).group(1))
     assert share >= 80

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import train
+import tracking
 from config import Config, apply_overrides, to_dict
 from helpers import CHECKPOINTS, start, wait_for_checkpoint
 from main import main
@@ -165,13 +165,13 @@ def test_a_tensorboard_server_serves_a_logged_scalar(workdir, tiny) -> None:
 
 def test_curves_are_png_images_redrawn_every_epoch(workdir, tiny, monkeypatch) -> None:
     drawn = []
-    original = train.save_curves
+    original = tracking.save_curves
 
     def spy(history, path):
         drawn.append(len(history))
         original(history, path)
 
-    monkeypatch.setattr(train, "save_curves", spy)
+    monkeypatch.setattr(tracking, "save_curves", spy)
     assert main([*tiny, "run_name=r"]) == 0
     assert drawn == [1, 2]
     with Image.open("results/visualizations/default/r/curves.png") as image:

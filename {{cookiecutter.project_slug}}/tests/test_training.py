@@ -13,13 +13,12 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, TensorDataset
-from torch.utils.tensorboard import SummaryWriter
 
 from config import Config, apply_overrides
 from dataset import make_dataloaders
 from helpers import CHECKPOINTS, linear_trainer
 from main import main
-from model import build_metrics
+from tracking import Checkpoints, RunLog
 from train import build_scheduler
 from utils import RunPaths, load_checkpoint
 
@@ -45,8 +44,15 @@ def test_a_short_run_writes_checkpoints_logs_and_plots(workdir, tiny, capsys) ->
     assert main([*tiny, "run_name=r"]) == 0
     assert (RUN / "last.pt").is_file() and (RUN / "best.pt").is_file()
     logged = scalars(LOGS)
-    metric = next(iter(build_metrics(apply_overrides(Config(), tiny))().compute()))
-    for tag in ("loss/train", "loss/val", f"{metric}/train", f"{metric}/val", "train/lr"):
+    row = load_checkpoint(RUN / "last.pt", torch.device("cpu"))["history"][-1]
+    values = [key.split("_", 1) for key in row if key.startswith(("train_", "val_"))]
+    assert {"train", "val"} <= {split for split, _ in values}  # the loss and the metrics
+    for tag in (
+        "loss/train",
+        "loss/val",
+        "train/lr",
+        *(f"{name}/{split}" for split, name in values),
+    ):
         assert tag in logged, f"{tag} missing from {sorted(logged)}"
     assert len(logged["loss/val"]) == 2  # one per epoch
     curves = Path("results/visualizations/default/r/curves.png")
@@ -152,19 +158,24 @@ def test_the_loss_check_waits_for_20_steps_and_the_warmup(workdir) -> None:
     for trainer in (short, warming):  # 24 steps, all of them in the warmup, are too few too
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            trainer.fit(loader, loader, RunPaths.for_run(trainer.cfg))
+            fit(trainer, loader)
         assert not [w for w in caught if "has not decreased" in str(w.message)]
     long = linear_trainer([*stuck, "epochs=12", "run_name=long"])
     with pytest.warns(UserWarning, match="has not decreased in the first 20 steps"):
-        long.fit(loader, loader, RunPaths.for_run(long.cfg))
+        fit(long, loader)
+
+
+def fit(trainer, loader) -> None:
+    """`trainer.fit` on `loader` for training and validation, in its run's folders."""
+    run = RunPaths.for_run(trainer.cfg)
+    trainer.fit(loader, loader, run, RunLog(trainer.cfg, run))
 
 
 def test_checkpoint_round_trip_restores_the_trainer(workdir) -> None:
     trainer = linear_trainer(["run_name=r"])
-    trainer.run = RunPaths.for_run(trainer.cfg)
     trainer.train_epoch(DataLoader(TensorDataset(torch.randn(8, 4), torch.randint(3, (8,))), 4))
     trainer.epoch, trainer.best_score = 1, 0.5
-    saved = trainer.save_checkpoint()
+    saved = Checkpoints(RUN, keep=2).save(trainer.state_dict(), (1, 2, 0))
     assert saved.name == "step-00000002.pt" and (RUN / "last.pt").samefile(saved)
 
     restored = linear_trainer(["seed=1"])
@@ -203,8 +214,8 @@ def test_every_scheduler_trains_and_checkpoints(workdir, tiny, scheduler) -> Non
 
 def test_best_tracking_and_early_stopping_follow_val_loss(workdir) -> None:
     trainer = linear_trainer(["early_stopping_patience=2", "epochs=10", "run_name=r"])
-    trainer.run = RunPaths.for_run(trainer.cfg)
-    trainer.writer = SummaryWriter(trainer.run.logs)
+    run = RunPaths.for_run(trainer.cfg)
+    trainer.log, trainer.checkpoints = RunLog(trainer.cfg, run), Checkpoints(run.checkpoints, 2)
     best_epochs = []
     for val_loss in (1.0, 0.9, 0.95, 0.9):  # 0.9 again is no improvement
         trainer.epoch += 1

@@ -71,6 +71,17 @@ def image_channels(cfg: Config) -> int:
     return 3 if cfg.color == "rgb" else 1
 
 
+def model_inputs(cfg: Config) -> dict[str, Any]:
+    """What the task (`build_task` in model.py) needs to know about the data; with
+    `class_weights=auto`, the loss's weight of each class (see `class_weights`)."""
+    weights = class_weights(train_class_counts(cfg)) if cfg.class_weights == "auto" else None
+    return {
+        "num_classes": len(class_names(cfg)),
+        "channels": image_channels(cfg),
+        "class_weights": weights,
+    }
+
+
 def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
     """The train, val and test loaders; only the training loader shuffles (or balances)."""
     index = load_index(cfg)

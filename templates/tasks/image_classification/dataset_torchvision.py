@@ -83,6 +83,11 @@ def image_channels(cfg: Config) -> int:
     return IN_CHANNELS
 
 
+def model_inputs(cfg: Config) -> dict[str, int]:
+    """What the task (`build_task` in model.py) needs to know about the data."""
+    return {"num_classes": len(CLASSES), "channels": IN_CHANNELS}
+
+
 class TensorImages(Dataset):
     """uint8 images kept in memory, passed through `transform` on access.
 

@@ -1,26 +1,20 @@
-"""The network (a small CNN or ResNet-18 with a linear head), its loss and its metric."""
+"""The task: the network (a small CNN or ResNet-18 with a linear head), its loss, its metric and
+its training step. Change the network in `build_model`, the loss or what a step does in
+`ImageClassification`; the Trainer runs any `Task` (the contract below)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.error import URLError
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
-from torch.utils.tensorboard import SummaryWriter
 
 from config import Config, ConfigError
-{% if cookiecutter.dataset == "image_folder" %}
-from dataset import class_names, class_weights, image_channels, train_class_counts
-{% else %}
-from dataset import class_names, image_channels
-{% endif %}
-from utils import titled_grid
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
     from torchvision.models import WeightsEnum
 
 
@@ -118,154 +112,77 @@ class ImageClassifier(nn.Module):
         return self.head(features)  # (B, num_classes) logits
 
 
-def build_model(cfg: Config) -> nn.Module:
-    """The model described by `cfg`, with freshly initialised (or pretrained) weights."""
+def build_model(cfg: Config, num_classes: int, channels: int) -> ImageClassifier:
+    """The network described by `cfg`, with freshly initialised (or pretrained) weights."""
     if cfg.backbone == "resnet18":
         backbone = ResNet18(cfg.pretrained)
     else:
-        backbone = SmallCNN(image_channels(cfg), cfg.width)
-    return ImageClassifier(backbone, len(class_names(cfg)), cfg.dropout, cfg.freeze_backbone)
+        backbone = SmallCNN(channels, cfg.width)
+    return ImageClassifier(backbone, num_classes, cfg.dropout, cfg.freeze_backbone)
 
 
-def parameter_groups(model: ImageClassifier, cfg: Config) -> list[dict]:
-    """The head learns at `lr`, the backbone at `lr * backbone_lr_factor` (seed 001: fine-tune
-    all layers, the pretrained ones more gently)."""
-    return [
-        {"params": list(model.head.parameters()), "lr": cfg.lr},
-        {"params": list(model.backbone.parameters()), "lr": cfg.lr * cfg.backbone_lr_factor},
-    ]
+{% include "shared/task_contract.py" %}
+
+
+class ImageClassification(Task):
+    """Cross-entropy on the logits of the image classifier; accuracy as its metric."""
+
+{% if cookiecutter.dataset == "image_folder" %}
+    def __init__(self, model: ImageClassifier, class_weights: torch.Tensor | None) -> None:
+        super().__init__()
+        self.model = model
+        # On logits: the model must not apply a softmax itself. Class weights, if any, make a
+        # rare class count as much as a frequent one.
+        self.loss_fn = nn.CrossEntropyLoss(weight=class_weights)
+{% else %}
+    def __init__(self, model: ImageClassifier) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = nn.CrossEntropyLoss()  # on logits: the model must not apply a softmax
+{% endif %}
+
+    def parameter_groups(self, cfg: Config) -> list[dict[str, Any]]:
+        """The head learns at `lr`, the backbone at `lr * backbone_lr_factor` (seed 001: fine-tune
+        all layers, the pretrained ones more gently)."""
+        return [
+            {"params": list(self.model.head.parameters()), "lr": cfg.lr},
+            {
+                "params": list(self.model.backbone.parameters()),
+                "lr": cfg.lr * cfg.backbone_lr_factor,
+            },
+        ]
+
+    def training_step(self, batch: Batch) -> Step:
+        images, labels = batch
+        logits = self.model(images)  # (B, classes)
+        return Step(self.loss_fn(logits, labels), logits, labels)
+
+    def validation_step(self, batch: Batch) -> Step:
+        images, labels = batch
+        logits = self.model(images)
+        return Step(self.loss_fn(logits, labels), logits, labels)
+
+    def metrics(self) -> Accuracy:
+        return Accuracy()
+
+    def overfitted(
+        self, batch: Batch, start: dict[str, float], end: dict[str, float]
+    ) -> tuple[bool, str]:
+        return end["acc"] == 1.0, "every sample of the batch classified correctly"
 
 
 {% if cookiecutter.dataset == "image_folder" %}
-def build_loss(cfg: Config) -> nn.Module:
-    """Cross-entropy on logits: the model must not apply a softmax itself. With
-    `class_weights=auto`, each class weighs inversely to its share of the training split."""
-    if cfg.class_weights == "auto":
-        return nn.CrossEntropyLoss(weight=class_weights(train_class_counts(cfg)))
-    return nn.CrossEntropyLoss()
+def build_task(
+    cfg: Config, num_classes: int, channels: int, class_weights: torch.Tensor | None
+) -> ImageClassification:
+    """The task of `cfg` for data of `num_classes` classes of `channels`-channel images, with
+    the loss's `class_weights` (see dataset.py)."""
+    return ImageClassification(build_model(cfg, num_classes, channels), class_weights)
 {% else %}
-def build_loss(cfg: Config) -> nn.Module:
-    """Cross-entropy on logits: the model must not apply a softmax itself."""
-    return nn.CrossEntropyLoss()
+def build_task(cfg: Config, num_classes: int, channels: int) -> ImageClassification:
+    """The task of `cfg` for data of `num_classes` classes of `channels`-channel images."""
+    return ImageClassification(build_model(cfg, num_classes, channels))
 {% endif %}
 
 
 {% include "shared/accuracy.py" %}
-
-
-def build_metrics(cfg: Config) -> type[Accuracy]:
-    """The metric of this task: accuracy."""
-    return Accuracy
-
-
-@torch.inference_mode()
-def classification_report(
-    model: nn.Module, loader: DataLoader, cfg: Config, device: torch.device
-) -> dict[str, Any]:
-    """Per-class precision, recall and F1 and the confusion matrix over `loader`, computed with
-    torchmetrics; with `cfg.tta`, also the accuracy of predictions averaged with those of the
-    mirrored images."""
-    # Imported here: only --test needs torchmetrics, and it adds a second to every start.
-    from torchmetrics import MetricCollection
-    from torchmetrics.classification import (
-        MulticlassAccuracy,
-        MulticlassConfusionMatrix,
-        MulticlassF1Score,
-        MulticlassPrecision,
-        MulticlassRecall,
-    )
-
-    classes = class_names(cfg)
-    num_classes = len(classes)
-    metrics = MetricCollection(
-        {
-            "precision": MulticlassPrecision(num_classes, average=None),
-            "recall": MulticlassRecall(num_classes, average=None),
-            "f1": MulticlassF1Score(num_classes, average=None),
-            "confusion": MulticlassConfusionMatrix(num_classes),
-        }
-    ).to(device)
-    tta_accuracy = MulticlassAccuracy(num_classes, average="micro").to(device)
-    model.eval()
-    for images, labels in loader:
-        images, labels = images.to(device), labels.to(device)
-        probabilities = model(images).softmax(dim=1)
-        metrics.update(probabilities, labels)
-        if cfg.tta:
-            mirrored = model(images.flip(-1)).softmax(dim=1)
-            tta_accuracy.update((probabilities + mirrored) / 2, labels)
-    scores = metrics.compute()
-    report: dict[str, Any] = {
-        "macro_f1": scores["f1"].mean().item(),
-        "per_class": {
-            name: {key: scores[key][i].item() for key in ("precision", "recall", "f1")}
-            for i, name in enumerate(classes)
-        },
-        "confusion_matrix": scores["confusion"].tolist(),
-    }
-    if cfg.tta:
-        report["acc_tta"] = tta_accuracy.compute().item()
-    return report
-
-
-def save_confusion_matrix(report: dict[str, Any], path: Path, log_dir: Path) -> None:
-    """The report's confusion matrix (rows: true class, columns: predicted) as a PNG at `path`
-    and as a figure in the TensorBoard logs in `log_dir`."""
-    import matplotlib  # imported here: only --test needs it, and it is slow to load
-
-    matplotlib.use("Agg")  # no display needed: the figure only goes to a file
-    import matplotlib.pyplot as plt
-
-    classes = list(report["per_class"])
-    matrix = report["confusion_matrix"]
-    size = 1.5 + 0.6 * len(classes)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
-    ax.imshow(matrix, cmap="Blues")
-    darkest = max(max(counts) for counts in matrix)
-    for row, counts in enumerate(matrix):
-        for column, count in enumerate(counts):
-            color = "white" if count > darkest / 2 else "black"
-            ax.text(column, row, str(count), ha="center", va="center", color=color)
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    with SummaryWriter(log_dir) as writer:
-        writer.add_figure("test/confusion_matrix", fig)  # closes the figure
-
-
-def per_class_table(report: dict[str, Any]) -> str:
-    """The per-class scores as a table to print."""
-    width = max(len(name) for name in [*report["per_class"], "class"])
-    lines = ["class".ljust(width) + "  precision  recall      f1"]
-    for name, scores in report["per_class"].items():
-        values = "".join(f"{scores[key]:>9.3f}" for key in ("precision", "recall", "f1"))
-        lines.append(name.ljust(width) + values)
-    return "\n".join(lines)
-
-
-{% include "shared/overfitted_classifier.py" %}
-
-
-def prediction_picture(
-    images: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, cfg: Config
-) -> tuple[str, Figure]:
-    """Validation images titled with the predicted class, for TensorBoard."""
-    return "predictions/val", labelled_grid(images, logits, labels, class_names(cfg))
-
-
-{% include "shared/labelled_grid.py" %}
-
-
-{% if cookiecutter.dataset == "image_folder" %}
-{% include "shared/classifier_predictions.py" %}
-
-
-{% endif %}
-def describe(model: nn.Module, cfg: Config) -> str:
-    """What the trained model tells apart."""
-    classes = class_names(cfg)
-    return f"{type(model).__name__} tells apart {len(classes)} classes: {', '.join(classes)}"

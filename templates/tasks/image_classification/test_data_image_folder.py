@@ -118,8 +118,8 @@ def test_class_weights_and_the_balanced_sampler_handle_imbalance(workdir, tiny, 
     labels = torch.cat([labels for _, labels in train_loader])
     shares = torch.bincount(labels, minlength=3) / len(labels)
     assert (shares - 1 / 3).abs().max() < 0.1  # about a third each, not two thirds of circles
-    loss = build_loss(cfg)
-    assert torch.allclose(loss.weight, torch.tensor([0.5, 2.0, 2.0]))
+    task = task_for([*tiny, "class_weights=auto"])
+    assert torch.allclose(task.loss_fn.weight, torch.tensor([0.5, 2.0, 2.0]))
 
 
 def test_augmentation_touches_only_the_training_split(workdir, tiny) -> None:

@@ -19,12 +19,12 @@ import json
 {% if cookiecutter.dataset == "cifar10" %}
 import pickle
 {% endif %}
-import shutil
 {% if cookiecutter.dataset == "mnist" %}
 import struct
 {% endif %}
-import subprocess
-import sys
+{% if cookiecutter.dataset == "image_folder" %}
+import shutil
+{% endif %}
 {% if cookiecutter.dataset in ("mnist", "cifar10") %}
 import urllib.request
 {% endif %}
@@ -40,56 +40,48 @@ from PIL import Image
 {% if cookiecutter.dataset in ("mnist", "cifar10") %}
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import main as entry_point
 from config import Config, apply_overrides
 {% if cookiecutter.dataset == "cifar10" %}
 from dataset import CACHE, CLASSES, IMAGE_SIZE, IN_CHANNELS, class_names, make_dataloaders
 {% else %}
 from dataset import CACHE, IMAGE_SIZE, IN_CHANNELS, class_names, make_dataloaders
 {% endif %}
-from helpers import SRC, make_data_folder
+from helpers import task_for
 from main import main
-from model import build_model
 {% elif cookiecutter.dataset == "image_folder" %}
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import main as entry_point
 from config import Config, apply_overrides
 from dataset import class_names, make_dataloaders, write_example_images
-from helpers import SRC, make_data_folder
+from helpers import task_for
 from main import main
-from model import build_loss, build_model
 {% else %}
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import main as entry_point
 from checks import SanityError, check_splits
 from config import Config, apply_overrides
 from dataset import CLASSES, ShapesDataset, class_names, generate_shapes
-from helpers import SRC, make_data_folder
+from helpers import task_for
 from main import main
-from model import build_model
 {% endif %}
 from train import build_optimizer, build_scheduler
 from utils import load_checkpoint, seed_everything
 
-LOGITS = "return self.head(features)  # (B, num_classes) logits"
 
+def test_softmax_before_cross_entropy_is_warned_about(workdir, tiny, monkeypatch) -> None:
+    build_task = entry_point.build_task
 
-@pytest.mark.slow
-def test_softmax_before_cross_entropy_is_warned_about(tmp_path: Path, tiny) -> None:
-    project = tmp_path / "project"
-    shutil.copytree(SRC, project / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    make_data_folder(project / "data")
-    model = project / "src" / "model.py"
-    source = model.read_text()
-    assert source.count(LOGITS) == 1
-    model.write_text(source.replace(LOGITS, "return self.head(features).softmax(dim=1)"))
-    result = subprocess.run(
-        [sys.executable, "src/main.py", *tiny, "epochs=1"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert "outputs look like probabilities" in result.stderr
+    def softmax_at_the_end(cfg, **inputs):  # a model that returns probabilities, not logits
+        task = build_task(cfg, **inputs)
+        task.model.head.append(torch.nn.Softmax(dim=1))
+        return task
+
+    monkeypatch.setattr(entry_point, "build_task", softmax_at_the_end)
+    with pytest.warns(UserWarning, match="outputs look like probabilities"):
+        main([*tiny, "epochs=1", "run_name=r"])
 
 
 def test_a_run_logs_one_batch_of_inputs_as_images(workdir, tiny, capsys) -> None:
@@ -126,8 +118,9 @@ def test_freezing_the_backbone_trains_only_the_head(workdir, tiny) -> None:
     frozen = [*tiny, "freeze_backbone=true", "run_name=r", "epochs=1"]
     cfg = apply_overrides(Config(), frozen)
     seed_everything(cfg.seed)
-    initial = build_model(cfg)
-    optimizer = build_optimizer(cfg, initial)
+    task = task_for(frozen)
+    initial = task.model
+    optimizer = build_optimizer(cfg, task)
     optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
     assert optimized == {id(p) for p in initial.head.parameters()}
 
@@ -138,11 +131,12 @@ def test_freezing_the_backbone_trains_only_the_head(workdir, tiny) -> None:
         assert same == name.startswith("backbone."), name
 
 
-def test_the_backbone_learns_at_a_lower_rate(tiny) -> None:
-    cfg = apply_overrides(Config(), ["lr=0.01", "backbone_lr_factor=0.1", "scheduler=onecycle"])
-    model = build_model(cfg)
-    optimizer = build_optimizer(cfg, model)
-    head = {id(p) for p in model.head.parameters()}
+def test_the_backbone_learns_at_a_lower_rate(workdir, tiny) -> None:
+    overrides = [*tiny, "lr=0.01", "backbone_lr_factor=0.1", "scheduler=onecycle"]
+    cfg = apply_overrides(Config(), overrides)
+    task = task_for(overrides)
+    optimizer = build_optimizer(cfg, task)
+    head = {id(p) for p in task.model.head.parameters()}
     for group in optimizer.param_groups:
         in_head = id(group["params"][0]) in head
         assert group["lr"] == pytest.approx(0.01 if in_head else 0.001)

@@ -1,0 +1,384 @@
+"""What a run leaves behind while it trains: its log (`RunLog`: the progress bar, TensorBoard,
+metrics.csv, curves.png and one summary line per epoch) and its checkpoint files
+(`Checkpoints`). The Trainer calls each at a few named moments; under torchrun, rank 0 alone
+writes."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from numbers import Number
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+from tqdm import tqdm
+
+import distributed
+from config import Config, to_dict
+from utils import RunPaths, atomic_save, link_or_copy, remove_stale_temporaries, to_unit_range
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from train import EpochTotals
+
+# Keys that name or place a run rather than change what it learns: never "hyperparameters".
+NOT_HYPERPARAMETERS = frozenset(
+    ("experiment", "run_name", "overwrite", "checkpoint_dir", "log_dir", "plot_dir")
+)
+# The task's pictures of its predictions on validation samples, {tag: picture} (report.py).
+Pictures = Callable[[nn.Module, torch.Tensor, torch.Tensor, Config], dict[str, Any]]
+
+
+class RunLog:
+    """Everything a run shows of itself while it trains.
+
+    `progress` wraps the training batches in a progress bar and times the waits for data,
+    `step` logs every `log_every` optimizer steps, `gradients` the gradients when asked,
+    `epoch` everything at the end of an epoch, and `finish` the hyperparameters with the best
+    scores. Without a run folder (--overfit-batch, --find-lr) it shows the progress bar only.
+    """
+
+    def __init__(
+        self, cfg: Config, run: RunPaths | None = None, pictures: Pictures | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.run = run if distributed.is_main() else None  # under torchrun, rank 0 writes
+        self.pictures = pictures
+        self.writer: SummaryWriter | None = None
+        self.preview: tuple[torch.Tensor, torch.Tensor] | None = None  # validation samples
+        self.bar: tqdm | None = None
+        self.waited = self.worked = 0.0  # seconds of this epoch: waiting for data, stepping
+        self.since = (time.perf_counter(), 0)  # the last step log: when, samples seen by then
+        self.grad_norm: torch.Tensor | None = None
+        self.data_warned = False
+
+    def open(self, model: nn.Module, val_loader: Iterable, global_step: int, fresh: bool) -> None:
+        """Start (or continue, after `global_step` steps) the run's TensorBoard log."""
+        if self.run is None:
+            return
+        # Events a crashed run logged after its last checkpoint (at global_step) are purged, so
+        # a resumed run's curves have no duplicated or out-of-order steps.
+        self.writer = SummaryWriter(
+            self.run.logs, purge_step=global_step + 1 if global_step else None
+        )
+        # Validation samples, whose predictions are drawn every epoch: iterating the training
+        # loader here could draw random augmentations and make this run differ from a resumed one.
+        inputs, targets = next(iter(val_loader))
+        self.preview = inputs[:64], targets[:64]
+        is_image = inputs.ndim == 4 and inputs.shape[1] in (1, 3)  # (batch, channels, h, w)
+        if fresh and is_image:
+            self.writer.add_images("inputs/val", to_unit_range(inputs[:64].float()), 0)
+        if fresh:
+            self.log_graph(model, inputs[:2])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def flush(self) -> None:
+        """Write out what is logged so far: a run resumed from the next checkpoint finds it."""
+        if self.writer is not None:
+            self.writer.flush()
+
+    def progress(self, loader: Iterable, epoch: int, first: int, total: int) -> Iterator[Any]:
+        """The batches of training epoch `epoch` (from batch `first` of `total`) under a
+        progress bar, timing how long each one kept the training waiting."""
+        self.waited = self.worked = 0.0
+        self.since = (time.perf_counter(), first * self.cfg.batch_size)  # samples counted so far
+        self.bar = tqdm(
+            desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
+            total=total,
+            initial=first,
+            leave=False,
+            dynamic_ncols=True,
+            disable=None if distributed.is_main() else True,
+        )
+        with self.bar:
+            batches = iter(loader)
+            while True:
+                asked = time.perf_counter()
+                batch = next(batches, None)
+                if batch is None:
+                    return
+                got = time.perf_counter()
+                self.waited += got - asked
+                yield batch
+                self.worked += time.perf_counter() - got
+                self.bar.update()
+
+    def inspects(self, step: int) -> bool:
+        """Whether optimizer step `step` is logged with its gradients (norm, histograms)."""
+        if self.writer is None:
+            return False
+        every = self.cfg.log_hist_every
+        return step % self.cfg.log_every == 0 or (every > 0 and step % every == 0)
+
+    def gradients(self, model: nn.Module, step: int, norm: torch.Tensor) -> None:
+        """Keep the gradient norm for the step log; every `log_hist_every` steps, per parameter,
+        histograms of its weights and gradients and the ratio of mean |gradient| to mean
+        |weight|, whose size says whether the lr suits that layer (~1e-3 per step is healthy)."""
+        self.grad_norm = norm
+        every = self.cfg.log_hist_every
+        if not every or step % every:
+            return
+        for name, p in model.named_parameters():
+            if p.grad is None:
+                continue
+            self.writer.add_histogram(f"weights/{name}", p.detach().float(), step)
+            self.writer.add_histogram(f"gradients/{name}", p.grad.float(), step)
+            weight, grad = p.detach().abs().mean().item(), p.grad.abs().mean().item()
+            self.writer.add_scalar(f"grad_to_weight/{name}", grad / max(weight, 1e-12), step)
+
+    def step(self, step: int, lr: float, totals: EpochTotals) -> None:
+        """Every `log_every` optimizer steps: the bar's figures and the step's scalars, from the
+        epoch's running `totals`: the only host-device syncs of a step besides the finite-loss
+        check."""
+        if step % self.cfg.log_every or self.bar is None:
+            return
+        recent = torch.stack(tuple(totals.recent))
+        values = [recent[-1], totals.sums["loss"] / totals.samples, recent.mean()]
+        if self.grad_norm is not None:
+            values.append(self.grad_norm)
+        current, running, last_50, *grad_norm = torch.stack(values).tolist()  # one sync
+        self.bar.set_postfix(
+            loss=f"{current:.4f}", lr=f"{lr:.2e}", mean=f"{running:.4f}", last_50=f"{last_50:.4f}"
+        )
+        if self.writer is None:
+            return
+        now, since, seen = time.perf_counter(), *self.since
+        self.since = (now, totals.samples)
+        self.writer.add_scalar("train/loss_step", current, step)
+        self.writer.add_scalar("train/lr", lr, step)
+        self.writer.add_scalar("train/samples_per_s", (totals.samples - seen) / (now - since), step)
+        if grad_norm:
+            self.writer.add_scalar("train/grad_norm", grad_norm[0], step)
+
+    def epoch(
+        self, model: nn.Module, history: list[dict[str, float]], step: int, improved: bool
+    ) -> None:
+        """The end of an epoch (the last row of `history`): TensorBoard scalars and pictures,
+        metrics.csv, curves.png, the summary line, and a hint if data loading held it up."""
+        row = history[-1]
+        share = self.waited / max(self.waited + self.worked, 1e-9)
+        if self.writer is not None:
+            for key, value in row.items():
+                split, _, name = key.partition("_")
+                if split in ("train", "val"):
+                    self.writer.add_scalar(f"{name}/{split}", value, step)
+            self.writer.add_scalar("epoch", row["epoch"], step)
+            self.writer.add_scalar("time/data_wait_s", self.waited, step)
+            self.writer.add_scalar("time/compute_s", self.worked, step)
+            self.writer.add_scalar("time/data_share", share, step)
+            every = self.cfg.log_images_every
+            if every and row["epoch"] % every == 0:
+                self.log_pictures(model, step)
+            self.writer.flush()
+            save_metrics_csv(history, self.run.logs / "metrics.csv")
+            save_curves(history, self.run.plots / "curves.png")
+        tqdm.write(summary_line(row, self.cfg.epochs, share) + (" *" if improved else ""))
+        if share > 0.3 and self.waited > 1 and not self.data_warned:
+            self.data_warned = True
+            warnings.warn(
+                data_wait_hint(self.cfg, self.waited, self.waited + self.worked), stacklevel=2
+            )
+
+    def finish(self, best: dict[str, float], step: int) -> None:
+        """The run's hyperparameters with its best epoch's validation scores, for the HParams
+        tab where runs are compared side by side."""
+        if self.writer is None:
+            return
+        values = {
+            key: value
+            for key, value in to_dict(self.cfg).items()
+            if key not in NOT_HYPERPARAMETERS and isinstance(value, Number | str)
+        }
+        scores = {f"hparams/{k}": v for k, v in best.items() if k.startswith("val_")}
+        for summary in hparams(values, scores):
+            self.writer.file_writer.add_summary(summary)
+        for tag, value in scores.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def log_graph(self, model: nn.Module, inputs: torch.Tensor) -> None:
+        """The model's graph, for TensorBoard's Graphs tab (traced once, on a fresh run)."""
+        device = next(model.parameters()).device
+        try:
+            with warnings.catch_warnings(), own_randomness(device):
+                warnings.simplefilter("ignore")  # tracing's deprecation and tracer warnings
+                self.writer.add_graph(model, inputs.to(device))
+        except Exception as error:  # tracing cannot follow some models; the graph is optional
+            first_line = (str(error).strip().splitlines() or [""])[0][:200]
+            tqdm.write(f"note: no model graph in TensorBoard (tracing failed: {first_line})")
+
+    def log_pictures(self, model: nn.Module, step: int) -> None:
+        """The task's pictures of the model's predictions on the preview samples."""
+        if self.pictures is None or self.preview is None:
+            return
+        device = next(model.parameters()).device
+        inputs, targets = self.preview
+        training = model.training
+        model.eval()
+        with own_randomness(device):
+            pictures = self.pictures(model, inputs.to(device), targets, self.cfg)
+        model.train(training)
+        for tag, picture in pictures.items():
+            if isinstance(picture, torch.Tensor):
+                self.writer.add_images(tag, picture, step)
+            else:
+                self.writer.add_figure(tag, picture, step)  # closes the figure
+
+
+def own_randomness(device: torch.device) -> contextlib.AbstractContextManager:
+    """Inside: random draws from a copy of the generators' states, so that drawing pictures or
+    tracing a model that draws noise (a GAN's fakes) never changes the run."""
+    devices = [] if device.type == "cpu" else [device]
+    return torch.random.fork_rng(devices, device_type=device.type)
+
+
+def summary_line(row: dict[str, float], epochs: int, data_share: float) -> str:
+    """`epoch 3/20 | train_loss 0.412 | val_loss 0.398 | val_acc 0.913 | lr 3.0e-04 | 2.1s
+    (data 4%)`: the training values that have no validation twin (the named values only a
+    training step returns) follow train_loss; the last figure is the share of the training time
+    spent waiting for batches."""
+    only_train = [k for k in row if k.startswith("train_") and f"val_{k[6:]}" not in row]
+    keys = ["train_loss", *only_train, *(k for k in row if k.startswith("val_"))]
+    parts = [f"epoch {row['epoch']}/{epochs}"]
+    parts += [f"{key} {row[key]:.4f}" for key in dict.fromkeys(keys)]
+    parts += [f"lr {row['lr']:.1e}", f"{row['seconds']:.1f}s (data {data_share:.0%})"]
+    return " | ".join(parts)
+
+
+def data_wait_hint(cfg: Config, waiting: float, total: float) -> str:
+    """Why a training epoch spent `waiting` of its `total` seconds waiting for batches, and what
+    to change."""
+    cores = os.cpu_count() or 1
+    if cfg.num_workers == 0:
+        fix = (
+            f"load batches in parallel worker processes: num_workers={min(8, cores)} (this "
+            f"machine has {cores} cores)"
+        )
+    elif cfg.num_workers < cores:
+        fix = f"more worker processes (num_workers={min(2 * cfg.num_workers, cores)})"
+    else:
+        fix = "cheaper per-sample work: every worker is busy"
+    return (
+        f"the last training epoch waited for data {waiting:.1f} s of {total:.1f} s "
+        f"({waiting / total:.0%}): the model sat idle meanwhile. Try {fix}; work that repeats "
+        "every epoch (decoding, resizing, tokenising the same samples) can also be cached: "
+        "store the samples once as the model sees them, e.g. as a tensor file."
+    )
+
+
+class Checkpoints:
+    """The checkpoint files of a run, as timm's CheckpointSaver keeps them: each save writes
+    step-<step>.pt and makes last.pt the same file; best.pt is the best epoch's. The newest
+    `keep` step files stay; older ones are deleted only once the new one is in place, and never
+    the one the run resumed from. Every file is written atomically (see `atomic_save`), so a
+    crash at any moment leaves the previous checkpoint loadable."""
+
+    def __init__(self, folder: Path, keep: int, resumed_from: Path | None = None) -> None:
+        self.folder = folder
+        self.keep = keep
+        self.resumed_from = resumed_from  # never pruned
+        self.saved: tuple[tuple[int, ...], Path] | None = None  # the last save: where, what
+        if distributed.is_main() and folder.is_dir():
+            remove_stale_temporaries(folder)
+
+    def save(self, state: dict[str, Any], position: tuple[int, ...]) -> Path:
+        """Save `state`, taken at `position` (epoch, step, batch), unless it is saved already
+        (a stop during validation comes after the epoch's save)."""
+        if self.saved is not None and self.saved[0] == position:
+            return self.saved[1]
+        path = self.folder / f"step-{state['global_step']:08d}.pt"
+        if distributed.is_main():  # the processes' states are identical: rank 0 writes it
+            atomic_save(state, path)
+            link_or_copy(path, self.folder / "last.pt")
+            for old in sorted(self.folder.glob("step-*.pt"))[: -self.keep]:
+                if self.resumed_from is None or not old.samefile(self.resumed_from):
+                    old.unlink()
+        distributed.barrier()  # no process goes on (or exits on a stop) before it is written
+        self.saved = (position, path)
+        return path
+
+    def mark_best(self, path: Path) -> None:
+        """Make best.pt the checkpoint saved as `path`."""
+        if distributed.is_main():
+            link_or_copy(path, self.folder / "best.pt")
+
+
+def save_metrics_csv(history: list[dict[str, float]], path: Path) -> None:
+    """The history, one row per epoch, as CSV (atomically: a reader never sees half a file)."""
+    columns = list(dict.fromkeys(key for row in history for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_save(buffer.getvalue(), path, write=lambda obj, file: file.write(obj.encode()))
+
+
+def read_metrics_csv(path: Path) -> list[dict[str, float]]:
+    """What `save_metrics_csv` wrote; [] when the run has no finished epoch."""
+    try:
+        with path.open(newline="") as file:
+            return [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(file)]
+    except (OSError, ValueError):
+        return []
+
+
+def save_curves(history: list[dict[str, float]], path: Path) -> None:
+    """Plot the loss and every other metric per epoch, train beside val, into one PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    curves_figure(history).savefig(path, dpi=100)
+
+
+def curves_figure(history: list[dict[str, float]]) -> Figure:
+    """The loss and every other value per epoch, train beside val, one panel each."""
+    from matplotlib.figure import Figure  # imported here: slow to load; drawn without pyplot
+
+    names = list(dict.fromkeys(key.partition("_")[2] for key in history[0] if "_" in key))
+    names = [name for name in names if f"train_{name}" in history[0] or f"val_{name}" in history[0]]
+    epochs = [row["epoch"] for row in history]
+    width = 5 * len(names)
+    fig = Figure(figsize=(width, 3.8))
+    # Fixed margins (inches over the figure's size): it is redrawn every epoch, and tight_layout
+    # would cost more than the drawing.
+    fig.subplots_adjust(0.6 / width, 0.5 / 3.8, 1 - 0.15 / width, 1 - 0.35 / 3.8, wspace=0.25)
+    axes = fig.subplots(1, len(names), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        for split in ("train", "val"):
+            if f"{split}_{name}" in history[0]:
+                ax.plot(
+                    epochs, [row[f"{split}_{name}"] for row in history], marker=".", label=split
+                )
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return fig
+
+
+def save_lr_plot(lrs: list[float], losses: list[float], suggestion: float, path: Path) -> None:
+    """Plot the smoothed loss against the learning rate (log scale), marking the suggestion."""
+    from matplotlib.figure import Figure  # imported here: slow to load; drawn without pyplot
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    ax.plot(lrs, losses)
+    ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"suggested lr={suggestion:.1e}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss (smoothed)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
