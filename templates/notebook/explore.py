@@ -22,11 +22,11 @@ import torch
 from IPython.display import display
 
 from config import Config, from_dict
-from dataset import make_dataloaders
-from model import build_model, prediction_picture
-from runs import read_metrics_csv
-from train import load_model_weights
-from utils import RunPaths, curves_figure, load_checkpoint, restore_data_index
+from dataset import make_dataloaders, model_inputs
+from model import build_task
+from report import prediction_pictures
+from tracking import curves_figure, read_metrics_csv
+from utils import RunPaths, load_checkpoint, load_weights, restore_data_index
 
 # %% [markdown]
 # ## The data
@@ -58,10 +58,10 @@ best = found[-1]
 checkpoint = load_checkpoint(best, torch.device("cpu"))
 run_cfg = from_dict(checkpoint["config"])
 restore_data_index(run_cfg, checkpoint)
-model = build_model(run_cfg)
-load_model_weights(model, checkpoint, best)
-model.eval()
 _, run_val_loader, _ = make_dataloaders(run_cfg)
+task = build_task(run_cfg, **model_inputs(run_cfg))
+load_weights(task, checkpoint, best)
+model = task.model.eval()
 print(f"{best}: run {run_cfg.experiment}/{run_cfg.run_name}, epoch {checkpoint['epoch']}")
 
 # %% [markdown]
@@ -69,18 +69,16 @@ print(f"{best}: run {run_cfg.experiment}/{run_cfg.run_name}, epoch {checkpoint['
 
 # %%
 inputs, targets = next(iter(run_val_loader))
-with torch.inference_mode():
-    outputs = model(inputs).float()
-title, picture = prediction_picture(inputs, outputs, targets, run_cfg)
-if isinstance(picture, torch.Tensor):  # a batch of images, each row one sample
-    rows = torch.cat(list(picture[:8]), dim=1).permute(1, 2, 0).squeeze(-1)
-    fig, ax = plt.subplots(figsize=(9, 1.2 * len(picture[:8])))
-    ax.imshow(rows.numpy(), cmap="gray", vmin=0, vmax=1)
-    ax.set_title(title)
-    ax.axis("off")
-    plt.show()
-else:
-    display(picture)
+for title, picture in prediction_pictures(model, inputs, targets, run_cfg).items():
+    if isinstance(picture, torch.Tensor):  # a batch of images, each row one sample
+        rows = torch.cat(list(picture[:8]), dim=1).permute(1, 2, 0).squeeze(-1)
+        fig, ax = plt.subplots(figsize=(9, 1.2 * len(picture[:8])))
+        ax.imshow(rows.numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title)
+        ax.axis("off")
+        plt.show()
+    else:
+        display(picture)
 {% include "tasks/" ~ cookiecutter.task ~ "/explore_extra.py" ignore missing %}
 
 # %% [markdown]

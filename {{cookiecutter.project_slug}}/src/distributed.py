@@ -177,16 +177,6 @@ def sum_over_ranks(state: dict[str, Any]) -> dict[str, Any]:
     return summed
 
 
-def concat_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
-    """Every process's rows of `tensor` stacked together (on the CPU), e.g. features of the
-    whole validation split when each rank holds a share."""
-    if not is_active():
-        return tensor
-    parts: list[Any] = [None] * world_size()
-    dist.all_gather_object(parts, tensor.cpu())
-    return torch.cat(parts)
-
-
 def sync_buffers(model: nn.Module) -> None:
     """Copy rank 0's buffers (batch-norm statistics) to every process, so that evaluation runs
     the same model everywhere."""

@@ -37,7 +37,16 @@ from config import (
 )
 from dataset import make_dataloaders, model_inputs{{ ", prediction_inputs" if task.predicts }}
 from model import Task, build_task
-from report import describe, prediction_pictures, test_report{{ ", prediction_columns" if task.predicts }}
+{% set report_names = ["describe", "prediction_pictures", "test_report"] + task.stage_imports.split() + (["prediction_columns"] if task.predicts else []) %}
+{% if ("from report import " ~ report_names | sort | join(", ")) | length <= 100 %}
+from report import {{ report_names | sort | join(", ") }}
+{% else %}
+from report import (
+{% for name in report_names | sort %}
+    {{ name }},
+{% endfor %}
+)
+{% endif %}
 from runs import (
     RunRecord,
     cross_validate,
@@ -53,7 +62,6 @@ from train import (
     TrainingStopped,
     build_optimizer,
     build_scheduler,
-    load_weights,
     mixed_precision,
 )
 from utils import (
@@ -62,6 +70,7 @@ from utils import (
     find_resumable_checkpoint,
     load_checkpoint,
     load_file,
+    load_weights,
     new_run_name,
     resolve_device,
     restore_data_index,

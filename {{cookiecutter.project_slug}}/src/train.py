@@ -36,6 +36,7 @@ from utils import (
     GracefulStop,
     RunPaths,
     checkpoint_problem,
+    load_weights,
     own_random_stream,
     rng_state,
     saved_data_index,
@@ -338,11 +339,12 @@ class Trainer:
         inspect = self.log.inspects(step)  # a step whose gradients go into the logs
         if self.cfg.grad_clip > 0 or inspect:
             self.scaler.unscale_(self.optimizer)  # clip and inspect true gradients, not scaled
+        # The gradients this step applies: those of the optimizer's parameters.
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
         if self.cfg.grad_clip > 0:
-            norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            norm = nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
         elif inspect:
-            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-            norm = nn.utils.get_total_norm(grads)
+            norm = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
         if inspect:
             self.log.gradients(self.model, step, norm)
         checks, self.first_step = self.first_step, None
@@ -522,18 +524,3 @@ class Trainer:
         if self.precision is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.precision)
-
-
-def load_weights(task: Task, checkpoint: dict[str, Any], path: Path) -> None:
-    """Load the model weights of a checkpoint, and what else the task holds, strictly, naming
-    what does not match."""
-    model = {f"model.{key}": value for key, value in checkpoint["model"].items()}
-    try:
-        task.load_state_dict({**model, **checkpoint["task"]})
-    except RuntimeError as error:
-        details = str(error).replace("\n\t", " ").replace("\n", " ")
-        raise CheckpointError(
-            f"the weights in {path} do not fit the model built from this config: {details} "
-            "Use the config the checkpoint was trained with (--resume and --test read it from the "
-            "checkpoint; do not override model settings such as width)."
-        ) from None

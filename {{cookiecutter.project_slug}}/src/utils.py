@@ -1,3 +1,5 @@
+{#- the data sources whose training samples get seeded random augmentation -#}
+{% set augmented = cookiecutter.dataset in ("mnist", "cifar10") or (cookiecutter.dataset == "image_folder" and cookiecutter.task != "autoencoder") %}
 """Helpers shared by the rest of the project: seeding, devices, run folders, checkpoint files and
 clean stops."""
 
@@ -14,7 +16,9 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
+{% if augmented %}
 from contextlib import contextmanager
+{% endif %}
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 import distributed
@@ -124,6 +129,7 @@ class EpochSampler(Sampler[int]):
         return max(-(-self.size // distributed.world_size()) - self.start, 0)
 
 
+{% if augmented %}
 class EpochIndices(EpochSampler):
     """The EpochSampler's order, each index paired with its epoch, so that a training set can
     seed each sample's random augmentation from (seed, epoch, index) with `augmentation_rng`: the
@@ -141,6 +147,7 @@ def augmentation_rng(seed: int, epoch: int, index: int) -> Iterator[None]:
         yield
 
 
+{% endif %}
 def data_folder(cfg: Config) -> Path:
     """`cfg.data_dir`, which must exist: a missing folder is a mistake, never created silently."""
     folder = Path(cfg.data_dir)
@@ -448,6 +455,21 @@ def checkpoint_problem(checkpoint: Any) -> str | None:
     if bad:
         return f"non-finite weights in {', '.join(bad[:5])}"
     return None
+
+
+def load_weights(task: nn.Module, checkpoint: dict[str, Any], path: Path) -> None:
+    """Load the model weights of a checkpoint, and what else the task holds, strictly, naming
+    what does not match."""
+    model = {f"model.{key}": value for key, value in checkpoint["model"].items()}
+    try:
+        task.load_state_dict({**model, **checkpoint["task"]})
+    except RuntimeError as error:
+        details = str(error).replace("\n\t", " ").replace("\n", " ")
+        raise CheckpointError(
+            f"the weights in {path} do not fit the model built from this config: {details} "
+            "Use the config the checkpoint was trained with (--resume and --test read it from the "
+            "checkpoint; do not override model settings such as width)."
+        ) from None
 
 
 def find_resumable_checkpoint(cfg: Config, device: torch.device) -> tuple[Path, dict[str, Any]]:

@@ -17,8 +17,7 @@ from config import from_dict
 from dataset import make_dataloaders
 from helpers import CHECKPOINTS, SRC
 from main import build, main
-from train import load_weights
-from utils import EpochSampler, load_checkpoint
+from utils import EpochSampler, load_checkpoint, load_weights
 
 # Runs main.py like torchrun does, and also saves each rank's weights and next random draw after
 # training; makes rank 1 fail at its third step (FAIL_ON_RANK_1), or SIGTERM every process of the

@@ -77,6 +77,11 @@ def image_channels(cfg: Config) -> int:
     return 3 if cfg.color == "rgb" else 1
 
 
+def model_inputs(cfg: Config) -> dict[str, int]:
+    """What the task (`build_task` in model.py) needs to know about the data."""
+    return {"num_classes": len(class_names(cfg)), "channels": image_channels(cfg)}
+
+
 {% include "tasks/autoencoder/images_dataset.py" %}
 
 

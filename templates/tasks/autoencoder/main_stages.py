@@ -1,5 +1,6 @@
-def train_stages(cfg: Config, overrides: list[str]) -> int:
-    """The pipeline of stage=all, finetune and scratch; each stage is a run of its own.
+def train_stages(cfg: Config, overrides: list[str], resume: str | None = None) -> int:
+    """The pipeline of stage=all, finetune and scratch, each stage a run of its own; stage=pretrain
+    and --resume train one run (see `train`).
 
     all: pretrain the autoencoder on every training image, without labels, as run
     <name>-pretrain; then finetune. finetune: train the head of a classifier on the frozen
@@ -8,6 +9,8 @@ def train_stages(cfg: Config, overrides: list[str]) -> int:
     and print both accuracies. scratch: that baseline alone. A stop prints how to finish the
     stage it hit and run the others, with the same `overrides`.
     """
+    if resume is not None or cfg.stage == "pretrain":
+        return train(cfg, overrides, resume)
     if cfg.folds > 1:
         raise ConfigError(
             f"folds={cfg.folds} cross-validates one run, not the runs of stage={cfg.stage}; use "
@@ -39,10 +42,10 @@ def train_stages(cfg: Config, overrides: list[str]) -> int:
         encoder_from = find_pretrain_checkpoint(runs["finetune"])
         finetune = apply_overrides(runs["finetune"], [f"encoder_from={encoder_from}"])
         seed_everything(cfg.seed)  # the head starts from the same weights as in the scratch run
-        model = build_model(finetune)
-        load_encoder(model, encoder_from)
+        task = build_task(finetune, **model_inputs(finetune))
+        load_encoder(task.model, encoder_from)
         print(f"\nfinetune: the encoder of {encoder_from}, frozen")
-        exit_code, trainer = fit(finetune, model=model)
+        exit_code, trainer = fit(finetune, task=task)
         if exit_code:
             print(
                 "after resuming it, train the baseline with:\n"

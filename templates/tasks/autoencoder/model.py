@@ -1,24 +1,19 @@
-"""The autoencoder, the classifier built on its encoder, their losses and metrics, and
-test-time training."""
+"""The tasks: the autoencoder that learns without labels (`Reconstruction`) and the classifier
+built on its encoder (`Classification`), their networks, losses, metrics and training steps.
+Change the networks in `build_model`, a loss or what a step does in the task classes; the
+Trainer runs any `Task` (the contract below)."""
 
 from __future__ import annotations
 
-import copy
 import math
-from pathlib import Path
-from typing import TYPE_CHECKING
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from config import Config, ConfigError
-from dataset import class_names, image_channels
-from utils import CheckpointError, load_checkpoint, titled_grid, to_unit_range
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 
 class Encoder(nn.Sequential):
@@ -125,78 +120,91 @@ class Classifier(nn.Module):
         return self.head(code)  # (B, classes) logits
 
 
-def build_model(cfg: Config) -> nn.Module:
+def build_model(cfg: Config, num_classes: int, channels: int) -> Autoencoder | Classifier:
     """The model of `cfg.stage`, freshly initialised: the autoencoder for pretrain (and all,
-    which starts with it), a classifier otherwise. A finetune model gets its pretrained encoder
-    and decoder from `load_encoder`."""
+    which starts with it), a classifier of `num_classes` otherwise. A finetune model gets its
+    pretrained encoder and decoder from `load_encoder` (report.py)."""
     if cfg.image_size % 8:
         raise ConfigError(
             f"image_size must be a multiple of 8 (the encoder halves it three times), got "
             f"{cfg.image_size}; try image_size={cfg.image_size // 8 * 8 or 8}."
         )
-    autoencoder = Autoencoder(image_channels(cfg), cfg.image_size, cfg.width, cfg.bottleneck)
+    autoencoder = Autoencoder(channels, cfg.image_size, cfg.width, cfg.bottleneck)
     if cfg.stage in ("all", "pretrain"):
         return autoencoder
     decoder = autoencoder.decoder if cfg.stage == "finetune" else None
-    classes = len(class_names(cfg))
-    return Classifier(autoencoder.encoder, cfg.bottleneck, cfg.hidden_dim, classes, decoder)
-
-
-def find_pretrain_checkpoint(cfg: Config) -> Path:
-    """`cfg.encoder_from`, or else the best.pt of the experiment's newest pretrain run."""
-    if cfg.encoder_from:
-        return Path(cfg.encoder_from)
-    runs = Path(cfg.checkpoint_dir, cfg.experiment).glob("*/best.pt")
-    for path in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True):
-        if load_checkpoint(path, torch.device("cpu"))["config"]["stage"] == "pretrain":
-            return path
-    raise ConfigError(
-        f"stage={cfg.stage} needs a pretrained encoder, and experiment {cfg.experiment!r} has no "
-        f"finished pretrain run in {cfg.checkpoint_dir}. Pretrain first (python src/main.py "
-        "stage=pretrain), run both stages at once (stage=all), or name a pretrain checkpoint "
-        "with encoder_from=PATH."
-    )
-
-
-def load_encoder(model: Classifier, path: Path) -> None:
-    """Put the encoder and decoder of the pretrain checkpoint at `path` into `model`."""
-    checkpoint = load_checkpoint(path, torch.device("cpu"))
-    if checkpoint["config"]["stage"] != "pretrain":
-        raise CheckpointError(
-            f"{path} is a checkpoint of stage={checkpoint['config']['stage']}, not of a pretrain "
-            "run; name the best.pt of a pretrain run with encoder_from=PATH."
-        )
-    try:
-        model.encoder.load_state_dict(part(checkpoint["model"], "encoder."))
-        model.decoder.load_state_dict(part(checkpoint["model"], "decoder."))
-    except RuntimeError as error:
-        details = str(error).replace("\n\t", " ").replace("\n", " ")
-        raise CheckpointError(
-            f"the autoencoder in {path} does not fit this model: {details} Finetune with the "
-            "width, bottleneck and image_size it was pretrained with."
-        ) from None
-
-
-def part(weights: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """The entries of a state dict under `prefix`, with the prefix removed."""
-    return {k.removeprefix(prefix): v for k, v in weights.items() if k.startswith(prefix)}
-
-
-def parameter_groups(model: nn.Module, cfg: Config) -> list[dict]:
-    """All parameters learn at `lr`; frozen ones are left out of the optimizer."""
-    return [{"params": list(model.parameters()), "lr": cfg.lr}]
-
-
-def build_loss(cfg: Config) -> nn.Module:
-    """Reconstruction loss for the autoencoder, cross-entropy on logits for the classifiers."""
-    if cfg.stage in ("all", "pretrain"):
-        return reconstruction_loss(cfg)
-    return nn.CrossEntropyLoss()
+    return Classifier(autoencoder.encoder, cfg.bottleneck, cfg.hidden_dim, num_classes, decoder)
 
 
 def reconstruction_loss(cfg: Config) -> nn.Module:
     """MSE, or L1, which blurs less and minds outliers less."""
     return nn.L1Loss() if cfg.loss == "l1" else nn.MSELoss()
+
+
+{% include "shared/task_contract.py" %}
+
+
+class Reconstruction(Task):
+    """The autoencoder learns to reconstruct its input: no label needed (unlabelled images
+    too); PSNR as its metric."""
+
+    def __init__(self, model: Autoencoder, loss: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss
+
+    def training_step(self, batch: Batch) -> Step:
+        images, _ = batch  # the labels go unused (-1 for unlabelled images)
+        reconstructions = self.model(images)
+        return Step(self.loss_fn(reconstructions, images), reconstructions, images)
+
+    def validation_step(self, batch: Batch) -> Step:
+        images, _ = batch
+        reconstructions = self.model(images)
+        return Step(self.loss_fn(reconstructions, images), reconstructions, images)
+
+    def metrics(self) -> ReconstructionMetrics:
+        return ReconstructionMetrics()
+
+    def overfitted(
+        self, batch: Batch, start: dict[str, float], end: dict[str, float]
+    ) -> tuple[bool, str]:
+        return end["psnr"] >= 18, "a PSNR of 18 dB or more (pixel errors about 1/8 of the range)"
+
+
+class Classification(Task):
+    """The classifier on the encoder: cross-entropy on its logits; accuracy as its metric."""
+
+    def __init__(self, model: Classifier) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = nn.CrossEntropyLoss()  # on logits: the model must not apply a softmax
+
+    def training_step(self, batch: Batch) -> Step:
+        images, labels = batch
+        logits = self.model(images)  # (B, classes)
+        return Step(self.loss_fn(logits, labels), logits, labels)
+
+    def validation_step(self, batch: Batch) -> Step:
+        images, labels = batch
+        logits = self.model(images)
+        return Step(self.loss_fn(logits, labels), logits, labels)
+
+    def metrics(self) -> Accuracy:
+        return Accuracy()
+
+    def overfitted(
+        self, batch: Batch, start: dict[str, float], end: dict[str, float]
+    ) -> tuple[bool, str]:
+        return end["acc"] == 1.0, "every sample of the batch classified correctly"
+
+
+def build_task(cfg: Config, num_classes: int, channels: int) -> Reconstruction | Classification:
+    """The task of `cfg.stage`, for `channels`-channel images of `num_classes` classes."""
+    model = build_model(cfg, num_classes, channels)
+    if isinstance(model, Autoencoder):
+        return Reconstruction(model, reconstruction_loss(cfg))
+    return Classification(model)
 
 
 class ReconstructionMetrics:
@@ -224,83 +232,3 @@ class ReconstructionMetrics:
 
 
 {% include "shared/accuracy.py" %}
-
-
-def build_metrics(cfg: Config) -> type[ReconstructionMetrics | Accuracy]:
-    """The metrics of `cfg.stage`: PSNR for the autoencoder, accuracy for the classifiers."""
-    return ReconstructionMetrics if cfg.stage in ("all", "pretrain") else Accuracy
-
-
-def overfitted(
-    loss_fn: nn.Module,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    start: dict[str, float],
-    end: dict[str, float],
-) -> tuple[bool, str]:
-    """Whether --overfit-batch has memorised this batch, and that goal in words."""
-    if "acc" in end:
-        goal = 0.01 * start["loss"]
-        return (
-            end["loss"] <= goal and end["acc"] == 1.0,
-            f"the loss down by 99% (to <= {goal:.4g}) and every sample classified correctly",
-        )
-    goal = 0.1 * start["loss"]
-    return end["loss"] <= goal, f"the reconstruction loss down by 90% (to <= {goal:.4g})"
-
-
-def accuracy_with_ttt(
-    model: nn.Module, loader: DataLoader, cfg: Config, device: torch.device
-) -> float:
-    """Accuracy with test-time training: before classifying each batch, the encoder takes
-    `cfg.ttt_steps` SGD steps that make the frozen decoder reconstruct that batch, adapting to
-    test images unlike the training ones. The trained weights come back after every batch, so no
-    batch influences another."""
-    if not isinstance(model, Classifier) or model.decoder is None:
-        raise ConfigError(
-            "ttt_steps needs a finetuned model: test-time training reconstructs the test images "
-            "with the pretrained decoder, which only a stage=finetune checkpoint has."
-        )
-    trained = copy.deepcopy(model.encoder.state_dict())
-    loss_fn = reconstruction_loss(cfg)
-    correct = count = 0
-    for images, labels in tqdm(loader, desc="test-time training", leave=False, disable=None):
-        images, labels = images.to(device), labels.to(device)
-        model.eval()  # the decoder's batch-norm statistics stay as trained
-        model.encoder.requires_grad_(True).train()  # the encoder's adapt to the batch, too
-        optimizer = torch.optim.SGD(model.encoder.parameters(), lr=cfg.ttt_lr, momentum=0.9)
-        for _ in range(cfg.ttt_steps):
-            loss = loss_fn(model.decoder(model.encoder(images)), images)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        model.encoder.requires_grad_(False).eval()
-        with torch.no_grad():
-            correct += (model(images).argmax(dim=1) == labels).sum().item()
-        count += len(labels)
-        model.encoder.load_state_dict(trained)
-    return correct / max(count, 1)
-
-
-def prediction_picture(
-    images: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor, cfg: Config
-) -> tuple[str, torch.Tensor | Figure]:
-    """For TensorBoard: the autoencoder's reconstructions beside their validation images; the
-    classifier's predicted classes as the images' titles."""
-    if outputs.shape == images.shape:
-        return "reconstructions/val", to_unit_range(torch.cat([images[:8], outputs[:8]], dim=3))
-    return "predictions/val", labelled_grid(images, outputs, targets, class_names(cfg))
-
-
-{% include "shared/labelled_grid.py" %}
-
-
-def describe(model: nn.Module, cfg: Config) -> str:
-    """What the trained model does."""
-    if isinstance(model, Autoencoder):
-        return (
-            f"Autoencoder compresses {cfg.image_size}x{cfg.image_size} images into "
-            f"{cfg.bottleneck} numbers and back"
-        )
-    encoder = "a frozen pretrained encoder" if model.frozen else "an encoder trained from scratch"
-    return f"Classifier tells apart {', '.join(class_names(cfg))} with {encoder}"

@@ -19,9 +19,10 @@ from dataset import make_dataloaders, write_example_images
 {% else %}
 from dataset import CLASSES, add_noise, generate_shapes, make_dataloaders
 {% endif %}
-from helpers import start, wait_for_checkpoint
+from helpers import start, task_for, wait_for_checkpoint
 from main import main
-from model import Autoencoder, Classifier, ReconstructionMetrics, accuracy_with_ttt, build_model
+from model import Autoencoder, Classifier, ReconstructionMetrics
+from report import accuracy_with_ttt
 from train import build_optimizer
 from utils import load_checkpoint
 
@@ -44,17 +45,18 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_finetuning_trains_the_head_only(workdir) -> None:
-    cfg = apply_overrides(Config(), ["stage=finetune"])
-    model = build_model(cfg)
+    cfg = apply_overrides(Config(), [*DATA, "stage=finetune"])
+    task = task_for([*DATA, "stage=finetune"])
+    model = task.model
     assert isinstance(model, Classifier) and model.decoder is not None
-    optimizer = build_optimizer(cfg, model)
+    optimizer = build_optimizer(cfg, task)
     optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
     assert optimized == {id(p) for p in model.head.parameters()}
-    model.train()
+    task.train()
     assert not model.encoder.training  # frozen batch-norm statistics
-    scratch = build_model(apply_overrides(cfg, ["stage=scratch"]))
+    scratch = task_for([*DATA, "stage=scratch"]).model
     assert scratch.decoder is None and all(p.requires_grad for p in scratch.parameters())
-    assert isinstance(build_model(Config()), Autoencoder)  # stage=all starts with pretrain
+    assert isinstance(task_for(DATA).model, Autoencoder)  # stage=all starts with pretrain
 
 
 def test_psnr_matches_its_definition() -> None:
@@ -136,11 +138,11 @@ def test_test_time_training_adapts_per_batch_and_restores_the_weights(workdir, c
     assert main([*PIPELINE, "run_name=p"]) == 0
     best = RUNS / "p-finetune" / "best.pt"
     cfg = apply_overrides(Config(), [*PIPELINE, "stage=finetune", "ttt_steps=3"])
-    model = build_model(cfg)
+    model = task_for([*PIPELINE, "stage=finetune", "ttt_steps=3"]).model
     model.load_state_dict(weights(best))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     _, _, test_loader = make_dataloaders(cfg)
-    accuracy = accuracy_with_ttt(model, test_loader, cfg, CPU)
+    accuracy = accuracy_with_ttt(model, test_loader, cfg)
     assert 0 <= accuracy <= 1
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, before[name]), name

@@ -59,6 +59,11 @@ def image_channels(cfg: Config) -> int:
     return 3 if cfg.color == "rgb" else 1
 
 
+def model_inputs(cfg: Config) -> dict[str, int]:
+    """What the task (`build_task` in model.py) needs to know about the data."""
+    return {"channels": image_channels(cfg)}
+
+
 class Images(Dataset):
     """Images kept in memory as uint8, turned into float tensors in [-1, 1] on access, each with
     the label 0 (the Trainer's batches are pairs; the GAN ignores the label).

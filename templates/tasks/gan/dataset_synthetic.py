@@ -27,6 +27,11 @@ def image_channels(cfg: Config) -> int:
     return IN_CHANNELS
 
 
+def model_inputs(cfg: Config) -> dict[str, int]:
+    """What the task (`build_task` in model.py) needs to know about the data."""
+    return {"channels": image_channels(cfg)}
+
+
 {% include "shared/shapes_dataset.py" %}
 
 

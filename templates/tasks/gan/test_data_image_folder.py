@@ -83,4 +83,4 @@ def test_only_training_images_are_mirrored_and_grey_makes_a_grey_gan(workdir, ti
 
     grey = apply_overrides(cfg, ["color=grey", "resize=center_crop"])
     assert make_dataloaders(grey)[1].dataset[0][0].shape == (1, 32, 32)
-    assert build_model(grey).sample(2).shape == (2, 1, 32, 32)
+    assert build_model(grey, image_channels(grey)).sample(2).shape == (2, 1, 32, 32)

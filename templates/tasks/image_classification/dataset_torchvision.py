@@ -85,7 +85,7 @@ def image_channels(cfg: Config) -> int:
 
 def model_inputs(cfg: Config) -> dict[str, int]:
     """What the task (`build_task` in model.py) needs to know about the data."""
-    return {"num_classes": len(CLASSES), "channels": IN_CHANNELS}
+    return {"num_classes": len(class_names(cfg)), "channels": image_channels(cfg)}
 
 
 class TensorImages(Dataset):

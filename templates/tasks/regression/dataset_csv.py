@@ -52,6 +52,12 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
     return make_loaders(train, val, test, cfg)
 
 
+def model_inputs(cfg: Config) -> dict[str, Any]:
+    """What the task (`build_task` in model.py) needs to know about the data: the number of
+    input columns and the training split's statistics, which standardise them."""
+    return {"num_features": len(feature_names(cfg)), "statistics": training_statistics(cfg)}
+
+
 def feature_names(cfg: Config) -> list[str]:
     """The input columns, in the order the model sees them."""
     return load_index(cfg)["features"]

@@ -24,6 +24,11 @@ def true_weights(num_features: int) -> torch.Tensor:
     return 3.0 * (-2 / 3) ** torch.arange(num_features, dtype=torch.float32)
 
 
+def model_inputs(cfg: Config) -> dict[str, int]:
+    """What the task (`build_task` in model.py) needs to know about the data."""
+    return {"num_features": cfg.num_features}
+
+
 {% include "tasks/regression/regression_dataset.py" %}
 
 

@@ -22,13 +22,14 @@ from torch import nn
 from config import Config
 from dataset import make_dataloaders
 from main import main
-from model import RegressionMetrics, overfitted
+from model import Regression, RegressionMetrics
 from utils import load_checkpoint
 {% else %}
 from config import Config
 from dataset import INTERCEPT, generate_linear, true_weights
 from main import main
-from model import LinearRegression, RegressionMetrics, describe, overfitted
+from model import LinearRegression, Regression, RegressionMetrics
+from report import describe
 {% endif %}
 
 
@@ -53,8 +54,9 @@ def test_the_overfit_goal_is_the_least_squares_fit() -> None:
     design = torch.cat([x, torch.ones(64, 1)], dim=1)
     best = nn.MSELoss()(design @ torch.linalg.lstsq(design, y).solution, y).item()
     start = {"loss": 17.0}
-    assert overfitted(nn.MSELoss(), x, y, start, {"loss": best * 1.01})[0]
-    assert not overfitted(nn.MSELoss(), x, y, start, {"loss": best * 1.5})[0]
+    task = Regression(nn.Linear(2, 1), loss="mse")
+    assert task.overfitted((x, y), start, {"loss": best * 1.01})[0]
+    assert not task.overfitted((x, y), start, {"loss": best * 1.5})[0]
 
 
 {% include "tasks/regression/test_data_" ~ cookiecutter.dataset ~ ".py" %}

@@ -34,6 +34,11 @@ def image_channels(cfg: Config) -> int:
     return IN_CHANNELS
 
 
+def model_inputs(cfg: Config) -> dict[str, int]:
+    """What the task (`build_task` in model.py) needs to know about the data."""
+    return {"num_classes": len(class_names(cfg)), "channels": image_channels(cfg)}
+
+
 {% include "tasks/segmentation/segmentation_dataset.py" %}
 
 

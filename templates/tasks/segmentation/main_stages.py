@@ -1,5 +1,6 @@
-def train_coarse_to_fine(cfg: Config, overrides: list[str]) -> int:
-    """stage=coarse_to_fine: two runs, then the pipeline's score on the validation split.
+def train_stages(cfg: Config, overrides: list[str], resume: str | None = None) -> int:
+    """stage=coarse_to_fine: two runs, then the pipeline's score on the validation split; the
+    other stages and --resume train one run (see `train`).
 
     <name>-coarse learns to segment images shrunk by `coarse_factor`, which is cheap and enough
     to find where the shape is; <name>-fine learns to segment `crop_size` crops around the shape
@@ -7,6 +8,8 @@ def train_coarse_to_fine(cfg: Config, overrides: list[str]) -> int:
     the expensive model only ever sees a crop. A stop prints how to finish the stage it hit and
     run the other, with the same `overrides`.
     """
+    if resume is not None or cfg.stage != "coarse_to_fine":
+        return train(cfg, overrides, resume)
     if cfg.folds > 1:
         raise ConfigError(
             f"folds={cfg.folds} cross-validates one run, not the runs of stage={cfg.stage}; use "
@@ -42,20 +45,12 @@ def train_coarse_to_fine(cfg: Config, overrides: list[str]) -> int:
     device = trainer.device
     _, full_val_loader, _ = make_dataloaders(apply_overrides(cfg, ["stage=full"]))
     coarse_model, fine_model = load_trained(coarse_best, device), load_trained(fine_best, device)
-    scores = pipeline_scores(coarse_model, fine_model, full_val_loader, fine, device)
+    scores = pipeline_scores(coarse_model, fine_model, full_val_loader, fine)
     print(
         f"\ncoarse to fine on the full-size val images: dice {scores['pipeline_dice']:.4f}, "
         f"iou {scores['pipeline_iou']:.4f}; the crops hold {scores['roi_recall']:.1%} of the "
         f"shape pixels\ntest the pipeline: python src/main.py --test {fine_best}"
     )
     return 0
-
-
-def load_trained(path: Path, device: torch.device) -> torch.nn.Module:
-    """The model of a checkpoint, built from the config saved in it, in eval mode on `device`."""
-    checkpoint = load_checkpoint(path, torch.device("cpu"))
-    model = build_model(from_dict(checkpoint["config"]))
-    load_model_weights(model, checkpoint, path)
-    return model.to(device).eval()
 
 

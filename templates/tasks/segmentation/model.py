@@ -1,20 +1,19 @@
-"""The network (a U-Net), its compound loss, its metrics, flip TTA and the coarse-to-fine
-pipeline."""
+"""The task: the network (a U-Net), its compound loss, its metrics and its training step.
+Change the network in `build_model`, the loss or what a step does in `Segmentation`; the
+Trainer runs any `Task` (the contract below)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from functools import partial
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader
 
 from config import Config
-from dataset import class_names, crop_corner, image_channels
-from utils import to_unit_range
 
 
 class ConvBlock(nn.Sequential):
@@ -76,14 +75,10 @@ class UNet(nn.Module):
         return self.head(features)
 
 
-def build_model(cfg: Config) -> nn.Module:
-    """The model described by `cfg`, with freshly initialised weights."""
-    return UNet(image_channels(cfg), len(class_names(cfg)), cfg.width, cfg.norm)
-
-
-def parameter_groups(model: nn.Module, cfg: Config) -> list[dict]:
-    """Every parameter learns at `lr`."""
-    return [{"params": list(model.parameters()), "lr": cfg.lr}]
+def build_model(cfg: Config, num_classes: int, channels: int) -> UNet:
+    """The model described by `cfg`, with freshly initialised weights, for `num_classes` classes
+    (background included) in `channels`-channel images."""
+    return UNet(channels, num_classes, cfg.width, cfg.norm)
 
 
 class CompoundLoss(nn.Module):
@@ -120,12 +115,6 @@ def dice_loss(probs: torch.Tensor, masks: torch.Tensor, smooth: float = 1.0) -> 
     total = probs.sum(dim=(0, 2, 3)) + one_hot.sum(dim=(0, 2, 3))
     dice = (2 * overlap + smooth) / (total + smooth)
     return 1 - dice[1:].mean()  # class 0 is the background
-
-
-def build_loss(cfg: Config) -> nn.Module:
-    """The compound loss named by `cfg.loss`, on logits."""
-    gamma = cfg.focal_gamma if cfg.loss == "dice_focal" else None
-    return CompoundLoss(cfg.dice_weight, cfg.pixel_weight, gamma)
 
 
 class SegmentationMetrics:
@@ -166,126 +155,40 @@ class SegmentationMetrics:
         return {"dice": dice.mean().item(), "iou": iou.mean().item()}
 
 
-def build_metrics(cfg: Config) -> Callable[[], SegmentationMetrics]:
-    """The metrics of this task: Dice and IoU."""
-    return partial(SegmentationMetrics, len(class_names(cfg)))
+{% include "shared/task_contract.py" %}
 
 
-def overfitted(
-    loss_fn: nn.Module,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    start: dict[str, float],
-    end: dict[str, float],
-) -> tuple[bool, str]:
-    """Whether --overfit-batch has memorised this batch, and that goal in words."""
-    goal = 0.1 * start["loss"]
-    return (
-        end["loss"] <= goal and end["dice"] >= 0.97,
-        f"the loss down by 90% (to <= {goal:.4g}) and a Dice of at least 0.97 on the batch",
-    )
+class Segmentation(Task):
+    """The compound loss between the U-Net's per-pixel logits and the masks; Dice and IoU."""
+
+    def __init__(self, model: UNet, loss: CompoundLoss, num_classes: int) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss
+        self.num_classes = num_classes
+
+    def training_step(self, batch: Batch) -> Step:
+        images, masks = batch
+        logits = self.model(images)  # (B, classes, H, W)
+        return Step(self.loss_fn(logits, masks), logits, masks)
+
+    def validation_step(self, batch: Batch) -> Step:
+        images, masks = batch
+        logits = self.model(images)
+        return Step(self.loss_fn(logits, masks), logits, masks)
+
+    def metrics(self) -> SegmentationMetrics:
+        return SegmentationMetrics(self.num_classes)
+
+    def overfitted(
+        self, batch: Batch, start: dict[str, float], end: dict[str, float]
+    ) -> tuple[bool, str]:
+        return end["dice"] >= 0.97, "a Dice of at least 0.97 on the batch"
 
 
-@torch.inference_mode()
-def predict_with_flips(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Test-time augmentation: the class probabilities averaged over the image as it is and
-    flipped left-right, up-down and both, each prediction flipped back first."""
-    probs = torch.zeros(())
-    for dims in ([], [3], [2], [2, 3]):
-        flipped = images.flip(dims) if dims else images
-        prediction = model(flipped).float().softmax(dim=1)
-        probs = probs + (prediction.flip(dims) if dims else prediction)
-    return probs / 4
-
-
-def flip_tta_scores(
-    model: nn.Module, loader: DataLoader, cfg: Config, device: torch.device
-) -> dict[str, float]:
-    """Dice and IoU of `loader` with flip test-time augmentation."""
-    model.eval()
-    metrics = build_metrics(cfg)()
-    for images, masks in loader:
-        metrics.update(predict_with_flips(model, images.to(device)), masks.to(device))
-    return {f"{name}_tta": value for name, value in metrics.compute().items()}
-
-
-@torch.inference_mode()
-def segment_coarse_to_fine(
-    coarse: nn.Module, fine: nn.Module, images: torch.Tensor, cfg: Config
-) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-    """Full-resolution logits of the two-stage pipeline, and the crops' top-left corners.
-
-    The coarse model segments the shrunk image; the centre of the box around its shape pixels
-    (the image's centre if it finds none) places a crop of `crop_size` in the full image; the
-    fine model segments the crop, and everything outside it is background.
-    """
-    small = F.avg_pool2d(images, cfg.coarse_factor)
-    found = coarse(small).argmax(dim=1) > 0  # (B, h, w)
-    size = images.shape[-1]
-    classes = len(class_names(cfg))
-    logits = torch.zeros(len(images), classes, size, size, device=images.device)
-    logits[:, 0] = 1.0  # background wherever the fine model does not look
-    corners = []
-    for region in found:
-        rows, cols = region.nonzero(as_tuple=True)
-        if len(rows):  # box centre, in full-resolution pixels
-            centre = [
-                (float(rc.min() + rc.max()) / 2 + 0.5) * cfg.coarse_factor - 0.5
-                for rc in (rows, cols)
-            ]
-        else:
-            centre = [size / 2, size / 2]
-        corners.append(crop_corner(*centre, cfg.crop_size, size))
-    crops = torch.stack(
-        [
-            images[i, :, y : y + cfg.crop_size, x : x + cfg.crop_size]
-            for i, (y, x) in enumerate(corners)
-        ]
-    )
-    fine_logits = fine(crops).float()
-    for i, (y, x) in enumerate(corners):
-        logits[i, :, y : y + cfg.crop_size, x : x + cfg.crop_size] = fine_logits[i]
-    return logits, corners
-
-
-def pipeline_scores(
-    coarse: nn.Module, fine: nn.Module, loader: DataLoader, cfg: Config, device: torch.device
-) -> dict[str, float]:
-    """Dice and IoU of the coarse-to-fine pipeline on full-resolution `loader`, and the share of
-    the shape pixels that fall inside the crops (what the coarse model's regions let through)."""
-    coarse.eval()
-    fine.eval()
-    metrics, inside, total = build_metrics(cfg)(), 0, 0
-    for images, masks in loader:
-        images, masks = images.to(device), masks.to(device)
-        logits, corners = segment_coarse_to_fine(coarse, fine, images, cfg)
-        metrics.update(logits, masks)
-        for mask, (y, x) in zip(masks, corners, strict=True):
-            inside += int((mask[y : y + cfg.crop_size, x : x + cfg.crop_size] > 0).sum())
-            total += int((mask > 0).sum())
-    scores = {f"pipeline_{name}": value for name, value in metrics.compute().items()}
-    return {**scores, "roi_recall": inside / max(total, 1)}
-
-
-def prediction_picture(
-    images: torch.Tensor, logits: torch.Tensor, masks: torch.Tensor, cfg: Config
-) -> tuple[str, torch.Tensor]:
-    """For TensorBoard: validation images, each beside its true mask and the predicted one (class
-    k of n drawn as grey level k / (n - 1): background black)."""
-    images = to_unit_range(images[:8].float())
-    levels = len(class_names(cfg)) - 1
-
-    def grey(mask: torch.Tensor) -> torch.Tensor:
-        return (mask.float() / levels).unsqueeze(1).expand_as(images)
-
-    predicted = logits[:8].argmax(1)
-    return "predictions/val", torch.cat([images, grey(masks[:8]), grey(predicted)], dim=3)
-
-
-def describe(model: nn.Module, cfg: Config) -> str:
-    """What the trained model does."""
-    seen = {
-        "coarse": f"images shrunk {cfg.coarse_factor}x, to find the region of the shape",
-        "fine": f"{cfg.crop_size}x{cfg.crop_size} crops around the shape",
-    }.get(cfg.stage, "whole images")
-    return f"{type(model).__name__} segments {', '.join(class_names(cfg))} in {seen}"
+def build_task(cfg: Config, num_classes: int, channels: int) -> Segmentation:
+    """The task of `cfg` for images of `channels` channels whose pixels fall into `num_classes`
+    classes, background included; the loss is the one named by `cfg.loss`."""
+    gamma = cfg.focal_gamma if cfg.loss == "dice_focal" else None
+    loss = CompoundLoss(cfg.dice_weight, cfg.pixel_weight, gamma)
+    return Segmentation(build_model(cfg, num_classes, channels), loss, num_classes)

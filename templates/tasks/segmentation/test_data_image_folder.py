@@ -79,7 +79,7 @@ def test_the_crops_recall_labelled_pixels_of_any_class() -> None:
     masks[0, 40:44, 8:12] = 2  # 16 pixels of class 2 inside the crop
     masks[0, 0:2, 60:62] = 1  # 4 pixels of class 1 outside it
     fine = nn.Conv2d(1, 3, kernel_size=1)
-    scores = pipeline_scores(MarksTheBrightest(), fine, [(images, masks)], cfg, torch.device("cpu"))
+    scores = pipeline_scores(MarksTheBrightest(), fine, [(images, masks)], cfg)
     assert scores["roi_recall"] == pytest.approx(16 / 20)  # pixels, not the sum of their values
 
 

@@ -23,17 +23,12 @@ from dataset import image_channels, make_dataloaders, write_example_images
 from dataset import crop_around_shapes, generate_scenes, image_channels, shrink
 {% endif %}
 from main import main
-from model import (
-    CompoundLoss,
-    SegmentationMetrics,
-    build_model,
-    dice_loss,
+from model import CompoundLoss, SegmentationMetrics, build_model, dice_loss
 {% if cookiecutter.dataset == "image_folder" %}
-    pipeline_scores,
+from report import pipeline_scores, predict_with_flips, segment_coarse_to_fine
+{% else %}
+from report import predict_with_flips, segment_coarse_to_fine
 {% endif %}
-    predict_with_flips,
-    segment_coarse_to_fine,
-)
 
 
 def test_dice_and_iou_match_their_definitions() -> None:
@@ -74,7 +69,8 @@ def test_the_compound_loss_weighs_its_terms() -> None:
 
 @pytest.mark.parametrize("norm", ["batch", "group"])
 def test_the_unet_keeps_the_resolution_with_either_norm(norm: str) -> None:
-    model = build_model(apply_overrides(Config(), ["width=4", f"norm={norm}"]))
+    cfg = apply_overrides(Config(), ["width=4", f"norm={norm}"])
+    model = build_model(cfg, num_classes=2, channels=image_channels(cfg))
     channels = image_channels(Config())
     assert model(torch.randn(2, channels, 32, 24)).shape == (2, 2, 32, 24)
     kinds = {type(m).__name__ for m in model.modules()}

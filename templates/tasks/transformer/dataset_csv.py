@@ -65,6 +65,15 @@ def class_names(cfg: Config) -> list[str]:
     return load_index(cfg)["classes"]
 
 
+def model_inputs(cfg: Config) -> dict[str, int]:
+    """What the task (`build_task` in model.py) needs to know about the data."""
+    return {
+        "vocabulary_size": vocabulary_size(cfg),
+        "num_classes": len(class_names(cfg)),
+        "padding": PAD,
+    }
+
+
 def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
     """The train, val and test loaders; only the training loader shuffles."""
     index = load_index(cfg)

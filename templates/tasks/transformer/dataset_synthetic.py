@@ -39,6 +39,15 @@ def class_names(cfg: Config) -> list[str]:
     return [symbol_name(i) for i in range(cfg.num_symbols)]
 
 
+def model_inputs(cfg: Config) -> dict[str, int]:
+    """What the task (`build_task` in model.py) needs to know about the data."""
+    return {
+        "vocabulary_size": vocabulary_size(cfg),
+        "num_classes": len(class_names(cfg)),
+        "padding": PAD,
+    }
+
+
 def symbol_name(index: int) -> str:
     """A, B, C, ... for the symbols (then s26, s27, ... past Z)."""
     return chr(ord("A") + index) if index < 26 else f"s{index}"

@@ -1,20 +1,18 @@
-"""The network (a Transformer encoder over token sequences), its loss and its metrics."""
+"""The task: the network (a Transformer encoder over token sequences), its loss, its metrics
+and its training step. Change the network in `build_model`, the loss or what a step does in
+`SequenceClassification`; the Trainer runs any `Task` (the contract below)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from functools import partial
-from typing import TYPE_CHECKING
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from config import Config, ConfigError
-from dataset import PAD, class_names, vocabulary_size
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 
 class PositionalEncoding(nn.Module):
@@ -49,9 +47,10 @@ class SequenceClassifier(nn.Module):
     same prediction however much padding its batch adds.
     """
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, vocabulary_size: int, num_classes: int, padding: int) -> None:
         super().__init__()
-        self.embed = nn.Embedding(vocabulary_size(cfg), cfg.d_model, padding_idx=PAD)
+        self.padding = padding  # the token id of padding
+        self.embed = nn.Embedding(vocabulary_size, cfg.d_model, padding_idx=padding)
         self.positions = PositionalEncoding(cfg.d_model, 1 + cfg.max_length)
         layer = nn.TransformerEncoderLayer(
             cfg.d_model,
@@ -64,33 +63,67 @@ class SequenceClassifier(nn.Module):
         self.encoder = nn.TransformerEncoder(
             layer, cfg.num_layers, norm=nn.LayerNorm(cfg.d_model), enable_nested_tensor=False
         )
-        self.head = nn.Linear(cfg.d_model, len(class_names(cfg)))
+        self.head = nn.Linear(cfg.d_model, num_classes)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        padding = tokens == PAD  # (B, T), True where attention must not look
+        padding = tokens == self.padding  # (B, T), True where attention must not look
         vectors = self.encoder(self.positions(self.embed(tokens)), src_key_padding_mask=padding)
         return self.head(vectors[:, 0])  # (B, classes) logits
 
 
-def build_model(cfg: Config) -> nn.Module:
-    """The model described by `cfg`, with freshly initialised weights."""
+def build_model(
+    cfg: Config, vocabulary_size: int, num_classes: int, padding: int
+) -> SequenceClassifier:
+    """The model described by `cfg`, with freshly initialised weights, for sequences of
+    `vocabulary_size` token ids (`padding` among them) and `num_classes` classes."""
     if cfg.d_model % cfg.num_heads or cfg.d_model % 2:
         raise ConfigError(
             f"d_model={cfg.d_model} must be even and divisible by num_heads={cfg.num_heads} "
             "(each head attends over d_model / num_heads of the dimensions); e.g. d_model=64 "
             "num_heads=4."
         )
-    return SequenceClassifier(cfg)
+    return SequenceClassifier(cfg, vocabulary_size, num_classes, padding)
 
 
-def parameter_groups(model: nn.Module, cfg: Config) -> list[dict]:
-    """Every parameter learns at `lr`."""
-    return [{"params": list(model.parameters()), "lr": cfg.lr}]
+{% include "shared/task_contract.py" %}
 
 
-def build_loss(cfg: Config) -> nn.Module:
-    """Cross-entropy on logits: the model must not apply a softmax itself."""
-    return nn.CrossEntropyLoss()
+class SequenceClassification(Task):
+    """Cross-entropy on the logits of the sequence classifier; accuracy and macro F1."""
+
+    def __init__(self, model: SequenceClassifier, num_classes: int) -> None:
+        super().__init__()
+        self.model = model
+        self.num_classes = num_classes
+        self.loss_fn = nn.CrossEntropyLoss()  # on logits: the model must not apply a softmax
+
+    def training_step(self, batch: Batch) -> Step:
+        tokens, labels = batch
+        logits = self.model(tokens)  # (B, classes)
+        return Step(self.loss_fn(logits, labels), logits, labels)
+
+    def validation_step(self, batch: Batch) -> Step:
+        tokens, labels = batch
+        logits = self.model(tokens)
+        return Step(self.loss_fn(logits, labels), logits, labels)
+
+    def metrics(self) -> ClassificationMetrics:
+        return ClassificationMetrics(self.num_classes)
+
+    def overfitted(
+        self, batch: Batch, start: dict[str, float], end: dict[str, float]
+    ) -> tuple[bool, str]:
+        return end["acc"] == 1.0, "every sample of the batch classified correctly"
+
+
+def build_task(
+    cfg: Config, vocabulary_size: int, num_classes: int, padding: int
+) -> SequenceClassification:
+    """The task of `cfg` for sequences of `vocabulary_size` token ids (`padding` among them)
+    and `num_classes` classes."""
+    return SequenceClassification(
+        build_model(cfg, vocabulary_size, num_classes, padding), num_classes
+    )
 
 
 class ClassificationMetrics:
@@ -122,54 +155,3 @@ class ClassificationMetrics:
         recall = hits / confusion.sum(dim=1).clamp_min(1)
         f1 = 2 * precision * recall / (precision + recall).clamp_min(1e-12)
         return {"acc": (hits.sum() / confusion.sum()).item(), "macro_f1": f1.mean().item()}
-
-
-def build_metrics(cfg: Config) -> Callable[[], ClassificationMetrics]:
-    """The metrics of this task: accuracy and macro F1 over the classes."""
-    return partial(ClassificationMetrics, len(class_names(cfg)))
-
-
-{% include "shared/overfitted_classifier.py" %}
-
-
-{% if cookiecutter.dataset == "csv" %}
-{% include "shared/classifier_predictions.py" %}
-
-
-{% endif %}
-def prediction_picture(
-    tokens: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, cfg: Config
-) -> tuple[str, Figure]:
-    """For TensorBoard: the predicted class probabilities of 16 validation sequences (one row
-    each), with a red ring on the true class."""
-    from matplotlib.figure import Figure  # imported here: slow to load, and only pictures need it
-
-    probabilities, labels = logits[:16].softmax(1), labels[:16]
-    names = class_names(cfg)
-    width, height = 2 + 0.6 * len(names), 1.5 + 0.3 * len(labels)
-    fig = Figure(figsize=(width, height))
-    # Fixed margins (inches over the figure's size): tight_layout would cost more than the drawing.
-    fig.subplots_adjust(0.9 / width, 0.9 / height, 1 - 0.15 / width, 1 - 0.4 / height)
-    ax = fig.subplots()
-    ax.imshow(probabilities.numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
-    ax.scatter(labels.numpy(), range(len(labels)), s=80, facecolors="none", edgecolors="tab:red")
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-    ax.set_ylabel("validation sequence")
-    ax.set_title("predicted probability (ring: true class)", fontsize=9)
-    return "predictions/val", fig
-
-
-def describe(model: nn.Module, cfg: Config) -> str:
-    """What the trained model does."""
-{% if cookiecutter.dataset == "csv" %}
-    return (
-        f"{type(model).__name__} reads the first {cfg.max_length} tokens of a text, with a "
-        f"vocabulary of {vocabulary_size(cfg)} tokens, and names its class: "
-        + ", ".join(class_names(cfg))
-    )
-{% else %}
-    return (
-        f"{type(model).__name__} reads sequences of {cfg.min_length}-{cfg.max_length} of "
-        f"{cfg.num_symbols} symbols and names the symbol the query token points at"
-    )
-{% endif %}

@@ -22,16 +22,16 @@ from dataset import PAD, UNK, make_dataloaders, tokenize
 {% else %}
 from dataset import PAD, SequenceDataset, generate_sequences, make_dataloaders
 {% endif %}
+from helpers import task_for
 from main import main
-from model import ClassificationMetrics, build_model
+from model import ClassificationMetrics
 
 
 def test_padding_does_not_change_a_prediction(workdir, tiny) -> None:
     cfg = apply_overrides(Config(), tiny)
     tokens = next(iter(make_dataloaders(cfg)[0]))[0][:8]
     padded = torch.cat([tokens, torch.full((8, 10), PAD)], dim=1)
-    longer = apply_overrides(cfg, [f"max_length={cfg.max_length + 10}"])  # positions to pad
-    model = build_model(longer).eval()
+    model = task_for([*tiny, f"max_length={cfg.max_length + 10}"]).model.eval()  # room to pad
     with torch.no_grad():
         assert torch.allclose(model(tokens), model(padded), atol=1e-5)
         unmasked = model.encoder(model.positions(model.embed(padded)))[:, 0]
