@@ -37,27 +37,32 @@ def main() -> None:
     project = Path(sys.argv[1]).resolve()
     os.chdir(project)
     sys.path.insert(0, str(project / "src"))
+    import tracking
     import train
     from config import Config, apply_overrides
-    from dataset import make_dataloaders
-    from model import build_loss, build_metrics, build_model
-    from torch.utils.tensorboard import SummaryWriter
+    from dataset import make_dataloaders, model_inputs
+    from model import build_task
     from tqdm import tqdm
+    from utils import RunPaths
 
     # The bar is drawn as on a terminal (tqdm turns itself off when output is not one).
-    train.tqdm = lambda *args, **kwargs: tqdm(*args, **{**kwargs, "disable": False})
+    tracking.tqdm = lambda *args, **kwargs: tqdm(*args, **{**kwargs, "disable": False})
     cfg = apply_overrides(Config(), sys.argv[2:])
     torch.manual_seed(cfg.seed)
     loader, _, _ = make_dataloaders(cfg)
-    initial = build_model(cfg)
-    loss_fn = build_loss(cfg)
+    initial = build_task(cfg, **model_inputs(cfg))
+    loss_fn = initial.loss_fn
     device = torch.device("cpu")
     rounds, results = 7, {"trainer": [], "bare": [], "naive": []}
     steps = len(loader)
 
+    def fresh_task() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        task = copy.deepcopy(initial)
+        return task, train.build_optimizer(cfg, task)
+
     def fresh() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-        model = copy.deepcopy(initial)
-        return model, train.build_optimizer(cfg, model)
+        task, optimizer = fresh_task()
+        return task.model, optimizer
 
     def bare(batches: DataLoader) -> float:
         model, optimizer = fresh()
@@ -71,13 +76,15 @@ def main() -> None:
         return (time.perf_counter() - started) / steps
 
     def trainer_steps(folder: str) -> float:
-        model, optimizer = fresh()
-        trainer = train.Trainer(model, loss_fn, build_metrics(cfg), cfg, device, optimizer)
-        trainer.writer = SummaryWriter(folder)
+        task, optimizer = fresh_task()
+        trainer = train.Trainer(task, cfg, device, optimizer)
+        run = RunPaths(Path(folder), Path(folder), Path(folder))
+        trainer.log = tracking.RunLog(cfg, run)
+        trainer.log.open(task.model, [next(iter(loader))], 0, fresh=False)
         started = time.perf_counter()
         trainer.train_epoch(loader)
         seconds = time.perf_counter() - started
-        trainer.writer.close()
+        trainer.log.close()
         return seconds / steps
 
     naive_loader = DataLoader(

@@ -175,6 +175,43 @@ def test_cruft_creates_a_linked_project_that_is_up_to_date(tmp_path: Path) -> No
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+def git(folder: Path, *args: str) -> None:
+    identity = ["-c", "user.name=Test", "-c", "user.email=test@example.com"]
+    subprocess.run(["git", *identity, *args], cwd=folder, check=True, capture_output=True)
+
+
+@pytest.mark.slow
+def test_cruft_update_brings_a_later_template_change_into_a_project(
+    template_copy: Path, tmp_path: Path
+) -> None:
+    """What the README promises: a project made from one commit of the template receives a later
+    commit's change with `cruft update`, and is then up to date."""
+    # The verification after generation would train: it is tested on its own elsewhere.
+    (template_copy / "hooks" / "post_gen_project.py").unlink()
+    git(template_copy, "init", "-q")
+    git(template_copy, "add", "-A")
+    git(template_copy, "commit", "-q", "-m", "a first version")
+    cruft = [sys.executable, "-m", "cruft"]
+    command = [*cruft, "create", "--no-input", "--output-dir", str(tmp_path / "out")]
+    created = subprocess.run([*command, str(template_copy)], capture_output=True, text=True)
+    assert created.returncode == 0, created.stdout + created.stderr
+    project = tmp_path / "out" / "image_classification"
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the project as generated")
+
+    ignored = template_copy / "{{cookiecutter.project_slug}}" / ".gitignore"
+    ignored.write_text(ignored.read_text() + "*.onnx\n")  # the template improves
+    git(template_copy, "commit", "-q", "-am", "a later version")
+    behind = subprocess.run([*cruft, "check"], cwd=project, capture_output=True, text=True)
+    assert behind.returncode == 1, behind.stdout
+    updated = subprocess.run([*cruft, "update", "-y"], cwd=project, capture_output=True, text=True)
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert (project / ".gitignore").read_text().endswith("*.onnx\n")
+    check = subprocess.run([*cruft, "check"], cwd=project, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 # The bars each task's generated README states for its default configuration: per run of
 # `python src/main.py run_name=bar` (a pipeline makes several), a validation metric and its floor.
 QUALITY_BARS = {

@@ -1,3 +1,7 @@
+@dataclass(frozen=True)
+class ImageFileSettings:
+    """How image files are read: fitted to the size the model sees, converted, or skipped."""
+
     resize: str = option(
         "resize",
         "resize: stretch each image to the square the model sees (aspect ratio changes); "

@@ -35,7 +35,8 @@ class Task(nn.Module, ABC):
     For each batch the Trainer moves the batch to the device, calls `training_step` (under
     autocast), backpropagates the loss, clips the gradients and steps the optimizer over
     `parameter_groups`. A task is a module: it moves to the device with everything it holds, and
-    each network or buffer it holds besides `model` goes into checkpoints too.
+    each network or buffer it holds besides `model` goes into checkpoints too; other state (a
+    second optimizer, say) goes in through nn.Module's `get_extra_state`/`set_extra_state`.
     """
 
     monitor = "loss"  # the val_ value that picks best.pt and drives early stopping; lower wins

@@ -210,6 +210,14 @@ class LossCheck:
         self.at = at
         self.losses: list[torch.Tensor] = []
 
+    @classmethod
+    def for_run(cls, cfg: Config, batches_per_epoch: int) -> LossCheck:
+        """The check of a new run: by the end of the first epoch and of the lr warmup (whose
+        first steps barely move), or at `loss_check_steps`; fewer than 20 steps would compare
+        the noise of single batches."""
+        steps_per_epoch = math.ceil(batches_per_epoch / cfg.accumulate_steps)
+        return cls(cfg.loss_check_steps or max(steps_per_epoch, 20, cfg.warmup_steps))
+
     def add(self, loss: torch.Tensor, global_step: int, lr: float) -> None:
         """Count one batch's loss, taken when `global_step` optimizer steps are done."""
         if not self.at:
@@ -473,86 +481,52 @@ def doctor() -> list[tuple[bool, str]]:
     import platform
     import shutil
 
-    def installed(module: str) -> bool:
-        return importlib.util.find_spec(module) is not None
+    threads = f"torch uses {torch.get_num_threads()} threads"
+    report = [(True, f"python {platform.python_version()}, {os.cpu_count()} CPU cores, {threads}")]
+    safe = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 6)
+    cve = " is older than 2.6, whose torch.load can run code hidden in checkpoints (CVE-2025-32434)"
+    fix = "" if safe else f"{cve}: pip install -r requirements.txt"
+    report.append((safe, f"torch {torch.__version__}{fix}"))
+    report += devices()
+    for module, purpose in (("tensorboard", "TensorBoard logs"), ("matplotlib", "curve plots")):
+        ok = importlib.util.find_spec(module) is not None
+        state = "installed" if ok else f"missing; pip install {module}"
+        report.append((ok, f"{module}: {state} ({purpose})"))
+    if os.path.isdir("/dev/shm"):
+        shm = shutil.disk_usage("/dev/shm").free / 2**30
+        hint = "" if shm >= 1 else "; in Docker add --shm-size=8g, or use num_workers=0"
+        report.append((shm >= 1, f"shared memory for DataLoader workers: {shm:.1f} GB free{hint}"))
+    disk = shutil.disk_usage(".").free / 2**30
+    hint = "" if disk >= 2 else "; checkpoints need room, free some space"
+    report.append((disk >= 2, f"free disk here: {disk:.1f} GB{hint}"))
+    return report
 
-    report = [
-        (
-            True,
-            f"python {platform.python_version()}, {os.cpu_count()} CPU cores, "
-            f"torch uses {torch.get_num_threads()} threads",
-        )
-    ]
-    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
-    report.append(
-        (
-            (major, minor) >= (2, 6),
-            f"torch {torch.__version__}"
-            + (
-                ""
-                if (major, minor) >= (2, 6)
-                else " is older than 2.6, whose torch.load can run code "
-                "hidden in checkpoints (CVE-2025-32434): pip install -r requirements.txt"
-            ),
-        )
-    )
-    if torch.cuda.is_available():
+
+def devices() -> list[tuple[bool, str]]:
+    """For `doctor`: the GPUs (or why there are none), bf16, and torch.compile."""
+    import importlib.util
+    import shutil
+
+    cuda = torch.cuda.is_available()
+    if cuda:
         names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-        report.append((True, f"CUDA {torch.version.cuda}: {names}"))
         bf16 = torch.cuda.is_bf16_supported()
-        report.append(
-            (
-                True,
-                "bf16 mixed precision"
-                + ("" if bf16 else ": not on this GPU; amp uses fp16 with loss scaling"),
-            )
-        )
+        fallback = "" if bf16 else ": not on this GPU; amp uses fp16 with loss scaling"
+        report = [
+            (True, f"CUDA {torch.version.cuda}: {names}"),
+            (True, f"bf16 mixed precision{fallback}"),
+        ]
     else:
-        build = (
-            f"this torch is built for CUDA {torch.version.cuda}"
-            if torch.version.cuda
-            else ("this torch is a CPU-only build; for a GPU install a CUDA build from pytorch.org")
-        )
-        report.append((True, f"no CUDA GPU visible: training runs on the CPU ({build})"))
+        build = f"is built for CUDA {torch.version.cuda}" if torch.version.cuda else "is CPU-only"
+        if not torch.version.cuda:
+            build += "; for a GPU, install a CUDA build from pytorch.org"
+        report = [(True, f"no CUDA GPU visible: training runs on the CPU (this torch {build})")]
     if torch.backends.mps.is_available():
         report.append((True, "Apple MPS available: device=mps"))
     compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    compile_ok = installed("triton") if torch.cuda.is_available() else compiler is not None
-    report.append(
-        (
-            compile_ok,
-            "torch.compile can build kernels"
-            if compile_ok
-            else "torch.compile cannot build kernels: "
-            + (
-                "pip install triton"
-                if torch.cuda.is_available()
-                else "install a C++ compiler (gcc)"
-            ),
-        )
-    )
-    for module, purpose in (("tensorboard", "TensorBoard logs"), ("matplotlib", "curve plots")):
-        ok = installed(module)
-        report.append(
-            (ok, f"{module}: {'installed' if ok else 'missing; pip install ' + module} ({purpose})")
-        )
-    if os.path.isdir("/dev/shm"):
-        shm = shutil.disk_usage("/dev/shm").free / 2**30
-        report.append(
-            (
-                shm >= 1,
-                f"shared memory for DataLoader workers: {shm:.1f} GB free"
-                + ("" if shm >= 1 else "; in Docker add --shm-size=8g, or use num_workers=0"),
-            )
-        )
-    disk = shutil.disk_usage(".").free / 2**30
-    report.append(
-        (
-            disk >= 2,
-            f"free disk here: {disk:.1f} GB"
-            + ("" if disk >= 2 else "; checkpoints need room, free some space"),
-        )
-    )
+    can = importlib.util.find_spec("triton") is not None if cuda else compiler is not None
+    fix = "" if can else ": " + ("pip install triton" if cuda else "install a C++ compiler (gcc)")
+    report.append((can, f"torch.compile {'can' if can else 'cannot'} build kernels{fix}"))
     return report
 
 

@@ -51,12 +51,16 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 {% include "tasks/" ~ cookiecutter.task ~ "/config_choices.py" ignore missing %}
 
 
-@dataclass(frozen=True)
-class Config:
-    """Everything that defines an experiment. Each field says what it does and its valid values."""
+{% include "tasks/" ~ cookiecutter.task ~ "/config_data_" ~ cookiecutter.dataset ~ ".py" %}
 
-{% include "tasks/" ~ cookiecutter.task ~ "/config_data_" ~ cookiecutter.dataset ~ ".py" ignore missing %}
+
 {% include "tasks/" ~ cookiecutter.task ~ "/config_fields.py" %}
+
+
+@dataclass(frozen=True)
+class Config(TaskSettings, DataSettings):
+    """Everything that defines an experiment: the data's and the task's settings above, and the
+    training's below. Each field says what it does and its valid values."""
 
     # Splits, drawn deterministically from `seed`
     val_fraction: float = option(0.15, "share held out for validation, unless folds>1", gt=0, lt=1)

@@ -238,7 +238,7 @@ class Trainer:
             own_random_stream(self.cfg.seed, 0)
             self.check_first_step()
             if self.task.loss_falls:
-                self.loss_check = LossCheck(self.loss_check_step(len(train_loader)))
+                self.loss_check = LossCheck.for_run(self.cfg, len(train_loader))
         self.prepare()
         anomaly = contextlib.nullcontext()
         if self.cfg.debug:
@@ -259,16 +259,10 @@ class Trainer:
         finally:
             log.close()
 
-    def loss_check_step(self, batches_per_epoch: int) -> int:
-        """When the loss must have fallen: by the end of the first epoch and of the lr warmup
-        (whose first steps barely move); fewer than 20 steps would compare single batches."""
-        steps_per_epoch = math.ceil(batches_per_epoch / self.cfg.accumulate_steps)
-        return self.cfg.loss_check_steps or max(steps_per_epoch, 20, self.cfg.warmup_steps)
-
     def check_first_step(self) -> None:
         """Run the first-step checks (checks.py) on the next step, if `sanity_checks` is on."""
         if self.cfg.sanity_checks:
-            self.first_step = FirstStepChecks(self.model)
+            self.first_step = FirstStepChecks(self.task)
 
     def prepare(self) -> None:
         """How the steps run: under DistributedDataParallel with several processes, compiled

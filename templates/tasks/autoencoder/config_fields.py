@@ -1,4 +1,8 @@
-    # The two-stage pipeline (see README.md): pretrain without labels, then finetune with few
+@dataclass(frozen=True)
+class TaskSettings:
+    """The model and its two-stage pipeline (see README.md): pretrain without labels, then
+    finetune with few."""
+
     stage: str = option("all", "all, pretrain, finetune or scratch", choices=STAGES)
 {% if cookiecutter.dataset == "image_folder" %}
     labeled_fraction: float = option(

@@ -1,7 +1,12 @@
-    # Data: your images under data_dir, read as dataset.py describes
+{% include "shared/config_image_files.py" %}
+
+
+@dataclass(frozen=True)
+class DataSettings(ImageFileSettings):
+    """Your images under data_dir, read as dataset.py describes."""
+
     classes: str = option("", "class names, comma-separated; empty: the class folders' names")
     image_size: int = option(64, "side of the square images the model sees, in pixels", ge=8)
-{% include "shared/config_image_files.py" %}
     random_crop: bool = option(True, "augment: shift by up to 1/8 of the side (train only)")
     hflip: bool = option(True, "augment: mirror left-right half the time (train only)")
     rotation: float = option(0.0, "augment: rotate by up to this many degrees (train only)", ge=0)

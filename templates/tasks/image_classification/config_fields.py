@@ -1,4 +1,7 @@
-    # Model: a backbone that turns an image into features, and a linear head (see model.py)
+@dataclass(frozen=True)
+class TaskSettings:
+    """The model: a backbone that turns images into features, and a linear head (see model.py)."""
+
     backbone: str = option("cnn", "cnn (small, fast) or resnet18 (torchvision)", choices=BACKBONES)
     width: int = option(16, "cnn: channels of the first conv block; later blocks double it", ge=1)
     pretrained: bool = option(False, "resnet18: start from ImageNet weights (downloaded once)")

@@ -1,4 +1,7 @@
-    # Model and loss (see model.py)
+@dataclass(frozen=True)
+class TaskSettings:
+    """The model and its loss (see model.py)."""
+
     model: str = option("linear", "linear (its weights are the fit) or mlp", choices=MODELS)
     hidden_dim: int = option(64, "width of the mlp's two hidden layers", ge=1)
     loss: str = option("mse", "mse, l1 or huber (quadratic, then linear)", choices=LOSSES)
