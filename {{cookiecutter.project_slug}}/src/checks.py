@@ -301,6 +301,14 @@ class OverfitResult:
         )
 
 
+def train_on(trainer: Trainer, batch: Batch) -> Step:
+    """One optimizer step of `trainer` on one batch, with the task's own training step."""
+    trainer.task.train()
+    step = trainer.train_batch(batch, window=1)
+    trainer.optimizer_step()
+    return step
+
+
 def overfit_batch(trainer: Trainer, batch: Batch, max_steps: int) -> OverfitResult:
     """Train on one fixed batch, with the task's own step, until the task says it is memorised
     (`Task.overfitted`) or `max_steps` run out. Progress is measured in eval mode, so dropout
@@ -310,7 +318,7 @@ def overfit_batch(trainer: Trainer, batch: Batch, max_steps: int) -> OverfitResu
     fitted, goal = trainer.task.overfitted(batch, start, end)
     step = 0
     for step in range(1, max_steps + 1):
-        trainer.train_on(batch)
+        train_on(trainer, batch)
         if step % 10 == 0 or step == max_steps:
             end = trainer.evaluate([batch], desc="measure")
             fitted, goal = trainer.task.overfitted(batch, start, end)
@@ -334,7 +342,7 @@ def find_lr(
         for group in trainer.optimizer.param_groups:
             group["lr"] = lr
         try:
-            loss = trainer.train_on(next(batches)).loss.item()
+            loss = train_on(trainer, next(batches)).loss.item()
         except NonFiniteError:
             break
         average = 0.95 * average + 0.05 * loss

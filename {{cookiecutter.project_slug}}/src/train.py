@@ -366,13 +366,6 @@ class Trainer:
                 totals.add(self.validation_step(self.to_device(batch)))
         return totals.summary()
 
-    def train_on(self, batch: Batch) -> Step:
-        """One optimizer step on one batch, in training mode (--overfit-batch, --find-lr)."""
-        self.task.train()
-        step = self.train_batch(batch, window=1)
-        self.optimizer_step()
-        return step
-
     def end_epoch(self, train: dict[str, float], val: dict[str, float], seconds: float) -> None:
         """After an epoch: best tracking, the plateau schedule, the log, the checkpoints."""
         score = val[self.task.monitor]

@@ -37,7 +37,9 @@ def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 def test_overfit_check_passes_with_the_default_config(workdir, capsys) -> None:
     assert main(["--overfit-batch"]) == 0
-    assert "overfit check passed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "overfit check passed: one sample" in out
+    assert f"overfit check passed: one batch of {Config().batch_size} samples" in out
 
 
 def test_a_short_run_writes_checkpoints_logs_and_plots(workdir, tiny, capsys) -> None:
