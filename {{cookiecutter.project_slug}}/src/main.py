@@ -326,10 +326,11 @@ def recorded_fit(
     """`trainer.fit`, recorded in the run's run.json (running, then finished, stopped or
     crashed); a stop prints the command that resumes. Returns the exit code."""
     cfg = trainer.cfg
-    where = f"{distributed.world_size()} processes on " if distributed.is_active() else ""
-    where += trainer.device.type if distributed.is_active() else str(trainer.device)
-    samples = f"{len(train_loader.dataset)} training samples"
-    print(f"run {cfg.experiment}/{cfg.run_name} on {where}, {samples}")
+    where = str(trainer.device)
+    if distributed.is_active():
+        where = f"{distributed.world_size()} processes on {trainer.device.type}"
+    samples = len(train_loader.dataset)
+    print(f"run {cfg.experiment}/{cfg.run_name} on {where}, {samples} training samples")
     summary = model_summary(trainer.model)
     print(summary)
     record = RunRecord.start(cfg, run, trainer)
