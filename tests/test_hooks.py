@@ -13,7 +13,6 @@ from cookiecutter.environment import StrictEnvironment
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.generate import generate_context
 from cookiecutter.prompt import prompt_for_config
-from jinja2.exceptions import UndefinedError
 
 from bakery import TEMPLATE, Bake, block_downloads
 
@@ -74,11 +73,55 @@ def test_bad_slug_stops_generation_and_leaves_nothing(bake: Bake, tmp_path, capf
     assert list((tmp_path / "out").iterdir()) == []
 
 
-@pytest.mark.parametrize("slug", ["a/b", "../escaped", "x/../../y", "back\\slash"])
-def test_a_path_as_slug_is_refused_before_any_folder_exists(bake: Bake, tmp_path, slug) -> None:
-    with pytest.raises(UndefinedError, match="ERROR: project_slug .* is a path"):
+@pytest.mark.parametrize("slug", ["a/b", "../escaped", "x/../../y", "back\\slash", ".", ".."])
+def test_a_path_as_slug_is_refused_and_nothing_escapes(bake: Bake, tmp_path, capfd, slug) -> None:
+    """Cookiecutter makes the project's folder before the pre-generation hook runs: a path must
+    never become that folder (`..` or `.` would be the output folder itself, deleted when the
+    hook fails)."""
+    with pytest.raises(FailedHookException):
         bake(hooks=True, project_slug=slug)
-    assert [p.name for p in tmp_path.iterdir()] == []  # not even the output folder
+    out = capfd.readouterr().out
+    assert out.startswith(f"ERROR: project_slug {slug!r} is a path, not a folder name; try '")
+    assert len(out.strip().splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_slug_too_long_for_a_folder_is_refused(bake: Bake, tmp_path, capfd) -> None:
+    with pytest.raises(FailedHookException):
+        bake(hooks=True, project_slug="y" * 300)
+    out = capfd.readouterr().out
+    assert "is 300 characters long; a folder name of at most 60 is needed; try 'yyy" in out
+    assert len(out.strip().splitlines()) == 1 and len(out) < 200
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_long_project_name_gets_a_short_default_slug(tmp_path: Path) -> None:
+    name = "A Study Of " + "Very " * 20 + "Long Titles"
+    context = generate_context(str(TEMPLATE / "cookiecutter.json"), extra_context={})
+    context["cookiecutter"]["project_name"] = name
+    slug = prompt_for_config(context, no_input=True)["project_slug"]
+    assert 0 < len(slug) <= 60 and slug.startswith("a_study_of_very") and not slug.endswith("_")
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ({"description": "two\nlines"}, "description holds control characters ('\\n')"),
+        ({"author_name": "tab\there"}, "author_name holds control characters ('\\t')"),
+        ({"project_name": "x" * 300}, "project_name is 300 characters long, more than 100"),
+        ({"description": "d" * 301}, "description is 301 characters long, more than 300"),
+    ],
+)
+def test_text_that_cannot_stand_in_the_project_is_refused(
+    bake: Bake, tmp_path, capfd, answers, message
+) -> None:
+    with pytest.raises(FailedHookException):
+        bake(hooks=True, project_slug="fine", **answers)
+    out = capfd.readouterr().out
+    assert out.startswith(f"ERROR: {message}") and "; type " in out
+    assert len(out.strip().splitlines()) == 1
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_empty_project_name_is_refused(bake: Bake, tmp_path, capfd) -> None:
@@ -105,7 +148,7 @@ def test_answers_reach_hooks_as_data_never_as_code(bake: Bake, tmp_path, capfd) 
     with pytest.raises(FailedHookException):
         bake(hooks=True, project_name=sneaky, project_slug="x-y")
     assert not marker.exists()
-    assert "ERROR: project_slug 'x-y'" in capfd.readouterr().out
+    assert "ERROR: project_name holds control characters ('\\n')" in capfd.readouterr().out
 
 
 @pytest.mark.slow
@@ -147,6 +190,39 @@ def test_post_gen_notes_and_succeeds_when_torch_is_missing(bake: Bake, tmp_path:
     assert "pip install -r requirements.txt" in result.stdout
     assert "python src/main.py --overfit-batch" in result.stdout
     assert [p.name for p in (project / "data").iterdir()] == [".gitkeep"]  # nothing ran
+
+
+def test_a_check_out_of_time_keeps_the_project_unverified(bake: Bake, monkeypatch, capfd) -> None:
+    """Running out of time says nothing about the model: the project stays, with the commands
+    that verify it."""
+    monkeypatch.setenv("DL_WORKFLOW_CHECK_SECONDS", "0.5")
+    project = bake(hooks=True, task="regression", dataset="csv")
+    out = capfd.readouterr().out
+    assert f"NOTE: {project.name} was generated but not verified: the check had no verdict " in out
+    assert "within 0.5 s (set DL_WORKFLOW_CHECK_SECONDS to give it longer" in out
+    assert f"cd {project}\n    python src/dataset.py " in out
+    assert "    python src/main.py --overfit-batch " in out
+    assert (project / "src" / "main.py").is_file()
+
+
+def test_a_check_time_of_zero_skips_the_check(bake: Bake, monkeypatch, capfd) -> None:
+    monkeypatch.setenv("DL_WORKFLOW_CHECK_SECONDS", "0")
+    project = bake(hooks=True)
+    out = capfd.readouterr().out
+    assert "not verified: DL_WORKFLOW_CHECK_SECONDS=0 skips the check" in out
+    assert [p.name for p in (project / "data").iterdir()] == [".gitkeep"]  # nothing ran
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "nan", "inf"])
+def test_a_check_time_that_is_not_one_is_refused_first(
+    bake: Bake, tmp_path, monkeypatch, capfd, value
+) -> None:
+    monkeypatch.setenv("DL_WORKFLOW_CHECK_SECONDS", value)
+    with pytest.raises(FailedHookException):
+        bake(hooks=True)
+    out = capfd.readouterr().out
+    assert out.startswith(f"ERROR: DL_WORKFLOW_CHECK_SECONDS={value!r} is not a number of seconds")
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
