@@ -14,6 +14,12 @@ def image_files(folder: Path) -> list[Path]:
     )
 
 
+# What PIL raises for a file it cannot read: damaged or not an image (OSError, which includes
+# UnidentifiedImageError; SyntaxError, ValueError), or so many pixels that decoding it could
+# exhaust memory, as a decompression bomb would (DecompressionBombError).
+UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
 def hidden(path: Path) -> bool:
     return path.name.startswith(".")
 
@@ -24,10 +30,12 @@ def read_image(path: Path, mode: str) -> Image.Image:
     try:
         with Image.open(path) as image:
             return image.convert(mode) if mode else image.copy()
-    except (OSError, SyntaxError, ValueError) as error:
+    except UNREADABLE as error:
         raise DataError(
-            f"cannot read the image {path}: {error}. It was readable when the run started; "
-            "replace the file, or remove it and start a new run."
+            f"cannot read the image {path}: {error}. It passed the check when the run started, "
+            "so it was changed since. Put a readable copy in its place and continue with "
+            "`python src/main.py --resume auto` (the last checkpoint is intact), or remove it and "
+            "start a new run."
         ) from None
 
 
@@ -49,7 +57,7 @@ def check_images(
                         image.verify()
                         if path == sample[0]:
                             sizes[image.size] += 1
-                except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as error:
+                except UNREADABLE as error:
                     bad.append(f"{path.relative_to(root)} ({error})")
                     readable = False
             if readable:

@@ -24,6 +24,14 @@ class UserError(Exception):
 
     exit_code = 2
 
+    def __init__(self, message: str) -> None:
+        # Raised in a DataLoader worker, the error reaches the main process rebuilt from the
+        # worker's traceback as text ("Caught DataError in DataLoader worker process 0. Original
+        # Traceback ..."); its message is the end of that text.
+        if message.startswith("Caught ") and "\nOriginal Traceback" in message:
+            message = message.rstrip().splitlines()[-1].partition(": ")[2]
+        super().__init__(message)
+
 
 class ConfigError(UserError):
     """A bad key, value or combination of values in the configuration."""

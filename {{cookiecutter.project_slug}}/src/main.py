@@ -9,6 +9,7 @@ errors end here as a one-paragraph message and an exit code.
 from __future__ import annotations
 
 import argparse
+import atexit
 {% if task.predicts %}
 import csv
 {% endif %}
@@ -67,6 +68,7 @@ from train import (
 from utils import (
     GracefulStop,
     RunPaths,
+    end_stray_workers,
     find_resumable_checkpoint,
     load_checkpoint,
     load_file,
@@ -148,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = parse_args(argv)
     record_context(sys.argv[1:] if argv is None else argv)
+    atexit.register(end_stray_workers)
     if not distributed.requested():
         return run_mode(args)
     refused = only_one_process(args)

@@ -6,6 +6,7 @@ clean stops."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import pickle
 import random
@@ -93,6 +94,20 @@ def seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32  # torch seeds each worker from the loader's generator
     random.seed(seed)
     np.random.seed(seed)
+
+
+def end_stray_workers() -> None:
+    """Registered with atexit by `main`: kill the DataLoader workers that no loader shut down.
+
+    They ignore SIGTERM (`seed_worker`), so multiprocessing's own exit handler, which terminates
+    daemonic children and then waits for them, would wait forever for the workers of a loader
+    still referenced when an error ended the run. Workers only read data: killing them loses
+    nothing; torch's SIGCHLD handler, which would report their end as a failure, goes first.
+    """
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for child in multiprocessing.active_children():
+        child.kill()
+        child.join()
 
 
 class EpochSampler(Sampler[int]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 
 import utils
 from config import Config
-from helpers import CHECKPOINTS, RESHAPE, start, wait_for_checkpoint
+from helpers import CHECKPOINTS, RESHAPE, SRC, start, wait_for_checkpoint
 from main import main
 from utils import CheckpointWriteError, atomic_save, find_resumable_checkpoint, load_checkpoint
 
@@ -148,6 +149,49 @@ def test_missing_or_damaged_checkpoints_name_the_path(workdir, tiny, capsys, dam
     assert main(["--test", str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "Traceback" not in err
+
+
+# A run whose DataLoader workers fail on their second batch, as when a file goes bad mid-run.
+WORKERS_FAIL = """
+import sys
+
+import torch.utils.data._utils.fetch as fetch
+from torch.utils.data import get_worker_info
+
+sys.path.insert(0, sys.argv.pop(1))
+import main
+from config import UserError
+
+fetch_batch, fetched = fetch._MapDatasetFetcher.fetch, 0
+
+
+def fetch_then_fail(self, index):
+    global fetched
+    fetched += 1
+    if get_worker_info() is not None and fetched > 1:
+        raise UserError("the data went away")
+    return fetch_batch(self, index)
+
+
+fetch._MapDatasetFetcher.fetch = fetch_then_fail
+sys.exit(main.main(sys.argv[1:]))
+"""
+
+
+def test_a_worker_that_fails_mid_epoch_ends_the_run_at_once(workdir, tiny) -> None:
+    """The error of a worker ends the run with its message, and the process exits: workers
+    ignore SIGTERM (for graceful stops), so none may be left for the interpreter to wait on."""
+    script = workdir / "workers_fail.py"
+    script.write_text(WORKERS_FAIL)
+    command = [sys.executable, str(script), str(SRC), *tiny, "num_workers=2", "run_name=r"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"the run did not exit after its workers failed:\n{process.communicate()[1]}")
+    assert process.returncode == 2, err
+    assert err.strip().endswith("error: the data went away") and "Traceback" not in err, err
 
 
 def test_a_missing_data_dir_is_refused_before_anything_is_written(workdir, capsys) -> None:

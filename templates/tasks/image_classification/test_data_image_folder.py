@@ -5,6 +5,17 @@ def write_image(path: Path, size: tuple[int, int] = (40, 40), mode: str = "RGB")
     Image.effect_noise(size, 60).convert(mode).save(path)  # noise: no two files are the same
 
 
+def write_bomb(path: Path, side: int = 20_000) -> None:
+    """A PNG that claims side x side pixels in a few bytes, as a decompression bomb does."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        checksum = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + checksum
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+
+
 def test_a_messy_folder_trains_and_tests_with_its_problems_named(workdir, tiny, capsys) -> None:
     data = workdir / "data"
     write_image(data / "circle" / "big.png", (300, 120))  # mixed sizes are resized
@@ -12,6 +23,7 @@ def test_a_messy_folder_trains_and_tests_with_its_problems_named(workdir, tiny, 
     write_image(data / "square" / "alpha.png", mode="RGBA")
     (data / "square" / "notes.txt").write_text("not an image, ignored")
     (data / "triangle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    write_bomb(data / "triangle" / "bomb.png")
     (data / "empty").mkdir()
 
     assert main([*tiny, "run_name=r"]) == 2
@@ -21,13 +33,14 @@ def test_a_messy_folder_trains_and_tests_with_its_problems_named(workdir, tiny, 
 
     assert main([*tiny, "run_name=r"]) == 2
     err = capsys.readouterr().err
-    assert "1 file under data cannot be read as an image: triangle/broken.png" in err
-    assert "skip_bad_files=true" in err
+    assert "2 files under data cannot be read as images: triangle/bomb.png (Image size " in err
+    assert "could be decompression bomb DOS attack" in err and "triangle/broken.png (" in err
+    assert "skip_bad_files=true" in err and "Traceback" not in err
     assert not Path("models/checkpoints/default/r/last.pt").exists()
 
     assert main([*tiny, "run_name=r", "skip_bad_files=true"]) == 0
     out = capsys.readouterr().out
-    assert "skipped 1 unreadable file (skip_bad_files=true): triangle/broken.png" in out
+    assert "skipped 2 unreadable files (skip_bad_files=true): triangle/bomb.png" in out
     assert "resize to 32x32, rgb" in out
     assert main(["--test", "models/checkpoints/default/r/best.pt"]) == 0
     assert "test_acc" in capsys.readouterr().out

@@ -19,14 +19,17 @@ import json
 {% if cookiecutter.dataset == "cifar10" %}
 import pickle
 {% endif %}
-{% if cookiecutter.dataset == "mnist" %}
-import struct
-{% endif %}
 {% if cookiecutter.dataset == "image_folder" %}
 import shutil
 {% endif %}
+{% if cookiecutter.dataset in ("mnist", "image_folder") %}
+import struct
+{% endif %}
 {% if cookiecutter.dataset in ("mnist", "cifar10") %}
 import urllib.request
+{% endif %}
+{% if cookiecutter.dataset == "image_folder" %}
+import zlib
 {% endif %}
 from pathlib import Path
 from urllib.error import URLError

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
