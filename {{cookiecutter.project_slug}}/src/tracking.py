@@ -24,7 +24,14 @@ from tqdm import tqdm
 
 import distributed
 from config import Config, to_dict
-from utils import RunPaths, atomic_save, link_or_copy, remove_stale_temporaries, to_unit_range
+from utils import (
+    RunPaths,
+    WriteError,
+    atomic_save,
+    link_or_copy,
+    remove_stale_temporaries,
+    to_unit_range,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -61,6 +68,7 @@ class RunLog:
         self.since = (time.perf_counter(), 0)  # the last step log: when, samples seen by then
         self.grad_norm: torch.Tensor | None = None
         self.data_warned = False
+        self.unwritable: set[str] = set()  # files that could not be written, warned about once
 
     def open(self, model: nn.Module, val_loader: Iterable, global_step: int, fresh: bool) -> None:
         """Start (or continue, after `global_step` steps) the run's TensorBoard log."""
@@ -183,14 +191,29 @@ class RunLog:
             if every and row["epoch"] % every == 0:
                 self.log_pictures(model, step)
             self.writer.flush()
-            save_metrics_csv(history, self.run.logs / "metrics.csv")
-            save_curves(history, self.run.plots / "curves.png")
+            self.write("metrics.csv", save_metrics_csv, history, self.run.logs / "metrics.csv")
+            self.write("curves.png", save_curves, history, self.run.plots / "curves.png")
         tqdm.write(summary_line(row, self.cfg.epochs, share) + (" *" if improved else ""))
         if share > 0.3 and self.waited > 1 and not self.data_warned:
             self.data_warned = True
             warnings.warn(
                 data_wait_hint(self.cfg, self.waited, self.waited + self.worked), stacklevel=2
             )
+
+    def write(self, what: str, save: Callable[..., object], *args: Any) -> None:
+        """`save(*args)`; a file system that refuses it (read-only, full) costs a warning, once
+        per file, not the run: training goes on, and its checkpoints are written apart."""
+        try:
+            save(*args)
+        except (OSError, WriteError) as error:
+            if what not in self.unwritable:
+                self.unwritable.add(what)
+                warnings.warn(
+                    f"could not write the run's {what}: {error}. Training goes on without it; "
+                    "fix the folder (permissions, free space) and it is written again at the "
+                    "next epoch.",
+                    stacklevel=3,
+                )
 
     def finish(self, best: dict[str, float], step: int) -> None:
         """The run's hyperparameters with its best epoch's validation scores, for the HParams
@@ -300,7 +323,7 @@ class Checkpoints:
             return self.saved[1]
         path = self.folder / f"step-{state['global_step']:08d}.pt"
         if distributed.is_main():  # the processes' states are identical: rank 0 writes it
-            atomic_save(state, path)
+            atomic_save(state, path, previous=self.folder / "last.pt")
             link_or_copy(path, self.folder / "last.pt")
             for old in sorted(self.folder.glob("step-*.pt"))[: -self.keep]:
                 if self.resumed_from is None or not old.samefile(self.resumed_from):

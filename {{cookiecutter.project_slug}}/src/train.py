@@ -386,11 +386,12 @@ class Trainer:
             }
         )
         distributed.check_same_weights(self.model)
-        self.log.epoch(self.model, self.history, self.global_step, improved)
         # Two decisions: the state is always saved (to resume); best.pt only on improvement.
+        # Saved before the log is written, so that nothing the log does can cost the epoch.
         saved = self.save()
         if improved:
             self.checkpoints.mark_best(saved)
+        self.log.epoch(self.model, self.history, self.global_step, improved)
         if self.patience_exhausted():
             print(
                 f"early stopping: no better val_{self.task.monitor} for "

@@ -45,8 +45,8 @@ class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable or does not fit the model."""
 
 
-class CheckpointWriteError(UserError):
-    """A checkpoint that could not be written (disk full, no permission); the old one is intact."""
+class WriteError(UserError):
+    """A file that could not be written (disk full, no permission); the old one is intact."""
 
     exit_code = 1
 
@@ -356,10 +356,14 @@ def data_index(
 
 
 def atomic_save(
-    obj: Any, path: Path, write: Callable[[Any, IO[bytes]], object] | None = None
+    obj: Any,
+    path: Path,
+    write: Callable[[Any, IO[bytes]], object] | None = None,
+    previous: Path | None = None,
 ) -> None:
     """Write `obj` with `write` (default torch.save) so that `path` holds either the old or the
-    new file.
+    new file. A failed write raises WriteError, which names `previous` (default: `path`) as
+    intact when it exists: the file that holds what was saved before.
 
     A crash in the middle of `torch.save(obj, path)` would leave a truncated file in place of the
     previous checkpoint; writing a temporary file in the same folder, syncing it to disk and
@@ -376,10 +380,13 @@ def atomic_save(
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes files private; use the usual mode
         os.replace(tmp_name, path)
         _fsync_dir(path.parent)  # makes the rename itself survive a power cut
-    except OSError as error:
-        raise CheckpointWriteError(
-            f"cannot write {path}: {error.strerror or error}. The previous checkpoint is intact. "
-            "Free some disk space or fix the folder's permissions, then continue with --resume."
+    except (OSError, RuntimeError) as error:  # torch.save reports a failed write as the latter
+        previous = previous or path
+        kept = f"{previous} is intact. " if previous.exists() else "Nothing was saved before it. "
+        raise WriteError(
+            f"cannot write {path}: {getattr(error, 'strerror', None) or error}. {kept}Free some "
+            "disk space or fix the folder's permissions, then run the same command again (with "
+            "--resume auto to continue from what is saved)."
         ) from None
     finally:
         if tmp_name is not None and os.path.exists(tmp_name):
@@ -400,7 +407,7 @@ def link_or_copy(source: Path, target: Path) -> None:
         _fsync_dir(target.parent)
     except OSError as error:
         tmp.unlink(missing_ok=True)
-        raise CheckpointWriteError(
+        raise WriteError(
             f"cannot write {target}: {error.strerror or error}. {source} holds the same state."
         ) from None
 

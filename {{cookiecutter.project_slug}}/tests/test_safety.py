@@ -13,10 +13,11 @@ import pytest
 import torch
 
 import utils
-from config import Config
+from config import Config, apply_overrides
+from dataset import make_dataloaders
 from helpers import CHECKPOINTS, RESHAPE, SRC, start, wait_for_checkpoint
 from main import main
-from utils import CheckpointWriteError, atomic_save, find_resumable_checkpoint, load_checkpoint
+from utils import WriteError, atomic_save, find_resumable_checkpoint, load_checkpoint
 
 RUN = CHECKPOINTS / "r"
 CPU = torch.device("cpu")
@@ -56,7 +57,7 @@ def test_a_failed_write_keeps_the_previous_file_and_names_the_path(tmp_path, mon
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(utils.torch, "save", disk_full)
-    with pytest.raises(CheckpointWriteError, match=f"cannot write {path}: No space left"):
+    with pytest.raises(WriteError, match=f"cannot write {path}: No space left"):
         atomic_save({"weights": torch.zeros(3)}, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary left behind
@@ -74,9 +75,37 @@ def test_a_write_error_stops_the_run_with_exit_1(workdir, tiny, monkeypatch, cap
     assert main(["--resume", "auto", "epochs=2"]) == 1
     err = capsys.readouterr().err
     assert f"cannot write {RUN / 'step-00000018.pt'}: No space left on device" in err
-    assert "The previous checkpoint is intact" in err and "Traceback" not in err
+    assert f"{RUN / 'last.pt'} is intact" in err and "Traceback" not in err
     assert (RUN / "last.pt").read_bytes() == before
     assert steps() == kept  # nothing was pruned for a checkpoint that was never written
+
+
+def test_a_full_disk_before_the_first_checkpoint_says_nothing_was_saved(
+    workdir, tiny, monkeypatch, capsys
+) -> None:
+    def disk_full(obj: object, file: object) -> None:  # how torch.save reports it
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+
+    make_dataloaders(apply_overrides(Config(), tiny))  # the data (and any cache of it) first
+    monkeypatch.setattr(utils.torch, "save", disk_full)
+    assert main([*tiny, "run_name=r", "epochs=1"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write {RUN / 'step-'}" in err and ": PytorchStreamWriter failed" in err
+    assert "Nothing was saved before it" in err and "intact" not in err
+    assert "Traceback" not in err and not steps()
+
+
+def test_an_unwritable_plot_folder_costs_a_warning_not_the_epoch(workdir, tiny) -> None:
+    """Pictures, plots and logs never cost training: a plot folder that cannot be written to
+    (here a file stands where its run folder would be) warns once, and every epoch is saved."""
+    blocked = Path("results/visualizations/default/r")
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("not a folder")
+    with pytest.warns(UserWarning, match="could not write the run's curves.png") as warned:
+        assert main([*tiny, "run_name=r"]) == 0
+    assert sum("curves.png" in str(w.message) for w in warned) == 1
+    assert torch.load(RUN / "last.pt", weights_only=True)["epoch"] == 2
+    assert Path("results/logs/default/r/metrics.csv").is_file()
 
 
 def test_resume_auto_skips_damaged_checkpoints(workdir, tiny) -> None:
