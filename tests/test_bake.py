@@ -42,6 +42,7 @@ EXPECTED_FILES = {
     "tests/test_resume.py",
     "tests/test_safety.py",
     "tests/test_speed.py",
+    "tests/test_refusals.py",
     "tests/test_step.py",
     "tests/test_task.py",
     "tests/test_distributed.py",

@@ -16,7 +16,7 @@ import difflib
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Any, ClassVar, get_type_hints
 
 
 class UserError(Exception):
@@ -110,7 +110,9 @@ class Config(TaskSettings, DataSettings):
 {% if task.convolutional %}
     channels_last: bool = option(False, "channels-last memory layout: faster convolutions on GPUs")
 {% endif %}
-    seed: int = option(0, "seed of the data, the initial weights and the shuffling", ge=0)
+    seed: int = option(
+        0, "seed of the data, the initial weights and the shuffling", ge=0, le=2**32 - 1
+    )
     deterministic: bool = option(False, "deterministic kernels: bitwise-repeatable runs, slower")
 
     # Checkpoints (last.pt and best.pt always; step-<step>.pt files as history)
@@ -150,7 +152,17 @@ class Config(TaskSettings, DataSettings):
     lr_finder_steps: int = option(200, "steps of the --find-lr learning-rate sweep", ge=10)
 
 
+# The keys that may change when a run resumes: what the run reads as it goes (the machine, the
+# outputs, the checks, the length of the run) and what --test alone uses. The others were built
+# into the model, the optimizer, the schedule or the data when the run started.
+RESUMABLE = TaskSettings.TEST_ONLY | {
+    *("epochs", "early_stopping_patience", "grad_clip", "device", "num_workers", "compile"),
+    *("channels_last", "deterministic", "checkpoint_every_steps", "keep_last_checkpoints"),
+    *("overwrite", "data_dir", "log_every", "log_images_every", "overfit_steps", "sanity_checks"),
+    *("loss_check_steps", "log_hist_every", "debug", "imbalance_warn_ratio", "lr_finder_steps"),
+}
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_NAME = 100  # experiment and run_name: folder names, well under the file systems' 255
 
 
 def describe_keys() -> str:
@@ -220,14 +232,21 @@ def validate(cfg: Config) -> None:
         value, kind = getattr(cfg, f.name), hints[f.name]
         accepted = (int, float) if kind is float else kind  # an int is a fine float
         if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
-            raise ConfigError(f"{f.name} must be of type {kind.__name__}, got {value!r}.")
+            raise ConfigError(f"{f.name} must be of type {kind.__name__}, got {_shown(value)}.")
+        if kind is float and not math.isfinite(value):  # NaN or Infinity from a JSON file
+            raise ConfigError(f"{f.name} must be a finite number, got {value!r}.")
         _check_limits(f.name, value, f.metadata)
     for key in ("experiment", "run_name"):
         value = getattr(cfg, key)
         if value and (not NAME_PATTERN.fullmatch(value) or ".." in value):
             raise ConfigError(
                 f"{key} must be a plain folder name of letters, digits, '.', '_' and '-', "
-                f"got {value!r}."
+                f"got {_shown(value)}."
+            )
+        if len(value) > MAX_NAME:
+            raise ConfigError(
+                f"{key} is {len(value)} characters long; folder names here have at most "
+                f"{MAX_NAME}. Choose a shorter {key}."
             )
     if not cfg.experiment:
         raise ConfigError("experiment must not be empty; it names the folder that groups runs.")
@@ -292,6 +311,12 @@ def _unknown_key_message(key: str, known: set[str]) -> str:
         f"unknown config key {key!r}.{hint} Valid keys are: {', '.join(sorted(known))}. "
         "Run `python src/main.py --help` to see each key with its default."
     )
+
+
+def _shown(value: Any) -> str:
+    """`value` for a message: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def _format(value: Any) -> str:

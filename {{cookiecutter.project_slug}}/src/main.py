@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 import distributed
 from checks import add_hint, check_splits, doctor, find_lr, model_summary, overfit_batch, suggest_lr
 from config import (
+    RESUMABLE,
     Config,
     ConfigError,
     UserError,
@@ -35,6 +36,7 @@ from config import (
 {% if task.stages %}
     overrides_without,
 {% endif %}
+    to_dict,
 )
 from dataset import make_dataloaders, model_inputs{{ ", prediction_inputs" if task.predicts }}
 from model import Task, build_task
@@ -49,6 +51,7 @@ from report import (
 )
 {% endif %}
 from runs import (
+    RunLock,
     RunRecord,
     cross_validate,
     list_runs,
@@ -68,6 +71,7 @@ from train import (
 from utils import (
     GracefulStop,
     RunPaths,
+    check_output_folders,
     end_stray_workers,
     find_resumable_checkpoint,
     load_checkpoint,
@@ -139,7 +143,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument(
         "--runs", action="store_true", help="list every run with its status and best score"
     )
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # overrides may also follow a mode flag
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,9 +243,25 @@ def run_mode(args: argparse.Namespace) -> int:
             "\ninterrupted: stopped at once; the last saved checkpoint is intact.", file=sys.stderr
         )
         return 128 + signal.SIGINT
-    except Exception as error:  # a bug: keep the traceback, and add the likely cause if known
-        add_hint(error)
-        raise
+    except Exception as error:
+        if not out_of_memory(error):  # a bug: keep the traceback, and add the likely cause
+            add_hint(error)
+            raise
+        print(
+            f"error: out of memory ({str(error).strip().splitlines()[-1][:200]}). The model, the "
+            "batch or the data does not fit this machine: lower batch_size or the model's size "
+            "settings (see --help), or use a machine with more memory. The last saved "
+            "checkpoint, if any, is intact.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` says an allocation failed (torch's CPU allocator raises RuntimeError)."""
+    if isinstance(error, MemoryError | torch.OutOfMemoryError):
+        return True
+    return "can't allocate memory" in str(error)
 
 
 def build(
@@ -291,13 +311,25 @@ def fit(
     """One run: train `cfg.run_name` (from `checkpoint` if given, or from `task`'s weights),
     then report where its outputs went. Returns the exit code and the trainer."""
     mixed_precision(cfg, resolve_device(cfg.device))  # refused before anything is written
+    check_output_folders(cfg)
     run = RunPaths.for_run(cfg)
-    if checkpoint is None and (run.checkpoints / "last.pt").exists():
-        refuse_to_replace(cfg)
-        if distributed.is_main():
-            run.remove()
-    distributed.barrier()  # under torchrun, no process reads the folders before that
+    with RunLock(cfg, run):  # no other process trains this run meanwhile
+        if checkpoint is None and (run.checkpoints / "last.pt").exists():
+            refuse_to_replace(cfg)
+            if distributed.is_main():
+                run.remove()
+        distributed.barrier()  # under torchrun, no process reads the folders before that
+        return fit_locked(cfg, run, checkpoint, checkpoint_path, task)
 
+
+def fit_locked(
+    cfg: Config,
+    run: RunPaths,
+    checkpoint: dict | None,
+    checkpoint_path: Path | None,
+    task: Task | None,
+) -> tuple[int, Trainer]:
+    """`fit`, once the run is this process's alone."""
     seed_everything(cfg.seed, cfg.deterministic)
     train_loader, val_loader, test_loader = make_dataloaders(cfg)
     datasets = {"train": train_loader.dataset, "val": val_loader.dataset}
@@ -311,6 +343,7 @@ def fit(
                 f"{trainer.batches_done} of it, step {trainer.global_step}"
             )
             if trainer.finished:
+                RunRecord.start(cfg, run, trainer).end("finished", trainer)
                 print(
                     f"run {cfg.experiment}/{cfg.run_name} has already finished; to train it "
                     "longer, resume with a larger epochs= (and a larger early_stopping_patience "
@@ -381,6 +414,18 @@ def resumed_config(saved: Config, overrides: list[str]) -> Config:
         raise ConfigError(
             "experiment and run_name cannot change on --resume: the run continues in its own "
             f"folders ({saved.experiment}/{saved.run_name}). Drop those overrides."
+        )
+    old, new = to_dict(saved), to_dict(cfg)
+    fixed = [key for key in new if new[key] != old[key] and key not in RESUMABLE]
+    if fixed:
+        shown = ", ".join(f"{key}={old[key]!r} (given {new[key]!r})" for key in fixed)
+        config = RunPaths.for_run(saved).logs / "config.json"
+        raise ConfigError(
+            f"{shown} cannot change on --resume: the run's model, optimizer, schedule and data "
+            "were set up with the saved values, so new ones would be recorded but not used. "
+            f"Train with them in a new run (python src/main.py --config {config} "
+            f"{' '.join(f'{key}=...' for key in fixed)}). What can change on --resume: "
+            f"{', '.join(key for key in new if key in RESUMABLE)}."
         )
     if cfg.epochs != saved.epochs and cfg.scheduler in ("cosine", "onecycle"):
         raise ConfigError(

@@ -16,6 +16,7 @@ The workflows train each of their runs with the function main.py gives them (`fi
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import itertools
 import json
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import torch
 
@@ -87,7 +88,7 @@ def load_config_file(path: Path, overrides: list[str]) -> Config:
             f"--config {path}: no such file. Pass a run's config.json, e.g. "
             "results/logs/<experiment>/<run>/config.json (python src/main.py --runs lists runs)."
         ) from None
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # the last: JSON nested too deeply
         raise ConfigError(
             f"--config {path} is not a readable JSON config ({error}). Pass a config.json that a "
             "run of this project wrote."
@@ -96,6 +97,59 @@ def load_config_file(path: Path, overrides: list[str]) -> Config:
         raise ConfigError(f"--config {path} holds no config: it is not a JSON object.")
     cfg = from_dict({**values, "run_name": "", "overwrite": False})
     return apply_overrides(cfg, overrides)
+
+
+class RunLock:
+    """While held, the run is this process's: a second process that trains, resumes or sweeps
+    into the same run is refused, instead of mixing its checkpoints and records with the first's.
+
+    The lock file, .<run>.lock beside the run's checkpoint folder, names its holder (pid and
+    host); the lock itself is the kernel's (flock), which ends with the holder's process however
+    it ends, so a file a killed process left behind is taken over with a note. Under torchrun,
+    rank 0 holds it for every process.
+    """
+
+    def __init__(self, cfg: Config, run: RunPaths) -> None:
+        self.name = f"{cfg.experiment}/{cfg.run_name}"
+        self.path = run.checkpoints.with_name(f".{run.checkpoints.name}.lock")
+        self.file: IO[str] | None = None
+
+    def __enter__(self) -> RunLock:
+        if not distributed.is_main():
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while self.file is None:
+            file = self.path.open("a+")
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                file.seek(0)
+                holder = file.read().strip() or "a process that is starting"
+                file.close()
+                raise ConfigError(
+                    f"run {self.name} is being trained by {holder}: two processes in one run "
+                    "would mix their checkpoints. Wait for it to end (or stop it), or choose "
+                    "another run_name."
+                ) from None
+            if self.path.exists() and self.path.stat().st_ino == os.fstat(file.fileno()).st_ino:
+                self.file = file
+            else:  # its holder removed it as we opened it: lock the next one
+                file.close()
+        self.file.seek(0)
+        left = self.file.read().strip()
+        if left:
+            print(f"note: took over the lock of run {self.name} from {left}, which is gone")
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.file is not None:
+            self.path.unlink(missing_ok=True)
+            self.file.close()
+            self.file = None
 
 
 class RunRecord:
@@ -114,6 +168,7 @@ class RunRecord:
         if not distributed.is_main():
             return cls(run, None)
         run.logs.mkdir(parents=True, exist_ok=True)
+        before = read_json(run.logs / "config.json") or {}  # a resumed run's settings until now
         save_json(to_dict(cfg), run.logs / "config.json")
         previous = read_json(run.logs / "run.json") or {}
         sessions = previous.get("sessions", [])
@@ -128,6 +183,12 @@ class RunRecord:
             "host": socket.gethostname(),
             "device": describe_device(trainer.device),
             "code": code_version(PROJECT, patch),
+            # What this session changed (the settings that may change on --resume)
+            "changed": {
+                key: {"from": before[key], "to": value}
+                for key, value in to_dict(cfg).items()
+                if key in before and before[key] != value
+            },
         }
         data = {
             "experiment": cfg.experiment,
@@ -317,7 +378,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     """The runs as an aligned text table, with the hyperparameters that differ between them."""
     if not rows:
         return "no runs recorded yet."
-    varying = differing_keys(rows)
+    varying = [key for key in differing_keys(rows) if key != "epochs"]  # in "epochs" already
     header = ["run", "status", "epochs", *varying, rows[0]["metric"] + " (best)", "duration"]
     lines = [header]
     for row in rows:
@@ -492,6 +553,12 @@ def sweep(cfg: Config, overrides: list[str], axes: list[str], train: Train) -> i
 def list_runs(cfg: Config) -> int:
     """--runs: every run recorded under log_dir with its status, the hyperparameters that differ
     between runs and its best validation score; also written to results/runs.csv."""
+    if not Path(cfg.log_dir).is_dir():
+        raise ConfigError(
+            f"log_dir {cfg.log_dir!r} is not a folder (looked for {Path(cfg.log_dir).absolute()}), "
+            "so there are no runs to list. Run from the project folder, or point log_dir= at the "
+            "runs' logs."
+        )
     rows = collect_runs(Path(cfg.log_dir))
     print(format_table(rows))
     path = runs_csv_path(cfg)

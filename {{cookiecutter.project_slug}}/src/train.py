@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,14 @@ def build_scheduler(
     if cfg.scheduler == "plateau":
         return ReduceLROnPlateau(optimizer, factor=cfg.lr_decay, patience=cfg.lr_step_epochs)
     warmup = min(cfg.warmup_steps, total_steps - 1)
+    if cfg.warmup_steps > total_steps // 2:
+        warnings.warn(
+            f"warmup_steps={cfg.warmup_steps} is more than half of the run's {total_steps} "
+            f"optimizer steps: the learning rate reaches lr={cfg.lr:g} late or never, and the "
+            f"model may barely train. Use warmup_steps={total_steps // 10} or fewer, or more "
+            "epochs.",
+            stacklevel=2,
+        )
     schedule = None
     if cfg.scheduler == "step":
         step_size = cfg.lr_step_epochs * steps_per_epoch
@@ -470,15 +479,21 @@ class Trainer:
             )
         load_weights(self.task, checkpoint, path)
         try:
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-            if self.scheduler is not None:
-                self.scheduler.load_state_dict(checkpoint["scheduler"])
-            self.scaler.load_state_dict(checkpoint["scaler"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(
-                f"the optimizer or scheduler state in {path} does not fit this run ({error}). "
-                "Resume with the optimizer and scheduler the run started with."
+            self.restore(checkpoint, path)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+            raise CheckpointError(  # it loaded safely, but does not hold what `state_dict` saves
+                f"{path} is not a usable checkpoint of this project: its training state cannot "
+                f"be restored ({type(error).__name__}: {str(error)[:200]}). Use another "
+                "checkpoint of the run, e.g. a step-*.pt beside it."
             ) from None
+
+    def restore(self, checkpoint: dict[str, Any], path: Path) -> None:
+        """The training state of `checkpoint` besides the weights (see `load_state_dict`)."""
+        processes = checkpoint["processes"]
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
         for key in ("epoch", "global_step", "batches_done", "best_score", "history"):
             setattr(self, key, checkpoint[key])
         self.epochs_without_improvement = checkpoint["epochs_without_improvement"]

@@ -174,6 +174,19 @@ def data_folder(cfg: Config) -> Path:
     return folder
 
 
+def check_output_folders(cfg: Config) -> None:
+    """The folders a run writes to must be folders, or creatable as ones: refused before
+    anything is written when a file stands where one of them (or a folder above it) would be."""
+    for key in ("checkpoint_dir", "log_dir", "plot_dir"):
+        folder = Path(getattr(cfg, key), cfg.experiment).absolute()
+        existing = next(path for path in (folder, *folder.parents) if path.exists())
+        if not existing.is_dir():
+            raise ConfigError(
+                f"{key} {getattr(cfg, key)!r} cannot hold the run's files: {existing} is a file, "
+                f"not a folder. Point {key}= at a folder, or move the file."
+            )
+
+
 def cached(path: Path, generate: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """The tensors saved at `path`, or `generate()`'s, saved there for the next run."""
     if path.is_file():
@@ -323,7 +336,16 @@ def saved_data_index(cfg: Config) -> dict[str, Any] | None:
     path = RunPaths.for_run(cfg).checkpoints / "data.json"
     if not cfg.run_name or not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        index = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as error:
+        index = error
+    if not isinstance(index, dict):
+        raise CheckpointError(
+            f"the run's data index {path} is damaged ({index}). Delete it: --resume and --test "
+            "put it back from the checkpoint, which holds a copy."
+        )
+    return index
 
 
 def restore_data_index(cfg: Config, checkpoint: dict[str, Any]) -> None:
@@ -446,23 +468,25 @@ def load_file(path: Path, device: torch.device) -> Any:
     run code."""
     if not path.is_file():
         raise CheckpointError(
-            f"no checkpoint at {path}. Pass the path of a last.pt or best.pt under "
-            "models/checkpoints/<experiment>/<run>/, or use --resume auto."
+            f"no checkpoint at {path}. Pass the path of a checkpoint file: a last.pt or best.pt "
+            "under models/checkpoints/<experiment>/<run>/ (python src/main.py --runs lists the "
+            "runs; --resume also takes auto, the newest)."
         )
     try:
         return torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as error:
+    except Exception as error:  # truncated zip, random bytes, a pickle of code, ...
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
-        culprit = f" ({found.group(1)})" if found else ""
+        if isinstance(error, pickle.UnpicklingError) and found:
+            raise CheckpointError(
+                f"refused to load {path}: it holds Python objects that are not plain data "
+                f"({found.group(1)}). Loading it could run code hidden in the file, so it was not "
+                "loaded and nothing in it ran. Use a checkpoint written by this project."
+            ) from None
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise CheckpointError(
-            f"refused to load {path}: it holds Python objects that are not plain data{culprit}. "
-            "Loading it could run code hidden in the file, so it was not loaded and nothing in "
-            "it ran. Use a checkpoint written by this project."
-        ) from None
-    except Exception as error:  # truncated zip, not a torch file, ...
-        raise CheckpointError(
-            f"cannot read the checkpoint {path}: it is damaged or not a PyTorch checkpoint "
-            f"({error}). Use another checkpoint of the run, e.g. a step-*.pt beside it."
+            f"cannot read the checkpoint {path}: it is damaged or not a PyTorch file, so not a "
+            f"usable checkpoint of this project ({first_line}). Use another checkpoint of the "
+            "run, e.g. a step-*.pt beside it."
         ) from None
 
 
@@ -473,6 +497,18 @@ def checkpoint_problem(checkpoint: Any) -> str | None:
     missing = CHECKPOINT_KEYS - checkpoint.keys()
     if missing:
         return f"it lacks {', '.join(sorted(missing))}"
+    kinds = {"config": dict, "model": dict, "task": dict, "rng": dict, "processes": int}
+    kinds |= {"epoch": int, "global_step": int, "batches_done": int}
+    wrong = [
+        key
+        for key, kind in kinds.items()
+        if not isinstance(checkpoint[key], kind) or isinstance(checkpoint[key], bool)
+    ]
+    if wrong:
+        return f"its {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not what it saves"
+    tensors = {**checkpoint["model"], **checkpoint["task"]}
+    if not all(isinstance(value, torch.Tensor) for value in tensors.values()):
+        return "some of its weights are not tensors"
     bad = [name for name, value in checkpoint["model"].items() if not torch.isfinite(value).all()]
     if bad:
         return f"non-finite weights in {', '.join(bad[:5])}"
@@ -502,16 +538,24 @@ def find_resumable_checkpoint(cfg: Config, device: torch.device) -> tuple[Path, 
     """
     root = Path(cfg.checkpoint_dir, cfg.experiment)
     candidates = [*root.glob("*/last.pt"), *root.glob("*/step-*.pt")]
-    # Newest first; last.pt before the step file it duplicates.
+    if not candidates:
+        raise CheckpointError(
+            f"--resume auto found nothing to resume: no checkpoint under {root}. Start a new run "
+            "without --resume, or name the experiment with experiment=<name>."
+        )
+    # Newest first; last.pt before the step file it duplicates. Only the newest run's: when
+    # none of them loads, continuing an older run instead would be a surprise.
     candidates.sort(key=lambda p: (p.stat().st_mtime_ns, p.name == "last.pt"), reverse=True)
-    for path in candidates:
+    run = candidates[0].parent
+    for path in (path for path in candidates if path.parent == run):
         try:
             return path, load_checkpoint(path, device)
         except CheckpointError as error:
             warnings.warn(f"skipping {path}: {error}", stacklevel=2)
     raise CheckpointError(
-        f"--resume auto found nothing to resume: no loadable checkpoint under {root}. Start a new "
-        "run without --resume, or name the experiment with experiment=<name>."
+        f"--resume auto: none of the checkpoints of the newest run, {run}, can be loaded (each "
+        "is named above). Resume another run by naming its checkpoint, --resume "
+        f"{root}/<run>/last.pt (python src/main.py --runs lists the runs), or start a new run."
     )
 
 

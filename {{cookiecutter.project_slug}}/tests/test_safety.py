@@ -161,10 +161,12 @@ def test_a_checkpoint_that_would_run_code_is_refused(workdir, capsys) -> None:
 
 def test_a_checkpoint_of_another_model_shape_names_the_mismatch(workdir, tiny, capsys) -> None:
     assert main([*tiny, "run_name=r", "epochs=1", "scheduler=step"]) == 0
-    assert main(["--resume", str(RUN / "last.pt"), RESHAPE]) == 2
+    assert main(["--test", str(RUN / "last.pt"), RESHAPE]) == 2
     err = capsys.readouterr().err
     assert f"the weights in {RUN / 'last.pt'} do not fit the model" in err
     assert "size mismatch for" in err
+    assert main(["--resume", str(RUN / "last.pt"), RESHAPE]) == 2  # refused before loading
+    assert "cannot change on --resume" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "not a checkpoint"])

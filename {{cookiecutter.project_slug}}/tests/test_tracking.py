@@ -181,6 +181,10 @@ def test_curves_are_png_images_redrawn_every_epoch(workdir, tiny, monkeypatch) -
 
 
 def test_runs_lists_finished_and_crashed_runs(workdir, tiny, monkeypatch, capsys) -> None:
+    assert main(["--runs"]) == 2  # not in a project folder: nothing to list, nothing written
+    assert "log_dir 'results/logs' is not a folder" in capsys.readouterr().err
+    assert [p.name for p in workdir.iterdir()] == ["data"]
+    Path("results/logs").mkdir(parents=True)  # as in a new project
     assert main(["--runs"]) == 0
     assert "no runs recorded yet" in capsys.readouterr().out
     assert main([*tiny, "run_name=good"]) == 0

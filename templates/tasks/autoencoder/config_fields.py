@@ -3,6 +3,9 @@ class TaskSettings:
     """The model and its two-stage pipeline (see README.md): pretrain without labels, then
     finetune with few."""
 
+    # Settings that only --test uses: they may change when a run resumes.
+    TEST_ONLY: ClassVar[frozenset[str]] = frozenset(("ttt_steps", "test_noise", "ttt_lr"))
+
     stage: str = option("all", "all, pretrain, finetune or scratch", choices=STAGES)
 {% if cookiecutter.dataset == "image_folder" %}
     labeled_fraction: float = option(

@@ -2,6 +2,9 @@
 class TaskSettings:
     """The model: a backbone that turns images into features, and a linear head (see model.py)."""
 
+    # Settings that only --test uses: they may change when a run resumes.
+    TEST_ONLY: ClassVar[frozenset[str]] = frozenset(("tta",))
+
     backbone: str = option("cnn", "cnn (small, fast) or resnet18 (torchvision)", choices=BACKBONES)
     width: int = option(16, "cnn: channels of the first conv block; later blocks double it", ge=1)
     pretrained: bool = option(False, "resnet18: start from ImageNet weights (downloaded once)")

@@ -3,6 +3,9 @@ class TaskSettings:
     """The model and its stages. Coarse to fine (seed 000, strategy 1): find the region at low
     resolution, then segment the crop."""
 
+    # Settings that only --test uses: they may change when a run resumes.
+    TEST_ONLY: ClassVar[frozenset[str]] = frozenset(("coarse_from",))
+
     stage: str = option("full", "full, coarse_to_fine, or its stages coarse, fine", choices=STAGES)
     coarse_factor: int = option(4, "the coarse model sees images shrunk by this factor", ge=2)
     crop_size: int = option(32, "side of the fine model's crops; a multiple of 8", ge=8)

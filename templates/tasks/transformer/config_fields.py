@@ -2,6 +2,9 @@
 class TaskSettings:
     """The model: a Transformer encoder over the tokens (see model.py)."""
 
+    # Settings that only --test uses: they may change when a run resumes.
+    TEST_ONLY: ClassVar[frozenset[str]] = frozenset()
+
     d_model: int = option(64, "size of each token's vector through the encoder", ge=1)
     num_heads: int = option(4, "attention heads per layer; must divide d_model", ge=1)
     num_layers: int = option(2, "encoder layers", ge=1)

@@ -23,6 +23,7 @@ instead of silently split differently. `python src/dataset.py` writes an example
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import random
 import re
@@ -146,6 +147,14 @@ def tokenizer_settings(cfg: Config) -> dict[str, Any]:
 
 
 def scan(cfg: Config) -> dict[str, Any]:
+    """The index of the file as it is now; a run without a name (--overfit-batch) asks for it
+    several times, and it is made, and its summary printed, once per content of the file."""
+    path = csv_path(cfg)  # a missing file: read_texts says so
+    return scan_contents(cfg, fingerprint(path) if path.is_file() else "")
+
+
+@functools.cache
+def scan_contents(cfg: Config, sha256: str) -> dict[str, Any]:
     """Check the file, drop repeated texts, draw the split from `seed` and build the vocabulary
     from the training texts."""
     texts, labels = read_texts(cfg)
@@ -188,7 +197,7 @@ def scan(cfg: Config) -> dict[str, Any]:
     print("; ".join(report))
     return {
         **tokenizer_settings(cfg),
-        "sha256": fingerprint(csv_path(cfg)),
+        "sha256": sha256,
         "classes": classes,
         "vocabulary": vocabulary,
         "splits": dict(zip(SPLITS, splits, strict=True)),

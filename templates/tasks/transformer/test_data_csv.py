@@ -84,6 +84,8 @@ def test_the_tokenizer_of_a_run_cannot_change_when_it_resumes(workdir, capsys) -
     assert main(["epochs=1", "scheduler=step", "run_name=r"]) == 0
     last = "models/checkpoints/default/r/last.pt"
     assert main(["--resume", last, "epochs=2", "min_count=1"]) == 2
+    assert "min_count=2 (given 1) cannot change on --resume" in capsys.readouterr().err
+    assert main(["--test", last, "min_count=1"]) == 2  # its data index guards --test too
     assert "were made with min_count=2, and its model learned them" in capsys.readouterr().err
     assert main(["--resume", last, "epochs=2"]) == 0
 
