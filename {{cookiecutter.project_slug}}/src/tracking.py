@@ -25,8 +25,8 @@ from tqdm import tqdm
 import distributed
 from config import Config, to_dict
 from utils import (
+    CheckpointWriteError,
     RunPaths,
-    WriteError,
     atomic_save,
     link_or_copy,
     remove_stale_temporaries,
@@ -205,7 +205,7 @@ class RunLog:
         per file, not the run: training goes on, and its checkpoints are written apart."""
         try:
             save(*args)
-        except (OSError, WriteError) as error:
+        except (OSError, CheckpointWriteError) as error:
             if what not in self.unwritable:
                 self.unwritable.add(what)
                 warnings.warn(

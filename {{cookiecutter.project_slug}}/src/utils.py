@@ -45,8 +45,9 @@ class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable or does not fit the model."""
 
 
-class WriteError(UserError):
-    """A file that could not be written (disk full, no permission); the old one is intact."""
+class CheckpointWriteError(UserError):
+    """A checkpoint, or another file of the run, that could not be written (disk full, no
+    permission); the old one is intact."""
 
     exit_code = 1
 
@@ -384,8 +385,8 @@ def atomic_save(
     previous: Path | None = None,
 ) -> None:
     """Write `obj` with `write` (default torch.save) so that `path` holds either the old or the
-    new file. A failed write raises WriteError, which names `previous` (default: `path`) as
-    intact when it exists: the file that holds what was saved before.
+    new file. A failed write raises CheckpointWriteError, which names `previous` (default:
+    `path`) as intact when it exists: the file that holds what was saved before.
 
     A crash in the middle of `torch.save(obj, path)` would leave a truncated file in place of the
     previous checkpoint; writing a temporary file in the same folder, syncing it to disk and
@@ -404,8 +405,10 @@ def atomic_save(
         _fsync_dir(path.parent)  # makes the rename itself survive a power cut
     except (OSError, RuntimeError) as error:  # torch.save reports a failed write as the latter
         previous = previous or path
-        kept = f"{previous} is intact. " if previous.exists() else "Nothing was saved before it. "
-        raise WriteError(
+        noun = "checkpoint" if previous.suffix == ".pt" else previous.name
+        kept = f"The previous {noun} is intact ({previous}). " if previous.exists() else ""
+        kept = kept or "Nothing was saved before it. "
+        raise CheckpointWriteError(
             f"cannot write {path}: {getattr(error, 'strerror', None) or error}. {kept}Free some "
             "disk space or fix the folder's permissions, then run the same command again (with "
             "--resume auto to continue from what is saved)."
@@ -429,7 +432,7 @@ def link_or_copy(source: Path, target: Path) -> None:
         _fsync_dir(target.parent)
     except OSError as error:
         tmp.unlink(missing_ok=True)
-        raise WriteError(
+        raise CheckpointWriteError(
             f"cannot write {target}: {error.strerror or error}. {source} holds the same state."
         ) from None
 
