@@ -72,6 +72,7 @@ from utils import (
     GracefulStop,
     RunPaths,
     check_output_folders,
+    data_folder,
     end_stray_workers,
     find_resumable_checkpoint,
     load_checkpoint,
@@ -312,6 +313,7 @@ def fit(
     then report where its outputs went. Returns the exit code and the trainer."""
     mixed_precision(cfg, resolve_device(cfg.device))  # refused before anything is written
     check_output_folders(cfg)
+    data_folder(cfg)  # a missing data_dir is refused before the lock makes any folder
     run = RunPaths.for_run(cfg)
     with RunLock(cfg, run):  # no other process trains this run meanwhile
         if checkpoint is None and (run.checkpoints / "last.pt").exists():

@@ -113,6 +113,9 @@ class RunLock:
         self.name = f"{cfg.experiment}/{cfg.run_name}"
         self.path = run.checkpoints.with_name(f".{run.checkpoints.name}.lock")
         self.file: IO[str] | None = None
+        # The folders the lock makes, deepest first: removed again if the run leaves them empty
+        folders = (self.path.parent, *self.path.parent.parents)
+        self.made = [folder for folder in folders if not folder.exists()]
 
     def __enter__(self) -> RunLock:
         if not distributed.is_main():
@@ -150,6 +153,10 @@ class RunLock:
             self.path.unlink(missing_ok=True)
             self.file.close()
             self.file = None
+            for folder in self.made:  # a refused run leaves nothing behind
+                if any(folder.iterdir()):
+                    break
+                folder.rmdir()
 
 
 class RunRecord:

@@ -466,6 +466,9 @@ def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
     return checkpoint
 
 
+TORCH_LOAD_ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation")
+
+
 def load_file(path: Path, device: torch.device) -> Any:
     """Load a file written with torch.save as plain data; `weights_only=True` means it can never
     run code."""
@@ -478,14 +481,17 @@ def load_file(path: Path, device: torch.device) -> Any:
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # truncated zip, random bytes, a pickle of code, ...
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        found = re.search(r"GLOBAL (\S+)", str(error))  # a class or function: code to run
         if isinstance(error, pickle.UnpicklingError) and found:
             raise CheckpointError(
                 f"refused to load {path}: it holds Python objects that are not plain data "
                 f"({found.group(1)}). Loading it could run code hidden in the file, so it was not "
                 "loaded and nothing in it ran. Use a checkpoint written by this project."
             ) from None
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        # torch's advice around the cause (weights_only=False) is not for a damaged file
+        cause = [line for line in lines if not line.startswith(TORCH_LOAD_ADVICE)]
+        first_line = (cause or [type(error).__name__])[0][:200]
         raise CheckpointError(
             f"cannot read the checkpoint {path}: it is damaged or not a PyTorch file, so not a "
             f"usable checkpoint of this project ({first_line}). Use another checkpoint of the "
@@ -509,8 +515,8 @@ def checkpoint_problem(checkpoint: Any) -> str | None:
     ]
     if wrong:
         return f"its {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not what it saves"
-    tensors = {**checkpoint["model"], **checkpoint["task"]}
-    if not all(isinstance(value, torch.Tensor) for value in tensors.values()):
+    # (The task's own state may hold plain data too: a second optimizer's, say.)
+    if not all(isinstance(value, torch.Tensor) for value in checkpoint["model"].values()):
         return "some of its weights are not tensors"
     bad = [name for name, value in checkpoint["model"].items() if not torch.isfinite(value).all()]
     if bad:
