@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = parse_args(argv)
     record_context(sys.argv[1:] if argv is None else argv)
+    atexit.unregister(end_stray_workers)  # once, however often main runs in one process
     atexit.register(end_stray_workers)
     if not distributed.requested():
         return run_mode(args)
