@@ -2,7 +2,8 @@
 
 Seed of this file: a production network whose forward pass silently skipped most of its layers
 for months. Every run checks its first step (`FirstStepChecks`) and warns when the loss does not
-fall (`LossCheck`); a non-finite loss stops it with a replayable dump; `overfit_batch` (the
+fall (`LossCheck`); a non-finite loss or gradient stops it with a replayable dump
+(`NonFiniteGuard`, with no host-device sync on the steps between); `overfit_batch` (the
 --overfit-batch ladder) and `find_lr` train through the Trainer's own steps; a model summary,
 data checks, hints for the errors beginners meet most (`add_hint`) and `doctor` complete them.
 """
@@ -204,7 +205,8 @@ class LossWatch(TorchFunctionMode):
 
 class LossCheck:
     """Warns when the training loss of the last quarter of the batches up to optimizer step
-    `at` is not below that of the first quarter (0: no check)."""
+    `at` is not below that of the first quarter (0: no check). The losses stay on the device
+    until `verdict`, at the end of an epoch."""
 
     def __init__(self, at: int) -> None:
         self.at = at
@@ -218,19 +220,21 @@ class LossCheck:
         steps_per_epoch = math.ceil(batches_per_epoch / cfg.accumulate_steps)
         return cls(cfg.loss_check_steps or max(steps_per_epoch, 20, cfg.warmup_steps))
 
-    def add(self, loss: torch.Tensor, global_step: int, lr: float) -> None:
+    def add(self, loss: torch.Tensor, global_step: int) -> None:
         """Count one batch's loss, taken when `global_step` optimizer steps are done."""
-        if not self.at:
-            return
-        self.losses.append(loss.detach())
         if global_step < self.at:
+            self.losses.append(loss.detach())
+
+    def verdict(self, global_step: int, lr: float) -> None:
+        """Once `at` optimizer steps are done: warn if the loss has not fallen."""
+        if not self.at or global_step < self.at:
             return
-        losses, self.at, self.losses = torch.stack(self.losses), 0, []
+        losses, steps, self.at, self.losses = torch.stack(self.losses).float(), self.at, 0, []
         quarter = max(1, len(losses) // 4)
         first, last = losses[:quarter].mean().item(), losses[-quarter:].mean().item()
         if last >= first:
             warnings.warn(
-                f"the training loss has not decreased in the first {global_step} steps "
+                f"the training loss has not decreased in the first {steps} steps "
                 f"(mean of the first {quarter} batches {first:.4g}, of the last {quarter} "
                 f"{last:.4g}). The model is not learning: check that optimizer.step() runs, that "
                 f"the loss gets the right targets, and the learning rate (lr={lr:.3g}; "
@@ -239,17 +243,97 @@ class LossCheck:
             )
 
 
-def non_finite_loss(trainer: Trainer, batch: Batch, loss: torch.Tensor) -> NonFiniteError:
+class NonFiniteGuard:
+    """Keeps NaN and inf out of the weights without a host-device sync on every step.
+
+    `step` checks the gradients on the device, and the optimizer skips its update when one is
+    not finite (`found_inf`, the way GradScaler and torch's fused optimizers skip an fp16
+    overflow). The flag stays set, so from then on the weights stay those that produced the
+    first non-finite value. `check`, on logging steps and before every save, reads the losses
+    since the last check in one sync and stops the run with the diagnosis and a --replay dump.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.found_inf = torch.zeros((), device=device)  # 1.0 once a gradient was not finite
+        self.unscale = torch.ones((), device=device)
+        self.loader: Iterable[Batch] | None = None  # the epoch's batches, which `add` numbers
+        self.losses: list[tuple[int, int, float, torch.Tensor]] = []  # (batch, step, lr, loss)
+
+    def add(self, batch: int, step: int, lr: float, loss: torch.Tensor) -> None:
+        """Keep the loss of batch number `batch`, trained on for optimizer step `step`."""
+        self.losses.append((batch, step, lr, loss.detach()))
+
+    def step(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+        """`optimizer.step()` through `scaler`, skipped on the device if a gradient is not
+        finite. Under fp16 the scaler finds non-finite gradients itself (an overflow of the loss
+        scale is routine there: it skips that step and lowers the scale)."""
+        if scaler.is_enabled():
+            scaler.step(optimizer)
+            scaler.update()
+            return
+        grads = defaultdict(list)  # the check takes one dtype at a time
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    grads[p.grad.dtype].append(p.grad)
+        for same_dtype in grads.values():
+            torch._amp_foreach_non_finite_check_and_unscale_(
+                same_dtype, self.found_inf, self.unscale
+            )
+        if getattr(optimizer, "_step_supports_amp_scaling", False):  # torch's fused optimizers
+            optimizer.found_inf = self.found_inf
+            optimizer.step()
+            del optimizer.found_inf
+        elif not self.found_inf.item():  # any other optimizer: one sync per step
+            optimizer.step()
+
+    def check(self, trainer: Trainer) -> None:
+        """Raise `NonFiniteError` if a loss or a gradient since the last check was not finite."""
+        pending, self.losses = self.losses, []
+        losses = [loss.float() for *_, loss in pending]
+        *values, found_inf = torch.stack([*losses, self.found_inf.float()]).tolist()  # one sync
+        for (batch, step, lr, _), value in zip(pending, values, strict=True):
+            if not math.isfinite(value):
+                raise non_finite_loss(trainer, batch_at(self.loader, batch), step, lr, value)
+        if found_inf:
+            raise NonFiniteError(
+                f"the gradients became non-finite by step {trainer.global_step} (lr "
+                f"{trainer.lr:.3g}) with a finite loss, and that step was skipped. Usual causes: "
+                "a learning rate too high, gradient clipping turned off (grad_clip=0), or an "
+                "operation whose gradient is infinite at some inputs (sqrt or log of 0, a "
+                "division by a value near 0). Nothing non-finite was saved; --resume from the "
+                "last checkpoint with lower lr or grad_clip=1."
+            )
+
+
+def batch_at(loader: Iterable[Batch] | None, index: int) -> Batch | None:
+    """Batch `index` of the loader's current epoch, read again: its samples and their
+    augmentation depend only on the seed, the epoch and the index (see `EpochSampler`). None
+    for a loader whose sampler cannot start mid-epoch."""
+    sampler = getattr(loader, "sampler", None)
+    if not hasattr(sampler, "set_epoch"):
+        return None
+    sampler.set_epoch(sampler.epoch, start=index * loader.batch_size)
+    keys = list(itertools.islice(sampler, loader.batch_size))
+    dataset = loader.dataset
+    samples = dataset.__getitems__(keys) if hasattr(dataset, "__getitems__") else None
+    if samples is None:
+        samples = [dataset[key] for key in keys]
+    return loader.collate_fn(samples)
+
+
+def non_finite_loss(
+    trainer: Trainer, batch: Batch | None, step: int, lr: float, loss: float
+) -> NonFiniteError:
     """The error for a non-finite training loss. In a run, the failing batch is saved with the
     weights that produced it, for --replay."""
-    step, lr = trainer.global_step + 1, trainer.lr
     message = (
-        f"the loss became {loss.item()} at epoch {trainer.epoch + 1}, step {step} (lr {lr:.3g}). "
+        f"the loss became {loss} at epoch {trainer.epoch + 1}, step {step} (lr {lr:.3g}). "
         f"Usual causes: a learning rate too high (try lr={lr / 10:.3g}), gradient clipping "
         "turned off (grad_clip=0), a log or division of zero in the loss, or NaN/inf values in "
         "the data. Nothing non-finite was saved"
     )
-    if trainer.checkpoints is None:
+    if trainer.checkpoints is None or batch is None:
         return NonFiniteError(message + ".")
     dump = trainer.checkpoints.folder / f"nonfinite-step{step:08d}.pt"
     state = trainer.task.state_dict()
@@ -257,7 +341,8 @@ def non_finite_loss(trainer: Trainer, batch: Batch, loss: torch.Tensor) -> NonFi
         {
             "version": CHECKPOINT_VERSION,
             "config": to_dict(trainer.cfg),
-            "model": trainer.model.state_dict(),  # still finite: no step was taken on this loss
+            # Still those that produced it: every update since that step was skipped.
+            "model": trainer.model.state_dict(),
             "task": {k: v for k, v in state.items() if not k.startswith("model.")},
             "batch": [tensor.cpu() for tensor in batch],
         },
@@ -305,7 +390,9 @@ def train_on(trainer: Trainer, batch: Batch) -> Step:
     """One optimizer step of `trainer` on one batch, with the task's own training step."""
     trainer.task.train()
     step = trainer.train_batch(batch, window=1)
+    trainer.guard.add(0, trainer.global_step + 1, trainer.lr, step.loss)
     trainer.optimizer_step()
+    trainer.guard.check(trainer)
     return step
 
 

@@ -279,7 +279,7 @@ def build(
     if task is None:
         task = build_task(cfg, **model_inputs(cfg))
     device = distributed.process_device(resolve_device(cfg.device))
-    optimizer = build_optimizer(cfg, task)
+    optimizer = build_optimizer(cfg, task.to(device))  # its state is made beside the weights
     scheduler = build_scheduler(cfg, optimizer, train_batches) if train_batches else None
     return Trainer(task, cfg, device, optimizer, scheduler, stop)
 

@@ -148,10 +148,9 @@ class RunLog:
             self.writer.add_scalar(f"grad_to_weight/{name}", grad / max(weight, 1e-12), step)
 
     def step(self, step: int, lr: float, totals: EpochTotals) -> None:
-        """Every `log_every` optimizer steps: the bar's figures and the step's scalars, from the
-        epoch's running `totals`: the only host-device syncs of a step besides the finite-loss
-        check."""
-        if step % self.cfg.log_every or self.bar is None:
+        """On a logging step (every `log_every` optimizer steps): the bar's figures and the
+        step's scalars, from the epoch's running `totals`, in one host-device sync."""
+        if self.bar is None:
             return
         recent = torch.stack(tuple(totals.recent))
         values = [recent[-1], totals.sums["loss"] / totals.samples, recent.mean()]

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import distributed
-from checks import FirstStepChecks, LossCheck, NonFiniteError, non_finite_loss
+from checks import FirstStepChecks, LossCheck, NonFiniteError, NonFiniteGuard
 from config import Config, ConfigError, to_dict
 from model import Batch, Metrics, Step, Task
 from tracking import Checkpoints, RunLog
@@ -59,7 +59,8 @@ class TrainingStopped(Exception):
 def build_optimizer(cfg: Config, task: Task) -> torch.optim.Optimizer:
     """The optimizer named by `cfg.optimizer` over the task's `parameter_groups`, trainable
     parameters only. Biases and normalisation weights (the 1-d parameters) get no weight decay:
-    shrinking them towards zero only hurts."""
+    shrinking them towards zero only hurts. torch's fused implementation runs each step in one
+    kernel and skips a step with non-finite gradients on the device (see `NonFiniteGuard`)."""
     groups = []
     for group in task.parameter_groups(cfg):
         trainable = [p for p in group["params"] if p.requires_grad]
@@ -69,11 +70,17 @@ def build_optimizer(cfg: Config, task: Task) -> torch.optim.Optimizer:
         ):
             if params:  # with the group's other options, such as Adam's betas
                 groups.append({**group, "params": params, "weight_decay": decay})
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+        return torch.optim.Adam(groups, lr=cfg.lr, fused=True)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
+    sgd = torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True, fused=True)
+    # Fused SGD leaves its momentum uninitialised when its first step is skipped; starting from
+    # zeros makes the first step the same and a skipped one harmless.
+    for group in sgd.param_groups:
+        for p in group["params"]:
+            sgd.state[p]["momentum_buffer"] = torch.zeros_like(p)
+    return sgd
 
 
 def build_scheduler(
@@ -219,6 +226,7 @@ class Trainer:
         self.checkpoints: Checkpoints | None = None
         self.first_step: FirstStepChecks | None = None  # armed by `check_first_step`
         self.loss_check = LossCheck(0)  # armed by `fit` for a new run
+        self.guard = NonFiniteGuard(device)  # no update on a non-finite gradient
         # The run's data.json (split, statistics, classes, ...), carried in every checkpoint so
         # that a checkpoint copied without its run folder still reads the data as the run did.
         self.data_index = saved_data_index(cfg)
@@ -297,6 +305,7 @@ class Trainer:
         total = first + len(loader)
         if self.totals is None:
             self.totals = EpochTotals(self.task.metrics())
+        self.guard.loader = loader
         batches = self.log.progress(loader, self.epoch, first, total)
         for index, batch in enumerate(batches, start=first):
             # The batches of an accumulation window add up their gradients for one step.
@@ -305,15 +314,19 @@ class Trainer:
             last_of_window = index + 1 == window_start + window
             step = self.train_batch(batch, window, sync=last_of_window)
             self.totals.add(step)
+            self.guard.add(index, self.global_step + 1, self.lr, step.loss)
+            self.loss_check.add(step.loss, self.global_step)
             if last_of_window:
                 self.optimizer_step()
                 self.batches_done = index + 1
-                self.log.step(self.global_step, self.lr, self.totals)
+                if self.global_step % self.cfg.log_every == 0:  # the only steps that sync
+                    self.guard.check(self)
+                    self.log.step(self.global_step, self.lr, self.totals)
                 self.stop_if_requested()
                 every = self.cfg.checkpoint_every_steps
                 if every and self.global_step % every == 0 and index + 1 < total:
                     self.save()
-            self.loss_check.add(step.loss, self.global_step, self.lr)
+        self.guard.check(self)
         summary = self.totals.summary()
         self.totals, self.batches_done = None, 0
         return summary
@@ -330,9 +343,6 @@ class Trainer:
                     step = self.first_step.run(self.parallel, batch)
                 else:
                     step = self.steps(batch)
-            # One host-device sync per step: stepping on a NaN would ruin the weights for good.
-            if not math.isfinite(step.loss.item()):
-                raise non_finite_loss(self, batch, step.loss)
             self.scaler.scale(step.loss / window if window > 1 else step.loss).backward()
         return step
 
@@ -351,12 +361,12 @@ class Trainer:
         if inspect:
             self.log.gradients(self.model, step, norm)
         checks, self.first_step = self.first_step, None
-        scale = self.scaler.get_scale()
-        if checks is not None:
+        if checks is None:
+            self.guard.step(self.optimizer, self.scaler)
+        else:  # the first step; an fp16 step skipped on overflow lowers the scale: no change
+            scale = self.scaler.get_scale()
             checks.before_optimizer_step()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if checks is not None:  # an fp16 step skipped on overflow lowered the scale: no change
+            self.guard.step(self.optimizer, self.scaler)
             checks.after_optimizer_step(step_skipped=self.scaler.get_scale() < scale)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scheduler is not None and not isinstance(self.scheduler, ReduceLROnPlateau):
@@ -385,6 +395,7 @@ class Trainer:
             self.epochs_without_improvement += 1
         if isinstance(self.scheduler, ReduceLROnPlateau):
             self.scheduler.step(score)
+        self.loss_check.verdict(self.global_step, self.lr)
         self.history.append(
             {
                 "epoch": self.epoch,
@@ -427,6 +438,7 @@ class Trainer:
     def save(self) -> Path:
         """Save a checkpoint of the state as it is now (see `Checkpoints`); never one whose
         weights are not finite."""
+        self.guard.check(self)
         state = self.state_dict()
         problem = checkpoint_problem(state)
         if problem:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.overrides import TorchFunctionMode
 from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from config import Config, apply_overrides
@@ -79,6 +80,46 @@ def test_each_batch_holds_its_samples_as_fetched_one_by_one(workdir, tiny) -> No
     batch = next(iter(loader))
     for got, want in zip(batch, expected, strict=True):
         assert torch.equal(got, want)
+
+
+class HostCopies(TorchFunctionMode):
+    """Counts the calls that bring a tensor's value to the host: on a GPU each one waits until
+    the device has finished all the work queued before it."""
+
+    NAMES = frozenset(
+        ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        name = getattr(func, "__name__", "")
+        if name in self.NAMES:
+            self.seen.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def test_steps_that_do_not_log_never_wait_for_the_device(workdir, tiny, monkeypatch) -> None:
+    """Between logging steps a step queues its work and goes on: the non-finite check, the
+    running loss and the metrics stay on the device (counted here on the CPU)."""
+    progress = RunLog.progress
+    copies: list[list[str]] = []  # per batch: from its arrival to the request for the next
+
+    def counted(self: RunLog, *args: object):  # noqa: ANN202
+        for batch in progress(self, *args):
+            with HostCopies() as counter:
+                yield batch
+            copies.append(counter.seen)
+
+    monkeypatch.setattr(RunLog, "progress", counted)
+    assert main([*tiny, "epochs=1", "batch_size=16", "log_every=5", "run_name=r"]) == 0
+    logging = [index for index in range(len(copies)) if (index + 1) % 5 == 0]
+    assert len(copies) > 10 and all(copies[index] for index in logging)
+    # The first step is examined by the first-step checks; every other step is quiet.
+    quiet = {index: copies[index] for index in range(1, len(copies)) if index not in logging}
+    assert quiet == {index: [] for index in quiet}
 
 
 class SlowSamples(TensorDataset):

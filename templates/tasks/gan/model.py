@@ -135,9 +135,12 @@ class ImageGeneration(Task):
         self.seed, self.batch_size, self.fd_samples = cfg.seed, cfg.batch_size, cfg.fd_samples
         self.grad_clip = cfg.grad_clip
         # Adam's first beta of 0.5 instead of 0.9 keeps the two networks from chasing each
-        # other's stale gradients (DCGAN).
+        # other's stale gradients (DCGAN). Fused: one kernel a step, and no host-device sync.
         self.d_optimizer = torch.optim.Adam(
-            model.discriminator.parameters(), lr=cfg.lr * cfg.d_lr_factor, betas=(0.5, 0.999)
+            model.discriminator.parameters(),
+            lr=cfg.lr * cfg.d_lr_factor,
+            betas=(0.5, 0.999),
+            fused=True,
         )
         # fp16 needs its gradients scaled, as the Trainer scales the generator's.
         self.d_scaler = torch.amp.GradScaler("cuda", enabled=loss_scaling)
