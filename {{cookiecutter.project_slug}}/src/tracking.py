@@ -12,6 +12,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from numbers import Number
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,8 @@ class RunLog:
     `step` logs every `log_every` optimizer steps, `gradients` the gradients when asked,
     `epoch` everything at the end of an epoch, and `finish` the hyperparameters with the best
     scores. Without a run folder (--overfit-batch, --find-lr) it shows the progress bar only.
+    Drawing (curves.png, the prediction pictures) is held to a small share of the run's time
+    (`Throttle`); the latest drawing is always made at the end.
     """
 
     def __init__(
@@ -69,6 +72,8 @@ class RunLog:
         self.grad_norm: torch.Tensor | None = None
         self.data_warned = False
         self.unwritable: set[str] = set()  # files that could not be written, warned about once
+        self.csv_columns: list[str] | None = None  # metrics.csv's, once written whole
+        self.draw_curves, self.draw_pictures = Throttle(), Throttle()
 
     def open(self, model: nn.Module, val_loader: Iterable, global_step: int, fresh: bool) -> None:
         """Start (or continue, after `global_step` steps) the run's TensorBoard log."""
@@ -90,6 +95,9 @@ class RunLog:
             self.log_graph(model, inputs[:2])
 
     def close(self) -> None:
+        """The end of the run, or of this part of it (a stop, an error): curves.png shows every
+        epoch done."""
+        self.draw_curves.flush()
         if self.writer is not None:
             self.writer.close()
 
@@ -188,10 +196,11 @@ class RunLog:
             self.writer.add_scalar("time/data_share", share, step)
             every = self.cfg.log_images_every
             if every and row["epoch"] % every == 0:
-                self.log_pictures(model, step)
+                self.draw_pictures(partial(self.log_pictures, model, step))
             self.writer.flush()
-            self.write("metrics.csv", save_metrics_csv, history, self.run.logs / "metrics.csv")
-            self.write("curves.png", save_curves, history, self.run.plots / "curves.png")
+            self.write("metrics.csv", self.save_metrics, history)
+            path = self.run.plots / "curves.png"
+            self.draw_curves(partial(self.write, "curves.png", save_curves, history, path))
         tqdm.write(summary_line(row, self.cfg.epochs, share) + (" *" if improved else ""))
         if share > 0.3 and self.waited > 1 and not self.data_warned:
             self.data_warned = True
@@ -214,11 +223,26 @@ class RunLog:
                     stacklevel=3,
                 )
 
+    def save_metrics(self, history: list[dict[str, float]]) -> None:
+        """metrics.csv: written whole at the first epoch of a session (a resumed run's file
+        may hold rows past its checkpoint) or when the columns change; else the new row is
+        appended, so an epoch's cost does not grow with the epochs before it."""
+        path = self.run.logs / "metrics.csv"
+        written, self.csv_columns = self.csv_columns, None  # rewritten after a failed write
+        columns = list(history[-1])
+        if columns != written:
+            save_metrics_csv(history, path)
+        else:
+            with path.open("a", newline="") as file:
+                csv.DictWriter(file, columns, lineterminator="\n").writerow(history[-1])
+        self.csv_columns = columns
+
     def finish(self, best: dict[str, float], step: int) -> None:
-        """The run's hyperparameters with its best epoch's validation scores, for the HParams
-        tab where runs are compared side by side."""
+        """The end of a run: the latest pictures, and the run's hyperparameters with its best
+        epoch's validation scores, for the HParams tab where runs are compared side by side."""
         if self.writer is None:
             return
+        self.draw_pictures.flush()
         values = {
             key: value
             for key, value in to_dict(self.cfg).items()
@@ -257,6 +281,32 @@ class RunLog:
                 self.writer.add_images(tag, picture, step)
             else:
                 self.writer.add_figure(tag, picture, step)  # closes the figure
+
+
+class Throttle:
+    """Runs optional work, such as a plot, at most so often that it takes about `share` of the
+    wall time: after work that took t seconds, the next is due t / share seconds later. Work
+    that comes before then is held, and the latest held is run by `flush`."""
+
+    def __init__(self, share: float = 0.05) -> None:
+        self.share = share
+        self.due = 0.0  # time.perf_counter() from which work runs at once
+        self.held: Callable[[], object] | None = None
+
+    def __call__(self, work: Callable[[], object]) -> None:
+        """Run `work` now if it is due, else hold it (instead of any work held before)."""
+        self.held = work
+        if time.perf_counter() >= self.due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Run the work held, if any."""
+        work, self.held = self.held, None
+        if work is not None:
+            started = time.perf_counter()
+            work()
+            ended = time.perf_counter()
+            self.due = ended + (ended - started) / self.share
 
 
 def own_randomness(device: torch.device) -> contextlib.AbstractContextManager:
