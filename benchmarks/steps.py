@@ -4,8 +4,10 @@
 
 Run by `benchmarks/run.py`, once per project (each project's src/ is a package of its own), it
 prints one JSON line of seconds per step. Every contender trains the same model from the same
-initial weights on the same batches for the same number of steps, and the contenders take turns,
-so that a machine that slows down or speeds up affects them alike:
+initial weights on the same batches for the same number of steps, on the device and with the
+mixed precision (`amp=`) and compilation (`compile=`) the overrides ask for; the contenders take
+turns, so that a machine that slows down or speeds up affects them alike, after one round that is
+not counted (it compiles, and warms up caches):
 
 - trainer: `Trainer.train_epoch` with its progress bar drawn and TensorBoard logging as
   configured (a step log every `log_every` steps, histograms every `log_hist_every`);
@@ -13,11 +15,13 @@ so that a machine that slows down or speeds up affects them alike:
 - naive: the same bare loop over a DataLoader that fetches and stacks samples one by one, as
   most hand-written loops do;
 - lightning: PyTorch Lightning's Trainer over the project's DataLoader, when it is installed,
-  with its progress bar and TensorBoard logger on (log_every_n_steps = `log_every`).
+  with its progress bar and TensorBoard logger on (log_every_n_steps = `log_every`); on the CPU
+  in full precision only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -43,7 +47,7 @@ def main() -> None:
     from dataset import make_dataloaders, model_inputs
     from model import build_task
     from tqdm import tqdm
-    from utils import RunPaths
+    from utils import RunPaths, resolve_device
 
     # The bar is drawn as on a terminal (tqdm turns itself off when output is not one).
     tracking.tqdm = lambda *args, **kwargs: tqdm(*args, **{**kwargs, "disable": False})
@@ -52,55 +56,76 @@ def main() -> None:
     loader, _, _ = make_dataloaders(cfg)
     initial = build_task(cfg, **model_inputs(cfg))
     loss_fn = initial.loss_fn
-    device = torch.device("cpu")
-    rounds, results = 7, {"trainer": [], "bare": [], "naive": []}
+    device = resolve_device(cfg.device)
+    precision = train.mixed_precision(cfg, device)
+    rounds, results = int(os.environ.get("BENCH_ROUNDS", 7)), {"trainer": [], "bare": []}
+    results["naive"] = []
     steps = len(loader)
 
     def fresh_task() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-        task = copy.deepcopy(initial)
+        task = copy.deepcopy(initial).to(device)
         return task, train.build_optimizer(cfg, task)
 
     def fresh() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
         task, optimizer = fresh_task()
         return task.model, optimizer
 
+    def autocast() -> contextlib.AbstractContextManager:
+        if precision is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=precision)
+
+    def finished() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
     def bare(batches: DataLoader) -> float:
         model, optimizer = fresh()
         model.train()
-        started = time.perf_counter()
+        forward = torch.compile(model) if cfg.compile else model
+        scaler = torch.amp.GradScaler(device.type, enabled=precision == torch.float16)
+        started = finished()
         for inputs, targets in batches:
+            inputs = inputs.to(device, non_blocking=True)
+            targets = targets.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(inputs), targets)
-            loss.backward()
-            optimizer.step()
-        return (time.perf_counter() - started) / steps
+            with autocast():
+                loss = loss_fn(forward(inputs), targets)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        return (finished() - started) / steps
 
     def trainer_steps(folder: str) -> float:
         task, optimizer = fresh_task()
         trainer = train.Trainer(task, cfg, device, optimizer)
+        trainer.prepare()
         run = RunPaths(Path(folder), Path(folder), Path(folder))
         trainer.log = tracking.RunLog(cfg, run)
         trainer.log.open(task.model, [next(iter(loader))], 0, fresh=False)
-        started = time.perf_counter()
+        started = finished()
         trainer.train_epoch(loader)
-        seconds = time.perf_counter() - started
+        seconds = finished() - started
         trainer.log.close()
         return seconds / steps
 
     naive_loader = DataLoader(
         PerSample(loader.dataset), batch_size=cfg.batch_size, shuffle=True, drop_last=False
     )
-    lightning = lightning_steps(cfg, fresh, loss_fn, loader, steps)
+    lightning = None
+    if device.type == "cpu" and precision is None and not cfg.compile:
+        lightning = lightning_steps(cfg, fresh, loss_fn, loader, steps)
     if lightning is not None:
         results["lightning"] = []
     with tempfile.TemporaryDirectory() as folder, redirect_output():
-        for _ in range(rounds):
+        for _ in range(rounds + 1):
             results["trainer"].append(trainer_steps(folder))
             results["bare"].append(bare(loader))
             results["naive"].append(bare(naive_loader))
             if lightning is not None:
                 results["lightning"].append(lightning())
-    medians = {name: statistics.median(times) for name, times in results.items()}
+    medians = {name: statistics.median(times[1:]) for name, times in results.items()}
     print(json.dumps({"steps": steps, "rounds": rounds, "seconds_per_step": medians}))
 
 

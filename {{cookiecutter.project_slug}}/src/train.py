@@ -363,10 +363,12 @@ class Trainer:
         checks, self.first_step = self.first_step, None
         if checks is None:
             self.guard.step(self.optimizer, self.scaler)
-        else:  # the first step; an fp16 step skipped on overflow lowers the scale: no change
+        else:  # the first step, which the checks examine (and may wait for the device)
             scale = self.scaler.get_scale()
             checks.before_optimizer_step()
             self.guard.step(self.optimizer, self.scaler)
+            self.guard.check(self)  # a non-finite step was skipped: say so, not "no change"
+            # An fp16 step skipped on overflow lowers the scale: no change expected either.
             checks.after_optimizer_step(step_skipped=self.scaler.get_scale() < scale)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scheduler is not None and not isinstance(self.scheduler, ReduceLROnPlateau):

@@ -135,12 +135,9 @@ class ImageGeneration(Task):
         self.seed, self.batch_size, self.fd_samples = cfg.seed, cfg.batch_size, cfg.fd_samples
         self.grad_clip = cfg.grad_clip
         # Adam's first beta of 0.5 instead of 0.9 keeps the two networks from chasing each
-        # other's stale gradients (DCGAN). Fused: one kernel a step, and no host-device sync.
+        # other's stale gradients (DCGAN).
         self.d_optimizer = torch.optim.Adam(
-            model.discriminator.parameters(),
-            lr=cfg.lr * cfg.d_lr_factor,
-            betas=(0.5, 0.999),
-            fused=True,
+            model.discriminator.parameters(), lr=cfg.lr * cfg.d_lr_factor, betas=(0.5, 0.999)
         )
         # fp16 needs its gradients scaled, as the Trainer scales the generator's.
         self.d_scaler = torch.amp.GradScaler("cuda", enabled=loss_scaling)
