@@ -137,7 +137,7 @@ class Config(TaskSettings, DataSettings):
     plot_dir: str = option("results/visualizations", "where the training-curve plots go")
     log_every: int = option(50, "optimizer steps between step logs and bar updates", ge=1)
     log_images_every: int = option(
-        1, "epochs between the prediction pictures in TensorBoard; 0: none", ge=0
+        1, "epochs between the prediction pictures in TensorBoard (at most); 0: none", ge=0
     )
 
     # Self-checks (see checks.py)

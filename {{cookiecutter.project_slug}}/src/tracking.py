@@ -285,12 +285,13 @@ class RunLog:
 
 class Throttle:
     """Runs optional work, such as a plot, at most so often that it takes about `share` of the
-    wall time: after work that took t seconds, the next is due t / share seconds later. Work
-    that comes before then is held, and the latest held is run by `flush`."""
+    wall time: after work that took t seconds, the next is due t / share seconds later, and the
+    first after `wait` seconds (a short run draws once, at its end). Work that comes before
+    then is held, and the latest held is run by `flush`."""
 
-    def __init__(self, share: float = 0.05) -> None:
+    def __init__(self, share: float = 0.05, wait: float = 30.0) -> None:
         self.share = share
-        self.due = 0.0  # time.perf_counter() from which work runs at once
+        self.due = time.perf_counter() + wait  # from then on, work runs at once
         self.held: Callable[[], object] | None = None
 
     def __call__(self, work: Callable[[], object]) -> None:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 import subprocess
 import sys
 import time
@@ -69,17 +71,58 @@ def torchrun(
     folder: Path, args: list[str], env: dict[str, str] | None = None, **popen
 ) -> subprocess.Popen:
     """`torchrun --standalone --nproc_per_node=2 src/main.py ARGS` (through the probe)."""
+    return launch(folder, ["--standalone", "--nproc_per_node=2"], args, env, **popen)
+
+
+def launch(
+    folder: Path,
+    launcher: list[str],
+    args: list[str],
+    env: dict[str, str] | None,
+    wrapper: tuple[str, ...] = (),
+    **popen,
+) -> subprocess.Popen:
+    """torchrun with the options `launcher` on src/main.py ARGS (through the probe), as the
+    arguments of `wrapper` if given."""
     probe = folder / "probe.py"
     probe.write_text(PROBE)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", *launcher, str(probe), *args]
     return subprocess.Popen(
-        [*command, "--nproc_per_node=2", str(probe), *args],
+        [*wrapper, *torchrun],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {}), "PROJECT_SRC": str(SRC)},
         **popen,
     )
+
+
+# Starts the same torchrun command twice and waits for both: started in a new session, this
+# process and both launchers form one process group, as the processes of one job do.
+TWO_LAUNCHERS = """
+import subprocess
+import sys
+
+launchers = [subprocess.Popen(sys.argv[1:]) for _ in range(2)]
+print("exit codes", *[launcher.wait() for launcher in launchers])
+"""
+
+
+def two_nodes(folder: Path, args: list[str], env: dict[str, str] | None = None) -> str:
+    """Two torchrun launchers of one process each, as on two machines, meeting through a c10d
+    rendezvous on 127.0.0.1, as one job; their output, ending with their exit codes."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    launcher = ["--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d", "--rdzv_id=job"]
+    launcher += [f"--rdzv_endpoint=127.0.0.1:{port}", "--local_addr=127.0.0.1"]
+    # One thread per process, as torchrun sets for several processes on one node: the float
+    # sums of a kernel depend on how many threads share them.
+    env = {**(env or {}), "OMP_NUM_THREADS": "1"}
+    wrapper = (sys.executable, "-c", TWO_LAUNCHERS)
+    process = launch(folder, launcher, args, env, wrapper, start_new_session=True)
+    out, err = process.communicate(timeout=300)
+    return out + err
 
 
 @pytest.mark.slow
@@ -176,6 +219,37 @@ def test_sigterm_stops_every_rank_and_resume_ends_as_an_unbroken_run(workdir, ti
         for run in (straight, finished)
     ]
     assert without_times[0] == without_times[1]
+
+
+@pytest.mark.slow
+def test_two_nodes_stop_on_sigterm_and_resume_to_the_single_node_checkpoint(workdir, tiny) -> None:
+    """Multi-node training, run for real on one machine: two launchers, stopped mid-epoch by a
+    SIGTERM to the whole job, then resumed, end with the checkpoint of an unbroken two-process
+    run on one node."""
+    args = [*tiny, "epochs=2", "scheduler=step", "early_stopping_patience=0"]
+    process = torchrun(workdir, [*args, "run_name=one-node"])
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, out + err
+    one_node = load_checkpoint(workdir / CHECKPOINTS / "one-node" / "last.pt", torch.device("cpu"))
+
+    output = two_nodes(workdir, [*args, "run_name=nodes"], {"SIGTERM_AFTER_STEP": "3"})
+    assert re.search(r"exit codes [1-9]\d* [1-9]\d*$", output, re.MULTILINE), output
+    assert "stopped by SIGTERM at epoch 1, step 3" in output, output
+    assert "torchrun --nnodes=2 --nproc_per_node=1 <rendezvous options> src/main.py" in output
+    last = workdir / CHECKPOINTS / "nodes" / "last.pt"
+    stopped = load_checkpoint(last, torch.device("cpu"))
+    assert (stopped["epoch"], stopped["global_step"], stopped["processes"]) == (0, 3, 2)
+
+    output = two_nodes(workdir, ["--resume", str(last)])
+    assert "exit codes 0 0" in output and f"resuming {last}" in output, output
+    finished = load_checkpoint(last, torch.device("cpu"))
+    assert finished["global_step"] == one_node["global_step"]
+    for name, tensor in one_node["model"].items():
+        assert torch.equal(finished["model"][name], tensor), name
+    for run in (one_node, finished):
+        for row in run["history"]:
+            row.pop("seconds")
+    assert finished["history"] == one_node["history"]
 
 
 @pytest.mark.parametrize("mode", ["--overfit-batch", "--runs", "--doctor"])
