@@ -29,6 +29,7 @@ EXPECTED_FILES = {
     "src/dataset.py",
     "src/main.py",
     "src/model.py",
+    "src/modes.py",
     "src/distributed.py",
     "src/report.py",
     "src/runs.py",

@@ -26,7 +26,7 @@ DEFAULTS = {
     "tiny_overrides": "the generated tests' settings for a run of seconds",
     "reshape_override": "an override that changes the shape of the model's weights",
     "layered_overrides": "overrides that give the model several layers (or none)",
-    "stages": "whether main.py trains several runs in stages (train_stages)",
+    "stages": "whether modes.py trains several runs in stages (train_stages)",
     "stage_imports": "what train_stages uses from report.py",
     "convolutional": "whether channels_last applies",
     "loss_per_sample": "whether the loss is a mean of per-sample losses",

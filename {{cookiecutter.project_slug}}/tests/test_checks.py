@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 from torch.nn import functional as F
 
-import main as entry_point
+import modes
 from checks import (
     FirstStepChecks,
     LossCheck,
@@ -28,7 +28,7 @@ from model import Batch, Step
 from train import Trainer
 from utils import load_checkpoint
 
-build_task = entry_point.build_task
+build_task = modes.build_task
 
 
 def ignore_most_layers(cfg, **inputs):
@@ -93,7 +93,7 @@ BUGS = {
 @pytest.mark.parametrize("bug", list(BUGS))
 def test_each_classic_bug_is_caught_and_named(workdir, tiny, monkeypatch, capsys, bug) -> None:
     broken, causes = BUGS[bug]
-    monkeypatch.setattr(entry_point, "build_task", broken)
+    monkeypatch.setattr(modes, "build_task", broken)
     assert main([*tiny, *LAYERED, "epochs=1", "run_name=r"]) == 1
     err = capsys.readouterr().err
     assert any(cause in err for cause in causes), err
@@ -102,7 +102,7 @@ def test_each_classic_bug_is_caught_and_named(workdir, tiny, monkeypatch, capsys
 
 
 def test_the_overfit_ladder_catches_the_discarded_layers(workdir, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(entry_point, "build_task", ignore_most_layers)
+    monkeypatch.setattr(modes, "build_task", ignore_most_layers)
     assert main(["--overfit-batch", *LAYERED]) == 1
     err = capsys.readouterr().err
     assert any(cause in err for cause in BUGS["forward ignores most layers"][1]), err
@@ -210,7 +210,7 @@ def test_main_adds_the_hint_and_keeps_the_traceback(monkeypatch) -> None:
             "modified by an inplace operation"
         )
 
-    monkeypatch.setattr(entry_point, "fit", buggy)
+    monkeypatch.setattr(modes, "fit", buggy)
     with pytest.raises(RuntimeError) as error:
         main([])
     assert "in-place operation" in error.value.__notes__[0]

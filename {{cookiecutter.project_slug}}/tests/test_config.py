@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 
 from config import Config, ConfigError, apply_overrides, from_dict, to_dict
+from helpers import SRC
 from main import main
+
+# Runs main.py as `python src/main.py ARGS` does, then says whether torch was loaded.
+TORCH_LOADED = f"""
+import runpy
+import sys
+
+sys.path.insert(0, {str(SRC)!r})
+sys.argv = ["main.py", *sys.argv[1:]]
+try:
+    runpy.run_path({str(SRC / "main.py")!r}, run_name="__main__")
+finally:
+    print("torch loaded:", "torch" in sys.modules, file=sys.stderr)
+"""
 
 
 def test_overrides_are_typed_from_the_fields() -> None:
@@ -97,3 +113,17 @@ def test_config_round_trips_through_plain_data() -> None:
     assert from_dict(to_dict(cfg)) == cfg
     with pytest.raises(ConfigError, match="keys this project does not know: colour"):
         from_dict({**to_dict(cfg), "colour": "red"})
+
+
+@pytest.mark.parametrize(
+    ("args", "exit_code"),
+    [(["--help"], 0), (["wdth=3"], 2), (["--no-such-mode"], 2), (["--overfit-batch", "x=1"], 2)],
+)
+def test_help_and_mistakes_answer_before_torch_is_loaded(workdir, args, exit_code) -> None:
+    """torch takes seconds to load: --help, a mistyped key or flag answer without it."""
+    probe = [sys.executable, "-c", TORCH_LOADED, *args]
+    done = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+    assert done.returncode == exit_code, done.stderr
+    assert "torch loaded: False" in done.stderr
+    if args == ["wdth=3"]:
+        assert "unknown config key 'wdth'. Did you mean 'width'?" in done.stderr

@@ -18,7 +18,8 @@ import distributed
 from config import from_dict
 from dataset import make_dataloaders
 from helpers import CHECKPOINTS, SRC
-from main import build, main
+from main import main
+from modes import build
 from utils import EpochSampler, load_checkpoint, load_weights
 
 # Runs main.py like torchrun does, and also saves each rank's weights and next random draw after

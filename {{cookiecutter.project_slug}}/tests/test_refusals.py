@@ -14,7 +14,7 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import main as entry_point
+import modes
 from config import Config, ConfigError, apply_overrides, to_dict
 from helpers import CHECKPOINTS, start, wait_for_checkpoint
 from main import main
@@ -150,7 +150,7 @@ def test_a_size_too_large_to_allocate_ends_with_a_message(workdir, tiny, capsys,
     def too_large(cfg: Config, **inputs):
         return torch.nn.Linear(2**24, 2**24)  # 2**48 weights: no machine has the memory
 
-    monkeypatch.setattr(entry_point, "build_task", too_large)
+    monkeypatch.setattr(modes, "build_task", too_large)
     err = refused(capsys, main([*tiny, "run_name=r"]))
     assert "error: out of memory (" in err and "lower batch_size" in err
 

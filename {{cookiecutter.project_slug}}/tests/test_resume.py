@@ -11,7 +11,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import main as entry_point
+import modes
 import train
 from helpers import CHECKPOINTS, start, wait_for_checkpoint
 from main import main
@@ -149,6 +149,6 @@ def test_main_reports_an_immediate_stop_without_traceback(monkeypatch, capsys) -
     def interrupted(*args: object) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(entry_point, "fit", interrupted)
+    monkeypatch.setattr(modes, "fit", interrupted)
     assert main([]) == 130
     assert "stopped at once; the last saved checkpoint is intact" in capsys.readouterr().err

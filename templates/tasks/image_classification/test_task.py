@@ -43,7 +43,7 @@ from PIL import Image
 {% if cookiecutter.dataset in ("mnist", "cifar10") %}
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import main as entry_point
+import modes
 from config import Config, apply_overrides
 {% if cookiecutter.dataset == "cifar10" %}
 from dataset import CACHE, CLASSES, IMAGE_SIZE, IN_CHANNELS, class_names, make_dataloaders
@@ -55,7 +55,7 @@ from main import main
 {% elif cookiecutter.dataset == "image_folder" %}
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import main as entry_point
+import modes
 from config import Config, apply_overrides
 from dataset import class_names, make_dataloaders, write_example_images
 from helpers import task_for
@@ -63,7 +63,7 @@ from main import main
 {% else %}
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import main as entry_point
+import modes
 from checks import SanityError, check_splits
 from config import Config, apply_overrides
 from dataset import CLASSES, ShapesDataset, class_names, generate_shapes
@@ -75,14 +75,14 @@ from utils import load_checkpoint, seed_everything
 
 
 def test_softmax_before_cross_entropy_is_warned_about(workdir, tiny, monkeypatch) -> None:
-    build_task = entry_point.build_task
+    build_task = modes.build_task
 
     def softmax_at_the_end(cfg, **inputs):  # a model that returns probabilities, not logits
         task = build_task(cfg, **inputs)
         task.model.head.append(torch.nn.Softmax(dim=1))
         return task
 
-    monkeypatch.setattr(entry_point, "build_task", softmax_at_the_end)
+    monkeypatch.setattr(modes, "build_task", softmax_at_the_end)
     with pytest.warns(UserWarning, match="outputs look like probabilities"):
         main([*tiny, "epochs=1", "run_name=r"])
 

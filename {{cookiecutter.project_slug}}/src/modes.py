@@ -1,0 +1,465 @@
+{% import "tasks/" ~ cookiecutter.task ~ "/defaults.jinja" as task with context %}
+"""What each mode of `python src/main.py` does (main.py reads the command line).
+
+Wiring only: it builds the data and the task (model.py) with its optimizer and Trainer (`build`,
+shared by every mode), runs the mode, and reports where the outputs went. User errors end here
+as a one-paragraph message and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+{% if task.predicts %}
+import csv
+{% endif %}
+import json
+import os
+import signal
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+import distributed
+from checks import add_hint, check_splits, doctor, find_lr, model_summary, overfit_batch, suggest_lr
+from config import (
+    RESUMABLE,
+    Config,
+    ConfigError,
+    UserError,
+    apply_overrides,
+    from_dict,
+{% if task.stages %}
+    overrides_without,
+{% endif %}
+    to_dict,
+)
+from dataset import make_dataloaders, model_inputs{{ ", prediction_inputs" if task.predicts }}
+from model import Task, build_task
+{% set report_names = ["describe", "prediction_pictures", "test_report"] + task.stage_imports.split() + (["prediction_columns"] if task.predicts else []) %}
+{% if ("from report import " ~ report_names | sort | join(", ")) | length <= 100 %}
+from report import {{ report_names | sort | join(", ") }}
+{% else %}
+from report import (
+{% for name in report_names | sort %}
+    {{ name }},
+{% endfor %}
+)
+{% endif %}
+from runs import (
+    RunLock,
+    RunRecord,
+    cross_validate,
+    list_runs,
+    load_config_file,
+    record_context,
+    refuse_to_replace,
+    sweep,
+)
+from tracking import RunLog, save_lr_plot
+from train import (
+    Trainer,
+    TrainingStopped,
+    build_optimizer,
+    build_scheduler,
+    mixed_precision,
+)
+from utils import (
+    GracefulStop,
+    RunPaths,
+    check_output_folders,
+    data_folder,
+    end_stray_workers,
+    find_resumable_checkpoint,
+    load_checkpoint,
+    load_file,
+    load_weights,
+    new_run_name,
+    resolve_device,
+    restore_data_index,
+    seed_everything,
+)
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run the mode that the command line `argv` (read into `args`) asks for; returns the
+    process exit code.
+
+    Under torchrun (several processes), each process runs this; they train together, and only
+    rank 0 prints and writes.
+    """
+    record_context(argv)
+    atexit.unregister(end_stray_workers)  # once, however often main runs in one process
+    atexit.register(end_stray_workers)
+    if not distributed.requested():
+        return run_mode(args)
+    refused = only_one_process(args)
+    if refused:
+        print(
+            f"error: {refused} runs in one process: start it with python "
+            "src/main.py, not torchrun (which is for training: a new run, --resume, --config or "
+            "--sweep).",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        distributed.start()
+    except (RuntimeError, ValueError) as error:
+        print(
+            f"error: could not join the other training processes ({error}). Start several "
+            "processes with torchrun, e.g. torchrun --nproc_per_node=2 src/main.py, and check "
+            "that MASTER_ADDR and MASTER_PORT name a reachable host and a free port.",
+            file=sys.stderr,
+        )
+        return 2
+    if not distributed.is_main():  # one copy of the output: rank 0's
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+        warnings.simplefilter("ignore")
+    try:
+        exit_code = run_mode(args)
+        distributed.barrier()  # leave together: a process gone early can abort the others
+        return exit_code
+    except torch.distributed.DistError:
+        print(
+            f"error: rank {distributed.rank()} stopped: another training process failed or was "
+            "killed (its error is above). The last checkpoint is intact; fix the cause, then "
+            "--resume.",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        distributed.stop()
+
+
+def only_one_process(args: argparse.Namespace) -> str | None:
+    """The mode flag of `args` that torchrun cannot run, if any."""
+    for flag in ("runs", "test", "replay", "doctor", "find_lr", "overfit_batch"{{ ', "predict"' if task.predicts }}):
+        if getattr(args, flag):
+            return "--" + flag.replace("_", "-")
+    return None
+
+
+def run_mode(args: argparse.Namespace) -> int:
+    """Run the mode that `args` ask for; user errors end as a message and an exit code."""
+    try:
+        if args.runs:
+            return list_runs(apply_overrides(Config(), args.overrides))
+        if args.config and (args.test or args.resume or args.replay{{ " or args.predict" if task.predicts }}):
+            raise ConfigError(
+                "--config starts a new run from a saved config; --resume, --test, --replay"
+                "{{ " and --predict" if task.predicts }} read the config saved with the checkpoint instead. Drop --config."
+            )
+        if args.test:
+            return test(Path(args.test), args.overrides)
+{% if task.predicts %}
+        if args.predict:
+            return predict(args.predict, args.checkpoint, args.overrides)
+{% endif %}
+        if args.replay:
+            return replay(Path(args.replay))
+        if args.doctor:
+            return doctor_report()
+        if args.config:
+            cfg = load_config_file(Path(args.config), args.overrides)
+        else:
+            cfg = apply_overrides(Config(), args.overrides)
+        if args.find_lr:
+            return lr_finder(cfg)
+        if args.overfit_batch:
+            return overfit(cfg)
+        if args.sweep:
+            return sweep(cfg, args.overrides, args.sweep, {{ "train_stages" if task.stages else "train" }})
+        return {{ "train_stages" if task.stages else "train" }}(cfg, args.overrides, args.resume)
+    except UserError as error:
+        rank = f"rank {distributed.rank()}: " if not distributed.is_main() else ""
+        print(f"error: {rank}{error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once
+        print(
+            "\ninterrupted: stopped at once; the last saved checkpoint is intact.", file=sys.stderr
+        )
+        return 128 + signal.SIGINT
+    except Exception as error:
+        if not out_of_memory(error):  # a bug: keep the traceback, and add the likely cause
+            add_hint(error)
+            raise
+        print(
+            f"error: out of memory ({str(error).strip().splitlines()[-1][:200]}). The model, the "
+            "batch or the data does not fit this machine: lower batch_size or the model's size "
+            "settings (see --help), or use a machine with more memory. The last saved "
+            "checkpoint, if any, is intact.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` says an allocation failed (torch's CPU allocator raises RuntimeError)."""
+    if isinstance(error, MemoryError | torch.OutOfMemoryError):
+        return True
+    return "can't allocate memory" in str(error)
+
+
+def build(
+    cfg: Config,
+    train_batches: int | None = None,
+    stop: GracefulStop | None = None,
+    task: Task | None = None,
+) -> Trainer:
+    """What training, --overfit-batch, --find-lr and --test share: the task of `cfg` (model.py:
+    its network, loss, metrics and steps; `task` if given), its optimizer, the schedule of
+    `train_batches` batches an epoch (none without), and the Trainer that runs them. Make the
+    data loaders first: a new run's data index, which the task's sizes come from, is theirs."""
+    if task is None:
+        task = build_task(cfg, **model_inputs(cfg))
+    device = distributed.process_device(resolve_device(cfg.device))
+    optimizer = build_optimizer(cfg, task.to(device))  # its state is made beside the weights
+    scheduler = build_scheduler(cfg, optimizer, train_batches) if train_batches else None
+    return Trainer(task, cfg, device, optimizer, scheduler, stop)
+
+
+def train(cfg: Config, overrides: list[str], resume: str | None = None) -> int:
+    """Train a new run of `cfg` (given `overrides` on the command line), or continue the one
+    `resume` names."""
+    checkpoint = checkpoint_path = None
+    if resume == "auto":
+        checkpoint_path, checkpoint = find_resumable_checkpoint(cfg, torch.device("cpu"))
+    elif resume is not None:
+        checkpoint_path = Path(resume)
+        checkpoint = load_checkpoint(checkpoint_path, torch.device("cpu"))
+    if checkpoint is not None:
+        cfg = resumed_config(from_dict(checkpoint["config"]), overrides)
+        restore_data_index(cfg, checkpoint)
+    elif cfg.folds > 1 and cfg.fold == 0:
+        return cross_validate(cfg, overrides, fit)
+    elif not cfg.run_name:
+        cfg = apply_overrides(cfg, [f"run_name={new_run_name(cfg)}"])
+    exit_code, _ = fit(cfg, checkpoint, checkpoint_path)
+    return exit_code
+
+
+def fit(
+    cfg: Config,
+    checkpoint: dict | None = None,
+    checkpoint_path: Path | None = None,
+    task: Task | None = None,
+) -> tuple[int, Trainer]:
+    """One run: train `cfg.run_name` (from `checkpoint` if given, or from `task`'s weights),
+    then report where its outputs went. Returns the exit code and the trainer."""
+    mixed_precision(cfg, resolve_device(cfg.device))  # refused before anything is written
+    check_output_folders(cfg)
+    data_folder(cfg)  # a missing data_dir is refused before the lock makes any folder
+    run = RunPaths.for_run(cfg)
+    with RunLock(cfg, run):  # no other process trains this run meanwhile
+        if checkpoint is None and (run.checkpoints / "last.pt").exists():
+            refuse_to_replace(cfg)
+            if distributed.is_main():
+                run.remove()
+        distributed.barrier()  # under torchrun, no process reads the folders before that
+        return fit_locked(cfg, run, checkpoint, checkpoint_path, task)
+
+
+def fit_locked(
+    cfg: Config,
+    run: RunPaths,
+    checkpoint: dict | None,
+    checkpoint_path: Path | None,
+    task: Task | None,
+) -> tuple[int, Trainer]:
+    """`fit`, once the run is this process's alone."""
+    seed_everything(cfg.seed, cfg.deterministic)
+    train_loader, val_loader, test_loader = make_dataloaders(cfg)
+    datasets = {"train": train_loader.dataset, "val": val_loader.dataset}
+    print(check_splits({**datasets, "test": test_loader.dataset}, cfg.imbalance_warn_ratio))
+    with GracefulStop() as stop:
+        trainer = build(cfg, len(train_loader), stop, task)
+        if checkpoint is not None:
+            trainer.load_state_dict(checkpoint, checkpoint_path)
+            print(
+                f"resuming {checkpoint_path}: epoch {trainer.epoch + 1}, after batch "
+                f"{trainer.batches_done} of it, step {trainer.global_step}"
+            )
+            if trainer.finished:
+                RunRecord.start(cfg, run, trainer).end("finished", trainer)
+                print(
+                    f"run {cfg.experiment}/{cfg.run_name} has already finished; to train it "
+                    "longer, resume with a larger epochs= (and a larger early_stopping_patience "
+                    "if it stopped early)."
+                )
+                return 0, trainer
+        exit_code = recorded_fit(trainer, train_loader, val_loader, run)
+    if exit_code == 0:
+        report_outputs(trainer, run)
+    return exit_code, trainer
+
+
+def recorded_fit(
+    trainer: Trainer, train_loader: DataLoader, val_loader: DataLoader, run: RunPaths
+) -> int:
+    """`trainer.fit`, recorded in the run's run.json (running, then finished, stopped or
+    crashed); a stop prints the command that resumes. Returns the exit code."""
+    cfg = trainer.cfg
+    where = str(trainer.device)
+    if distributed.is_active():
+        where = f"{distributed.world_size()} processes on {trainer.device.type}"
+    samples = len(train_loader.dataset)
+    print(f"run {cfg.experiment}/{cfg.run_name} on {where}, {samples} training samples")
+    summary = model_summary(trainer.model)
+    print(summary)
+    record = RunRecord.start(cfg, run, trainer)
+    record.save_text("model_summary.txt", summary + "\n")
+    try:
+        trainer.fit(train_loader, val_loader, run, RunLog(cfg, run, prediction_pictures))
+    except TrainingStopped as stopped:
+        record.end("stopped", trainer)
+        name = signal.Signals(stopped.signum).name
+        print(
+            f"stopped by {name} at epoch {trainer.epoch + 1}, step {trainer.global_step}; "
+            f"saved {stopped.checkpoint}. Resume with:\n"
+            f"    {distributed.launcher()} src/main.py --resume {run.checkpoints / 'last.pt'}"
+        )
+        return 128 + stopped.signum
+    except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint can still be resumed
+        record.end("stopped", trainer)
+        raise
+    except BaseException as error:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        record.end("crashed", trainer, error=f"{type(error).__name__}: {first_line}")
+        raise
+    record.end("finished", trainer)
+    return 0
+
+
+def report_outputs(trainer: Trainer, run: RunPaths) -> None:
+    """The best epoch's scores, what the model learned, and where the run's outputs are."""
+    cfg = trainer.cfg
+    best = trainer.best_epoch()
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("val_"))
+    print(f"\nbest epoch {best['epoch']}: {scores}")
+    print(describe(trainer.model, cfg))
+    print(f"checkpoints  {run.checkpoints}/ (last.pt, best.pt)")
+    print(f"logs         {run.logs}/  (view: tensorboard --logdir {cfg.log_dir})")
+    print(f"record       {run.logs / 'run.json'} (config.json, metrics.csv beside it)")
+    print(f"plots        {run.plots / 'curves.png'}")
+    print(f"test it      python src/main.py --test {run.checkpoints / 'best.pt'}")
+
+
+def resumed_config(saved: Config, overrides: list[str]) -> Config:
+    """The saved config of the run being resumed, with the overrides given now on top."""
+    cfg = apply_overrides(saved, overrides)
+    if (cfg.experiment, cfg.run_name) != (saved.experiment, saved.run_name):
+        raise ConfigError(
+            "experiment and run_name cannot change on --resume: the run continues in its own "
+            f"folders ({saved.experiment}/{saved.run_name}). Drop those overrides."
+        )
+    old, new = to_dict(saved), to_dict(cfg)
+    fixed = [key for key in new if new[key] != old[key] and key not in RESUMABLE]
+    if fixed:
+        shown = ", ".join(f"{key}={old[key]!r} (given {new[key]!r})" for key in fixed)
+        config = RunPaths.for_run(saved).logs / "config.json"
+        raise ConfigError(
+            f"{shown} cannot change on --resume: the run's model, optimizer, schedule and data "
+            "were set up with the saved values, so new ones would be recorded but not used. "
+            f"Train with them in a new run (python src/main.py --config {config} "
+            f"{' '.join(f'{key}=...' for key in fixed)}). What can change on --resume: "
+            f"{', '.join(key for key in new if key in RESUMABLE)}."
+        )
+    if cfg.epochs != saved.epochs and cfg.scheduler in ("cosine", "onecycle"):
+        raise ConfigError(
+            f"epochs cannot change on --resume with scheduler={cfg.scheduler}: its schedule was "
+            f"laid out for {saved.epochs} epochs. Start a new run with epochs={cfg.epochs}, or "
+            "train with scheduler=step, plateau or none to be able to extend runs."
+        )
+    return cfg
+
+
+{% include "tasks/" ~ cookiecutter.task ~ "/main_stages.py" ignore missing %}
+{% if task.predicts %}
+{% include "shared/main_predict.py" %}
+{% endif %}
+def overfit(cfg: Config) -> int:
+    """The overfit ladder: memorise one sample, then one batch; exit code 0 if both work."""
+    seed_everything(cfg.seed)
+    train_loader, _, _ = make_dataloaders(cfg)
+    inputs, targets = next(iter(train_loader))
+    for size in (1, len(targets)):
+        seed_everything(cfg.seed)  # each stage starts from the same fresh model
+        # No schedule: the question is whether the model can learn at all, at the configured lr.
+        result = overfit_batch(build(cfg), (inputs[:size], targets[:size]), cfg.overfit_steps)
+        print(result.report(cfg))
+        if not result.fitted:
+            return 1
+    return 0
+
+
+def lr_finder(cfg: Config) -> int:
+    """The learning-rate range test: plot loss against lr and suggest an lr= override."""
+    seed_everything(cfg.seed)
+    train_loader, _, _ = make_dataloaders(cfg)
+    lrs, losses = find_lr(build(cfg), train_loader, cfg.lr_finder_steps)
+    if len(lrs) < 3:
+        raise ConfigError("the loss diverged at once, even at lr=1e-7; check the data and model.")
+    suggestion = suggest_lr(lrs, losses)
+    plot = Path(cfg.plot_dir, cfg.experiment, "lr_finder.png")
+    save_lr_plot(lrs, losses, suggestion, plot)
+    print(
+        f"swept lr from {lrs[0]:.1e} to {lrs[-1]:.1e} in {len(lrs)} steps; the loss falls fastest "
+        f"at {suggestion:.1e}.\nplot: {plot}\ntrain with: python src/main.py lr={suggestion:.1e}"
+    )
+    return 0
+
+
+def doctor_report() -> int:
+    """Print what this environment can do; exit code 1 when something needs fixing."""
+    report = doctor()
+    for ok, line in report:
+        print(f"{'ok ' if ok else 'FIX'}  {line}")
+    return 0 if all(ok for ok, _ in report) else 1
+
+
+def test(checkpoint_path: Path, overrides: list[str]) -> int:
+    """Evaluate a checkpoint on the test split of the data it was trained with."""
+    checkpoint = load_checkpoint(checkpoint_path, torch.device("cpu"))
+    cfg = apply_overrides(from_dict(checkpoint["config"]), overrides)
+    restore_data_index(cfg, checkpoint)
+    _, _, test_loader = make_dataloaders(cfg)
+    trainer = build(cfg)
+    load_weights(trainer.task, checkpoint, checkpoint_path)
+    results = trainer.evaluate(test_loader, desc="test")
+    results.update(test_report(trainer.model, test_loader, cfg, results))
+    scores = " | ".join(f"test_{k} {v:.4f}" for k, v in results.items() if isinstance(v, float))
+    print(f"{checkpoint_path} on {len(test_loader.dataset)} test samples: {scores}")
+    saved = RunPaths.for_run(cfg).logs / "test.json"
+    record = {"checkpoint": str(checkpoint_path), "samples": len(test_loader.dataset), **results}
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"results           {saved}")
+    return 0
+
+
+def replay(dump_path: Path) -> int:
+    """Re-run the step that produced a non-finite loss: exit 1 if it is non-finite again."""
+    dump = load_file(dump_path, torch.device("cpu"))
+    cfg = from_dict(dump["config"])
+    task = build_task(cfg, **model_inputs(cfg))
+    load_weights(task, dump, dump_path)
+    first_bad: list[str] = []
+
+    def find_first_bad(module: torch.nn.Module, _: object, output: object) -> None:
+        if not first_bad and isinstance(output, torch.Tensor) and not output.isfinite().all():
+            first_bad.append(names[module])
+
+    names = {module: name or "model" for name, module in task.model.named_modules()}
+    for module in names:
+        module.register_forward_hook(find_first_bad)
+    task.train()  # the mode the failing step ran in
+    loss = task.training_step(tuple(dump["batch"])).loss
+    if torch.isfinite(loss):
+        print(f"replayed {dump_path}: loss {loss.item():.4g} is finite this time.")
+        return 0
+    where = f"; the first module with a non-finite output is {first_bad[0]}" if first_bad else ""
+    print(f"replayed {dump_path}: loss {loss.item()}{where}.")
+    return 1
