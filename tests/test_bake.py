@@ -32,6 +32,7 @@ EXPECTED_FILES = {
     "src/modes.py",
     "src/distributed.py",
     "src/report.py",
+    "src/run_table.py",
     "src/runs.py",
     "src/tracking.py",
     "src/train.py",

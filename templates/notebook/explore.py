@@ -25,7 +25,8 @@ from config import Config, from_dict
 from dataset import make_dataloaders, model_inputs
 from model import build_task
 from report import prediction_pictures
-from tracking import curves_figure, read_metrics_csv
+from run_table import read_metrics_csv
+from tracking import curves_figure
 from utils import RunPaths, load_checkpoint, load_weights, restore_data_index
 
 # %% [markdown]

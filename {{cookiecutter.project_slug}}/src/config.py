@@ -152,6 +152,11 @@ class Config(TaskSettings, DataSettings):
     lr_finder_steps: int = option(200, "steps of the --find-lr learning-rate sweep", ge=10)
 
 
+# Keys that name or place a run rather than change what it learns: never "hyperparameters".
+NOT_HYPERPARAMETERS = frozenset(
+    ("experiment", "run_name", "overwrite", "checkpoint_dir", "log_dir", "plot_dir")
+)
+
 # The keys that may change when a run resumes: what the run reads as it goes (the machine, the
 # outputs, the checks, the length of the run) and what --test alone uses. The others were built
 # into the model, the optimizer, the schedule or the data when the run started.

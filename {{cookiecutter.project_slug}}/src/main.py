@@ -2,7 +2,7 @@
 """Entry point: `python src/main.py [key=value ...] [MODE]`; `--help` lists the modes and keys.
 
 It reads the command line and checks the config keys before loading torch and the rest of the
-project (modes.py), which takes seconds: `--help` and a mistyped key answer at once.
+project (modes.py), which takes seconds: `--help`, `--runs` and a mistyped key answer at once.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import argparse
 import os
 import sys
 
-from config import Config, ConfigError, apply_overrides, describe_keys
+from config import Config, UserError, apply_overrides, describe_keys
+from run_table import list_runs
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -83,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     saved = args.config or args.resume or args.test or args.replay{{ " or args.predict" if task.predicts }}
     if not saved and os.environ.get("WORLD_SIZE", "1") == "1":  # torchrun's: once they meet
         try:
-            apply_overrides(Config(), args.overrides)
-        except ConfigError as error:
+            cfg = apply_overrides(Config(), args.overrides)
+            if args.runs:
+                return list_runs(cfg)
+        except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             return error.exit_code
     import modes  # noqa: PLC0415 (loads torch: only now that it is needed)

@@ -53,7 +53,6 @@ from runs import (
     RunLock,
     RunRecord,
     cross_validate,
-    list_runs,
     load_config_file,
     record_context,
     refuse_to_replace,
@@ -145,8 +144,6 @@ def only_one_process(args: argparse.Namespace) -> str | None:
 def run_mode(args: argparse.Namespace) -> int:
     """Run the mode that `args` ask for; user errors end as a message and an exit code."""
     try:
-        if args.runs:
-            return list_runs(apply_overrides(Config(), args.overrides))
         if args.config and (args.test or args.resume or args.replay{{ " or args.predict" if task.predicts }}):
             raise ConfigError(
                 "--config starts a new run from a saved config; --resume, --test, --replay"

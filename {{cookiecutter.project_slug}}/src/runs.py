@@ -1,23 +1,21 @@
-"""The record of every run, the table of all runs, and the workflows that make several runs:
-cross-validation and sweeps.
+"""The record of every run, and the workflows that make several runs: cross-validation and
+sweeps.
 
 Each run's log folder, results/logs/<experiment>/<run>/, explains the run:
 - `config.json`: the full resolved config. `python src/main.py --config <it>` starts from it.
 - `run.json`: the command line, the code version (git commit, uncommitted changes, saved as
   `uncommitted.patch`), library versions, device, start and end times, duration and status:
   running, finished, stopped (a signal; resumable) or crashed (an error, or a process that died).
-- `metrics.csv`: one row per epoch, rewritten after every epoch.
+- `metrics.csv`: one row per epoch, appended after every epoch.
 - `metrics.json`: the best and the last epoch, written when the run ends.
-`python src/main.py --runs` turns them into one table and writes results/runs.csv.
+`python src/main.py --runs` turns them into one table and writes results/runs.csv (run_table.py).
 
 The workflows train each of their runs with the function main.py gives them (`fit` or `train`).
 """
 
 from __future__ import annotations
 
-import csv
 import fcntl
-import io
 import itertools
 import json
 import os
@@ -46,7 +44,7 @@ from config import (
     overrides_without,
     to_dict,
 )
-from tracking import NOT_HYPERPARAMETERS, read_metrics_csv
+from run_table import collect_runs, format_table, ranked, read_json, runs_csv_path, save_runs_csv
 from utils import RunPaths, atomic_save, load_checkpoint, new_run_name
 
 if TYPE_CHECKING:
@@ -248,14 +246,6 @@ class RunRecord:
             (self.run.logs / name).write_text(text)
 
 
-def read_json(path: Path) -> Any:
-    """The JSON in `path`, or None when it is missing or unreadable."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def describe_device(device: torch.device) -> str:
     """`cuda:0 (NVIDIA H100 80GB HBM3)`, or `cpu (x86_64, 16 cores)`."""
     if device.type == "cuda":
@@ -302,133 +292,6 @@ def code_version(root: Path, patch: Path) -> dict[str, Any]:
     return code
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
-
-
-def current_status(record: dict[str, Any]) -> str:
-    """The run's status. A "running" run whose process has died on this machine crashed without
-    a chance to say so (SIGKILL, out of memory, power cut)."""
-    session = record["sessions"][-1]
-    if (
-        record["status"] == "running"
-        and session["host"] == socket.gethostname()
-        and session["pid"] != os.getpid()
-        and not pid_alive(session["pid"])
-    ):
-        return "crashed"
-    return record["status"]
-
-
-def collect_runs(log_dir: Path) -> list[dict[str, Any]]:
-    """One row per run recorded under `log_dir`, oldest first."""
-    rows = []
-    for path in log_dir.glob("*/*/run.json"):
-        record = read_json(path)
-        config = read_json(path.with_name("config.json"))
-        if not isinstance(record, dict) or not isinstance(config, dict):
-            continue  # a record being written for the first time, or damaged: not a run yet
-        history = read_metrics_csv(path.with_name("metrics.csv"))
-        monitor = record["monitor"]
-        scores = [row[monitor] for row in history if monitor in row]
-        status = current_status(record)
-        duration = record["duration_s"]
-        if record["status"] == "running":  # still running, or died: count up to its last sign
-            started = datetime.fromisoformat(record["sessions"][-1]["started"]).timestamp()
-            signs = (path, path.with_name("metrics.csv"))
-            last = max(sign.stat().st_mtime for sign in signs if sign.exists())
-            duration += max(0.0, last - started) if status == "crashed" else 0.0
-        rows.append(
-            {
-                "experiment": record["experiment"],
-                "run": record["run"],
-                "status": status,
-                "epochs_done": len(history),
-                "epochs": config.get("epochs"),
-                "metric": monitor,
-                "best": min(scores) if scores else None,
-                "duration_s": round(duration, 1),
-                "started": record["started"],
-                "sweep": record.get("sweep"),
-                "config": config,
-            }
-        )
-    rows.sort(key=lambda row: (row["started"], row["experiment"], row["run"]))
-    return rows
-
-
-def differing_keys(rows: list[dict[str, Any]]) -> list[str]:
-    """The hyperparameters whose values differ between the runs of `rows`."""
-    keys = dict.fromkeys(key for row in rows for key in row["config"])
-    return [
-        key
-        for key in keys
-        if key not in NOT_HYPERPARAMETERS
-        and len({json.dumps(row["config"].get(key)) for row in rows}) > 1
-    ]
-
-
-def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Best validation score first (every monitored value is lower-is-better); runs without a
-    finished epoch last."""
-    return sorted(rows, key=lambda row: (row["best"] is None, row["best"] or 0.0))
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """The runs as an aligned text table, with the hyperparameters that differ between them."""
-    if not rows:
-        return "no runs recorded yet."
-    varying = [key for key in differing_keys(rows) if key != "epochs"]  # in "epochs" already
-    header = ["run", "status", "epochs", *varying, rows[0]["metric"] + " (best)", "duration"]
-    lines = [header]
-    for row in rows:
-        best = "-" if row["best"] is None else f"{row['best']:.4f}"
-        values = [_format_value(row["config"].get(key)) for key in varying]
-        lines.append(
-            [
-                f"{row['experiment']}/{row['run']}",
-                row["status"],
-                f"{row['epochs_done']}/{row['epochs']}",
-                *values,
-                best,
-                _format_duration(row["duration_s"]),
-            ]
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    )
-
-
-def save_runs_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    """The runs with every config key as a column, for a spreadsheet or pandas."""
-    keys = list(dict.fromkeys(key for row in rows for key in row["config"]))
-    fixed = ["experiment", "run", "status", "epochs_done", "metric", "best", "duration_s"]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*fixed, "started", "sweep", *keys])
-    for row in rows:
-        config = row["config"]
-        writer.writerow(
-            [*(row[k] for k in fixed), row["started"], row["sweep"] or ""]
-            + [config.get(key, "") for key in keys]
-        )
-    atomic_save(buffer.getvalue(), path, write=lambda obj, file: file.write(obj.encode()))
-
-
-def runs_csv_path(cfg: Config) -> Path:
-    """results/runs.csv: beside the log folder."""
-    return Path(cfg.log_dir).parent / "runs.csv"
-
-
 def sweep_grid(axes: list[str]) -> list[list[str]]:
     """The overrides of every run of a sweep: one per combination of the axes' values.
 
@@ -454,18 +317,6 @@ def sweep_grid(axes: list[str]) -> list[list[str]]:
         [f"{key}={value}" for key, value in zip(keys, combination, strict=True)]
         for combination in itertools.product(*choices)
     ]
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _format_duration(seconds: float) -> str:
-    minutes, seconds = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
 
 
 def cross_validate(cfg: Config, overrides: list[str], fit: Fit) -> int:
@@ -555,23 +406,6 @@ def sweep(cfg: Config, overrides: list[str], axes: list[str], train: Train) -> i
     save_runs_csv(rows, path)
     print(f"\nevery run: {path}; compare them: tensorboard --logdir {cfg.log_dir}")
     return 1 if failed else 0
-
-
-def list_runs(cfg: Config) -> int:
-    """--runs: every run recorded under log_dir with its status, the hyperparameters that differ
-    between runs and its best validation score; also written to results/runs.csv."""
-    if not Path(cfg.log_dir).is_dir():
-        raise ConfigError(
-            f"log_dir {cfg.log_dir!r} is not a folder (looked for {Path(cfg.log_dir).absolute()}), "
-            "so there are no runs to list. Run from the project folder, or point log_dir= at the "
-            "runs' logs."
-        )
-    rows = collect_runs(Path(cfg.log_dir))
-    print(format_table(rows))
-    path = runs_csv_path(cfg)
-    save_runs_csv(rows, path)
-    print(f"\n{len(rows)} runs; table saved as {path}")
-    return 0
 
 
 def refuse_other_settings(saved: Config, cfg: Config, checkpoint_path: Path) -> None:

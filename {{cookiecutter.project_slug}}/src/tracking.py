@@ -24,7 +24,7 @@ from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
 import distributed
-from config import Config, to_dict
+from config import NOT_HYPERPARAMETERS, Config, to_dict
 from utils import (
     CheckpointWriteError,
     RunPaths,
@@ -39,10 +39,6 @@ if TYPE_CHECKING:
 
     from train import EpochTotals
 
-# Keys that name or place a run rather than change what it learns: never "hyperparameters".
-NOT_HYPERPARAMETERS = frozenset(
-    ("experiment", "run_name", "overwrite", "checkpoint_dir", "log_dir", "plot_dir")
-)
 # The task's pictures of its predictions on validation samples, {tag: picture} (report.py).
 Pictures = Callable[[nn.Module, torch.Tensor, torch.Tensor, Config], dict[str, Any]]
 
@@ -396,15 +392,6 @@ def save_metrics_csv(history: list[dict[str, float]], path: Path) -> None:
     writer.writeheader()
     writer.writerows(history)
     atomic_save(buffer.getvalue(), path, write=lambda obj, file: file.write(obj.encode()))
-
-
-def read_metrics_csv(path: Path) -> list[dict[str, float]]:
-    """What `save_metrics_csv` wrote; [] when the run has no finished epoch."""
-    try:
-        with path.open(newline="") as file:
-            return [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(file)]
-    except (OSError, ValueError):
-        return []
 
 
 def save_curves(history: list[dict[str, float]], path: Path) -> None:

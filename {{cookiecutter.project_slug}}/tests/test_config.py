@@ -117,10 +117,14 @@ def test_config_round_trips_through_plain_data() -> None:
 
 @pytest.mark.parametrize(
     ("args", "exit_code"),
-    [(["--help"], 0), (["wdth=3"], 2), (["--no-such-mode"], 2), (["--overfit-batch", "x=1"], 2)],
+    [
+        *((["--help"], 0), (["--runs"], 0), (["wdth=3"], 2), (["--no-such-mode"], 2)),
+        (["--overfit-batch", "x=1"], 2),
+    ],
 )
-def test_help_and_mistakes_answer_before_torch_is_loaded(workdir, args, exit_code) -> None:
-    """torch takes seconds to load: --help, a mistyped key or flag answer without it."""
+def test_help_runs_and_mistakes_answer_before_torch_is_loaded(workdir, args, exit_code) -> None:
+    """torch takes seconds to load: --help, --runs, a mistyped key or flag answer without it."""
+    (workdir / "results" / "logs").mkdir(parents=True)  # as in a new project
     probe = [sys.executable, "-c", TORCH_LOADED, *args]
     done = subprocess.run(probe, capture_output=True, text=True, timeout=60)
     assert done.returncode == exit_code, done.stderr

@@ -25,7 +25,8 @@ import tracking
 from config import Config, apply_overrides, to_dict
 from helpers import CHECKPOINTS, start, wait_for_checkpoint
 from main import main
-from runs import code_version, collect_runs, sweep_grid
+from run_table import collect_runs
+from runs import code_version, sweep_grid
 from train import Trainer
 
 LOGS = Path("results/logs/default")
