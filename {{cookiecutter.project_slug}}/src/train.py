@@ -152,8 +152,9 @@ class EpochTotals:
         """Count one batch's step."""
         count = len(step.targets)
         for name, value in {"loss": step.loss, **step.logs}.items():
-            total = value.detach().float() * count
-            self.sums[name] = self.sums[name] + total if name in self.sums else total
+            if name not in self.sums:
+                self.sums[name] = torch.zeros((), device=value.device)  # float32
+            self.sums[name].add_(value.detach(), alpha=count)  # one kernel
         self.samples += count
         self.recent.append(step.loss.detach())
         self.metrics.update(step.outputs.detach(), step.targets)
