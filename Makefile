@@ -20,8 +20,9 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
-# The Trainer against a bare loop and Lightning, and the time to a verified project; writes
-# benchmarks/RESULTS.md. Installs Lightning (pinned) into .venv for the comparison.
+# The Trainer against a bare loop and Lightning, whole runs against a bare script, and the time
+# to a verified project; writes benchmarks/RESULTS.md (about 40 minutes on 2 cores). Installs
+# Lightning (pinned) into .venv for the comparison.
 bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -c constraints.txt lightning==2.6.6
 	$(PY) benchmarks/run.py
