@@ -20,6 +20,11 @@ It generates projects with cookiecutter and measures, in one run:
 On a machine with a GPU, the step benchmark runs with amp=off, bf16 and fp16, each with
 compile=false and true, against a bare loop with the same settings. The tables are printed and
 written to benchmarks/RESULTS.md with the machine they ran on.
+
+    python benchmarks/run.py [generation] [steps] [whole]   # only these parts (default: all)
+
+BENCH_ROUNDS (default 7) sets the step benchmark's rounds, BENCH_WHOLE_ROUNDS (default 2 on a
+CPU, 1 on a GPU) the whole runs' (the fastest of them counts).
 """
 
 from __future__ import annotations
@@ -244,7 +249,8 @@ def main() -> int:
         if "steps" in parts:
             sections.append(steps_section(Path(folder), GPU_SETTINGS if gpu else [[]]))
         if "whole" in parts:
-            sections.append(whole_run_section(Path(folder), rounds=1 if gpu else 2))
+            rounds = int(os.environ.get("BENCH_WHOLE_ROUNDS", 1 if gpu else 2))
+            sections.append(whole_run_section(Path(folder), rounds))
     report = f"measured {date.today()} on {machine()}\n\n" + "\n\n".join(sections) + "\n"
     print(report)
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
