@@ -80,9 +80,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run what the command line asks for; returns the process exit code."""
     args = parse_args(argv)
-    # Modes that start from a saved config check the overrides against it, later.
+    # Modes that start from a saved config check the overrides against it, later; under
+    # torchrun, the processes check them once they have met, so that one of them reports.
     saved = args.config or args.resume or args.test or args.replay{{ " or args.predict" if task.predicts }}
-    if not saved and os.environ.get("WORLD_SIZE", "1") == "1":  # torchrun's: once they meet
+    if os.environ.get("WORLD_SIZE", "1") == "1" and (args.runs or not saved):
         try:
             cfg = apply_overrides(Config(), args.overrides)
             if args.runs:

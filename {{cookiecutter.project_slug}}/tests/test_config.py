@@ -118,7 +118,8 @@ def test_config_round_trips_through_plain_data() -> None:
 @pytest.mark.parametrize(
     ("args", "exit_code"),
     [
-        *((["--help"], 0), (["--runs"], 0), (["wdth=3"], 2), (["--no-such-mode"], 2)),
+        *((["--help"], 0), (["--runs"], 0), (["--runs", "--config", "x.json"], 0)),
+        *((["wdth=3"], 2), (["--no-such-mode"], 2)),
         (["--overfit-batch", "x=1"], 2),
     ],
 )
