@@ -301,8 +301,8 @@ class NonFiniteGuard:
                 f"{trainer.lr:.3g}) with a finite loss, and that step was skipped. Usual causes: "
                 "a learning rate too high, gradient clipping turned off (grad_clip=0), or an "
                 "operation whose gradient is infinite at some inputs (sqrt or log of 0, a "
-                "division by a value near 0). Nothing non-finite was saved; --resume from the "
-                "last checkpoint with lower lr or grad_clip=1."
+                "division by a value near 0). Nothing non-finite was saved: --resume from the "
+                "last checkpoint with grad_clip=1, or start a new run with a lower lr."
             )
 
 
@@ -316,10 +316,9 @@ def batch_at(loader: Iterable[Batch] | None, index: int) -> Batch | None:
     sampler.set_epoch(sampler.epoch, start=index * loader.batch_size)
     keys = list(itertools.islice(sampler, loader.batch_size))
     dataset = loader.dataset
-    samples = dataset.__getitems__(keys) if hasattr(dataset, "__getitems__") else None
-    if samples is None:
-        samples = [dataset[key] for key in keys]
-    return loader.collate_fn(samples)
+    if hasattr(dataset, "__getitems__"):  # a whole batch at once (see utils.TensorBatches)
+        return loader.collate_fn(dataset.__getitems__(keys))
+    return loader.collate_fn([dataset[key] for key in keys])
 
 
 def non_finite_loss(

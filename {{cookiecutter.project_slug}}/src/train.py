@@ -447,9 +447,10 @@ class Trainer:
         if problem:
             raise NonFiniteError(
                 f"not saving a checkpoint at epoch {self.epoch + 1}, step {self.global_step}: "
-                f"{problem}. The gradients became non-finite without a non-finite loss; lower "
-                f"lr (now {self.lr:.3g}) or turn gradient clipping on (grad_clip=1), then "
-                "--resume from the last checkpoint."
+                f"{problem}. It came past the non-finite check of the loss and the gradients "
+                "(from a second optimizer of the task, or batch-norm statistics of non-finite "
+                "inputs): --resume from the last checkpoint with grad_clip=1, or start a new "
+                f"run with a lower lr (now {self.lr:.3g})."
             )
         self.log.flush()  # a run resumed from this checkpoint must find every point logged so far
         return self.checkpoints.save(state, (self.epoch, self.global_step, self.batches_done))
