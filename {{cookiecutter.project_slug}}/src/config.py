@@ -46,16 +46,22 @@ def option(
     gt: float | None = None,
     le: float | None = None,
     lt: float | None = None,
+    search: str | None = None,
 ) -> Any:
-    """A config field with its documentation and the range that `validate` enforces."""
+    """A config field with its documentation and the range that `validate` enforces.
+
+    `search` puts the field in the search space of `--tune N`: a range `low:high` (`:log` for a
+    log scale, `:step` for a grid) or a list `a,b,c` of values to choose from.
+    """
     limits = {"choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt}
-    return field(default=default, metadata={"help": help, **limits})
+    return field(default=default, metadata={"help": help, "search": search, **limits})
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "cosine", "onecycle", "plateau")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+PRUNERS = ("median", "halving", "none")
 {% include "tasks/" ~ cookiecutter.task ~ "/config_choices.py" ignore missing %}
 
 
@@ -82,10 +88,20 @@ class Config(TaskSettings, DataSettings):
 
     # Optimisation
     epochs: int = option({{ task.epochs }}, "passes over the training split", ge=1)
-    batch_size: int = option({{ task.batch_size }}, "samples per batch (per process under torchrun)", ge=1)
-    lr: float = option({{ task.lr }}, "learning rate (the peak rate for onecycle)", gt=0)
+    batch_size: int = option(
+        {{ task.batch_size }}, "samples per batch (per process under torchrun)", ge=1, search="{{ task.batch_size_search }}"
+    )
+    lr: float = option(
+        {{ task.lr }}, "learning rate (the peak rate for onecycle)", gt=0, search="{{ task.lr_search }}"
+    )
     optimizer: str = option("adamw", "adam, adamw, or sgd with momentum", choices=OPTIMIZERS)
+{% if task.weight_decay_search %}
+    weight_decay: float = option(
+        {{ task.weight_decay }}, "L2 penalty (decoupled for adamw)", ge=0, search="{{ task.weight_decay_search }}"
+    )
+{% else %}
     weight_decay: float = option({{ task.weight_decay }}, "L2 penalty (decoupled for adamw)", ge=0)
+{% endif %}
     scheduler: str = option("{{ task.scheduler }}", "lr schedule: " + ", ".join(SCHEDULERS), choices=SCHEDULERS)
     lr_decay: float = option(0.1, "lr factor of the step and plateau schedules", gt=0, lt=1)
     lr_step_epochs: int = option(5, "epochs per decay (step), or to wait for one (plateau)", ge=1)
@@ -151,10 +167,19 @@ class Config(TaskSettings, DataSettings):
     imbalance_warn_ratio: float = option(3.0, "warn when a class is this many times another", gt=1)
     lr_finder_steps: int = option(200, "steps of the --find-lr learning-rate sweep", ge=10)
 
+    # Hyperparameter search (--tune N; the fields' `search=` declare what it searches)
+    storage: str = option(
+        "", "--tune's studies: empty: results/studies.journal; or a URL, e.g. postgresql://..."
+    )
+    pruner: str = option(
+        "median", "how --tune ends hopeless trials: median, halving or none", choices=PRUNERS
+    )
+
 
 # Keys that name or place a run rather than change what it learns: never "hyperparameters".
 NOT_HYPERPARAMETERS = frozenset(
     ("experiment", "run_name", "overwrite", "checkpoint_dir", "log_dir", "plot_dir")
+    + ("storage", "pruner")  # where --tune keeps its studies and how it prunes their trials
 )
 
 # The keys that may change when a run resumes: what the run reads as it goes (the machine, the
@@ -165,6 +190,7 @@ RESUMABLE = TaskSettings.TEST_ONLY | {
     *("channels_last", "deterministic", "checkpoint_every_steps", "keep_last_checkpoints"),
     *("overwrite", "data_dir", "log_every", "log_images_every", "overfit_steps", "sanity_checks"),
     *("loss_check_steps", "log_hist_every", "debug", "imbalance_warn_ratio", "lr_finder_steps"),
+    *("storage", "pruner"),
 }
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_NAME = 100  # experiment and run_name: folder names, well under the file systems' 255
@@ -176,7 +202,10 @@ def describe_keys() -> str:
     lines = []
     for f in dataclasses.fields(Config):
         default = f"{f.default!r}" if hints[f.name] is str else _format(f.default)
-        lines.append(f"  {f.name}={default}  ({hints[f.name].__name__}) {f.metadata['help']}")
+        searched = f" [--tune: {f.metadata['search']}]" if f.metadata["search"] else ""
+        lines.append(
+            f"  {f.name}={default}  ({hints[f.name].__name__}) {f.metadata['help']}{searched}"
+        )
     return "\n".join(lines)
 
 

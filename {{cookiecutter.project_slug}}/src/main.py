@@ -72,9 +72,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "of the runs ranked by their best validation score",
     )
     mode.add_argument(
+        "--tune",
+        type=trial_count,
+        metavar="N",
+        help="search the config's search space (or the ranges given, e.g. lr=1e-4:1e-1:log "
+        "batch_size=32,64) with Optuna until the experiment's study holds N finished trials; "
+        "the same command continues a stopped search, and 0 shows its results",
+    )
+    mode.add_argument(
         "--runs", action="store_true", help="list every run with its status and best score"
     )
     return parser.parse_intermixed_args(argv)  # overrides may also follow a mode flag
+
+
+def trial_count(text: str) -> int:
+    """The N of --tune N: a whole number, 0 or more."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of trials (0 or more), got {text!r}")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Modes that start from a saved config check the overrides against it, later; under
     # torchrun, the processes check them once they have met, so that one of them reports.
+    # --tune's overrides may be ranges, which tune.py reads.
     saved = args.config or args.resume or args.test or args.replay{{ " or args.predict" if task.predicts }}
-    if os.environ.get("WORLD_SIZE", "1") == "1" and (args.runs or not saved):
+    local = os.environ.get("WORLD_SIZE", "1") == "1" and args.tune is None
+    if local and (args.runs or not saved):
         try:
             cfg = apply_overrides(Config(), args.overrides)
             if args.runs:

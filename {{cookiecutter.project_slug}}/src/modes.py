@@ -60,6 +60,7 @@ from runs import (
 )
 from tracking import RunLog, save_lr_plot
 from train import (
+    Judge,
     Trainer,
     TrainingStopped,
     build_optimizer,
@@ -138,6 +139,8 @@ def only_one_process(args: argparse.Namespace) -> str | None:
     for flag in ("runs", "test", "replay", "doctor", "find_lr", "overfit_batch"{{ ', "predict"' if task.predicts }}):
         if getattr(args, flag):
             return "--" + flag.replace("_", "-")
+    if args.tune is not None:  # its workers are separate processes, one per device
+        return "--tune"
     return None
 
 
@@ -159,6 +162,8 @@ def run_mode(args: argparse.Namespace) -> int:
             return replay(Path(args.replay))
         if args.doctor:
             return doctor_report()
+        if args.tune is not None:
+            return tune_mode(args)
         if args.config:
             cfg = load_config_file(Path(args.config), args.overrides)
         else:
@@ -243,9 +248,11 @@ def fit(
     checkpoint: dict | None = None,
     checkpoint_path: Path | None = None,
     task: Task | None = None,
+    judge: Judge | None = None,
 ) -> tuple[int, Trainer]:
     """One run: train `cfg.run_name` (from `checkpoint` if given, or from `task`'s weights),
-    then report where its outputs went. Returns the exit code and the trainer."""
+    then report where its outputs went. Returns the exit code and the trainer. `judge` may end
+    the run early, as pruned (see `Trainer.fit`)."""
     mixed_precision(cfg, resolve_device(cfg.device))  # refused before anything is written
     check_output_folders(cfg)
     data_folder(cfg)  # a missing data_dir is refused before the lock makes any folder
@@ -256,7 +263,7 @@ def fit(
             if distributed.is_main():
                 run.remove()
         distributed.barrier()  # under torchrun, no process reads the folders before that
-        return fit_locked(cfg, run, checkpoint, checkpoint_path, task)
+        return fit_locked(cfg, run, checkpoint, checkpoint_path, task, judge)
 
 
 def fit_locked(
@@ -265,6 +272,7 @@ def fit_locked(
     checkpoint: dict | None,
     checkpoint_path: Path | None,
     task: Task | None,
+    judge: Judge | None,
 ) -> tuple[int, Trainer]:
     """`fit`, once the run is this process's alone."""
     seed_everything(cfg.seed, cfg.deterministic)
@@ -287,17 +295,21 @@ def fit_locked(
                     "if it stopped early)."
                 )
                 return 0, trainer
-        exit_code = recorded_fit(trainer, train_loader, val_loader, run)
+        exit_code = recorded_fit(trainer, train_loader, val_loader, run, judge)
     if exit_code == 0:
         report_outputs(trainer, run)
     return exit_code, trainer
 
 
 def recorded_fit(
-    trainer: Trainer, train_loader: DataLoader, val_loader: DataLoader, run: RunPaths
+    trainer: Trainer,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    run: RunPaths,
+    judge: Judge | None,
 ) -> int:
-    """`trainer.fit`, recorded in the run's run.json (running, then finished, stopped or
-    crashed); a stop prints the command that resumes. Returns the exit code."""
+    """`trainer.fit`, recorded in the run's run.json (running, then finished, pruned, stopped
+    or crashed); a stop prints the command that resumes. Returns the exit code."""
     cfg = trainer.cfg
     where = str(trainer.device)
     if distributed.is_active():
@@ -309,7 +321,8 @@ def recorded_fit(
     record = RunRecord.start(cfg, run, trainer)
     record.save_text("model_summary.txt", summary + "\n")
     try:
-        trainer.fit(train_loader, val_loader, run, RunLog(cfg, run, prediction_pictures))
+        log = RunLog(cfg, run, prediction_pictures)
+        finished = trainer.fit(train_loader, val_loader, run, log, judge)
     except TrainingStopped as stopped:
         record.end("stopped", trainer)
         name = signal.Signals(stopped.signum).name
@@ -326,7 +339,7 @@ def recorded_fit(
         first_line = (str(error).strip().splitlines() or [""])[0]
         record.end("crashed", trainer, error=f"{type(error).__name__}: {first_line}")
         raise
-    record.end("finished", trainer)
+    record.end("finished" if finished else "pruned", trainer)
     return 0
 
 
@@ -377,6 +390,21 @@ def resumed_config(saved: Config, overrides: list[str]) -> Config:
 {% if task.predicts %}
 {% include "shared/main_predict.py" %}
 {% endif %}
+def tune_mode(args: argparse.Namespace) -> int:
+    """--tune N: trials of the search space until the study holds N finished (tune.py)."""
+    import tune  # noqa: PLC0415 (Optuna loads for --tune only)
+
+    fixed, _ = tune.split_overrides(args.overrides)
+    if args.config:
+        cfg = load_config_file(Path(args.config), fixed)
+    else:
+        cfg = apply_overrides(Config(), fixed)
+{% if task.stages %}
+    refuse_stages_to_tune(cfg)
+{% endif %}
+    return tune.tune(cfg, args.overrides, args.tune, fit)
+
+
 def overfit(cfg: Config) -> int:
     """The overfit ladder: memorise one sample, then one batch; exit code 0 if both work."""
     seed_everything(cfg.seed)

@@ -64,6 +64,7 @@ def collect_runs(log_dir: Path) -> list[dict[str, Any]]:
                 "duration_s": round(duration, 1),
                 "started": record["started"],
                 "sweep": record.get("sweep"),
+                "trial": record.get("trial"),
                 "config": config,
             }
         )
@@ -139,7 +140,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines = [header]
     for row in rows:
         best = "-" if row["best"] is None else f"{row['best']:.4f}"
-        values = [_format_value(row["config"].get(key)) for key in varying]
+        values = [format_value(row["config"].get(key)) for key in varying]
         lines.append(
             [
                 f"{row['experiment']}/{row['run']}",
@@ -147,10 +148,15 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                 f"{row['epochs_done']}/{row['epochs']}",
                 *values,
                 best,
-                _format_duration(row["duration_s"]),
+                format_duration(row["duration_s"]),
             ]
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return aligned(lines)
+
+
+def aligned(lines: list[list[str]]) -> str:
+    """Rows of cells as text, each column as wide as its widest cell."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in lines
@@ -163,11 +169,12 @@ def save_runs_csv(rows: list[dict[str, Any]], path: Path) -> None:
     fixed = ["experiment", "run", "status", "epochs_done", "metric", "best", "duration_s"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*fixed, "started", "sweep", *keys])
+    writer.writerow([*fixed, "started", "sweep", "study", "trial", *keys])
     for row in rows:
-        config = row["config"]
+        config, trial = row["config"], row["trial"] or {}
         writer.writerow(
             [*(row[k] for k in fixed), row["started"], row["sweep"] or ""]
+            + [trial.get("study", ""), trial.get("number", "")]
             + [config.get(key, "") for key in keys]
         )
     temporary = path.with_name(f".{path.name}.tmp")  # replaced at once: never half a table
@@ -187,13 +194,13 @@ def runs_csv_path(cfg: Config) -> Path:
     return Path(cfg.log_dir).parent / "runs.csv"
 
 
-def _format_value(value: Any) -> str:
+def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _format_duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     minutes, seconds = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"

@@ -1,11 +1,12 @@
 """The record of every run, and the workflows that make several runs: cross-validation and
-sweeps.
+sweeps (tune.py: searches).
 
 Each run's log folder, results/logs/<experiment>/<run>/, explains the run:
 - `config.json`: the full resolved config. `python src/main.py --config <it>` starts from it.
 - `run.json`: the command line, the code version (git commit, uncommitted changes, saved as
   `uncommitted.patch`), library versions, device, start and end times, duration and status:
-  running, finished, stopped (a signal; resumable) or crashed (an error, or a process that died).
+  running, finished, pruned (--tune ended it early), stopped (a signal; resumable) or crashed (an
+  error, or a process that died).
 - `metrics.csv`: one row per epoch, appended after every epoch.
 - `metrics.json`: the best and the last epoch, written when the run ends.
 `python src/main.py --runs` turns them into one table and writes results/runs.csv (run_table.py).
@@ -59,15 +60,19 @@ PROJECT = Path(__file__).resolve().parent.parent  # the folder whose git history
 LIBRARIES = ("torch", "torchvision", "torchmetrics", "numpy", "tensorboard", "tqdm", "matplotlib")
 
 # What every run this process starts is recorded with (see `record_context`).
-_context: dict[str, Any] = {"command": ["python", "src/main.py"], "sweep": None}
+_context: dict[str, Any] = {"command": ["python", "src/main.py"], "sweep": None, "trial": None}
 
 
-def record_context(argv: list[str] | None = None, sweep: str | None = None) -> None:
+def record_context(
+    argv: list[str] | None = None, sweep: str | None = None, trial: dict | None = None
+) -> None:
     """Set what the records of the runs this process starts will say: the command line (`main`
-    sets it) and the sweep they belong to (`--sweep` sets it)."""
+    sets it), the sweep they belong to (`--sweep` sets it) or the study and trial number they
+    are (`--tune` sets it)."""
     if argv is not None:
         _context["command"] = ["python", "src/main.py", *argv]
     _context["sweep"] = sweep
+    _context["trial"] = trial
 
 
 def save_json(data: Any, path: Path) -> None:
@@ -201,6 +206,7 @@ class RunRecord:
             "status": "running",
             "monitor": f"val_{trainer.task.monitor}",  # picks best.pt; lower is better
             "sweep": previous.get("sweep", _context["sweep"]),
+            "trial": previous.get("trial", _context["trial"]),  # {"study": ..., "number": ...}
             "started": previous.get("started", session["started"]),
             "ended": None,
             "duration_s": previous.get("duration_s", 0.0),

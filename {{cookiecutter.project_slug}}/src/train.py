@@ -17,6 +17,7 @@ import math
 import time
 import warnings
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,10 @@ from utils import (
 )
 
 Scheduler = LRScheduler | ReduceLROnPlateau
+
+
+# Asked after every epoch whether a run is worth going on with (see `Trainer.fit`)
+Judge = Callable[["Trainer"], bool]
 
 
 class TrainingStopped(Exception):
@@ -242,11 +247,20 @@ class Trainer:
         return self.epoch >= self.cfg.epochs or self.patience_exhausted()
 
     def fit(
-        self, train_loader: DataLoader, val_loader: DataLoader, run: RunPaths, log: RunLog
-    ) -> None:
+        self,
+        train_loader: DataLoader,
+        val_loader: DataLoader,
+        run: RunPaths,
+        log: RunLog,
+        judge: Judge | None = None,
+    ) -> bool:
         """Train until `cfg.epochs` are done or early stopping; continues from a loaded state.
         Writes checkpoints into `run`'s folder. Raises `TrainingStopped` after saving a
-        checkpoint when a stop is requested."""
+        checkpoint when a stop is requested.
+
+        `judge`, if given, is asked after every epoch (once saved) whether the run is worth
+        going on with: --tune prunes the trials that fall behind. Returns whether the run has
+        finished (False: pruned)."""
         fresh = self.global_step == 0 and self.batches_done == 0
         self.log = log
         self.checkpoints = Checkpoints(
@@ -273,9 +287,13 @@ class Trainer:
                     self.epoch += 1
                     self.end_epoch(train, val, time.perf_counter() - started)
                     self.stop_if_requested()
+                    if judge is not None and not judge(self) and not self.finished:
+                        print(f"pruned after epoch {self.epoch}: the other trials did better")
+                        break
             log.finish(self.best_epoch(), self.global_step)
         finally:
             log.close()
+        return self.finished
 
     def check_first_step(self) -> None:
         """Run the first-step checks (checks.py) on the next step, if `sanity_checks` is on."""

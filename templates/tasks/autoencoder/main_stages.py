@@ -64,3 +64,13 @@ def train_stages(cfg: Config, overrides: list[str], resume: str | None = None) -
     return 0
 
 
+
+
+def refuse_stages_to_tune(cfg: Config) -> None:
+    """--tune trains one run per trial: stage=all and finetune train several."""
+    if cfg.stage in ("all", "finetune"):
+        raise ConfigError(
+            f"--tune trains one run per trial, and stage={cfg.stage} trains several. Tune one "
+            "stage: stage=pretrain (the autoencoder's reconstruction) or stage=scratch (the "
+            "classifier on the labelled images)."
+        )

@@ -10,5 +10,5 @@ class TaskSettings:
     pretrained: bool = option(False, "resnet18: start from ImageNet weights (downloaded once)")
     freeze_backbone: bool = option(False, "train the head only; the backbone stays as it is")
     backbone_lr_factor: float = option(1.0, "backbone lr = lr x this (0.1 for pretrained)", gt=0)
-    dropout: float = option(0.2, "dropout before the head", ge=0, lt=1)
+    dropout: float = option(0.2, "dropout before the head", ge=0, lt=1, search="0:0.5")
     tta: bool = option(False, "--test: also average each prediction with the mirror image's")
