@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, get_type_hints
 
+import numpy
 import optuna
 import sqlalchemy
 import torch
@@ -185,14 +186,14 @@ def tune(cfg: Config, overrides: list[str], trials: int, fit: Fit) -> int:
     """--tune `trials`: train trials of `cfg` (each with `fit`) over the search space (the
     ranges among `overrides`, else config.py's) until the study holds that many finished
     trials; then report it. Returns the exit code."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # this module prints what happens
+    if trials == 0:
+        report(load_study(cfg), cfg)
+        return 0
     fixed, ranges = split_overrides(overrides)
     space = search_space(cfg, ranges, [item.partition("=")[0].strip() for item in fixed])
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # this module prints what happens
     with tuning_lock(cfg):  # the first of several workers creates the study alone
-        study = load_study(cfg) if trials == 0 else open_study(cfg, space)
-    if trials == 0:
-        report(study, cfg)
-        return 0
+        study = open_study(cfg, space)
     print(f"study {cfg.experiment} in {storage_name(cfg)}: {trials} finished trials wanted")
     failures = 0
     while failures < MAX_FAILURES:
@@ -235,8 +236,10 @@ def next_trial(
     if not trials:  # the first trial trains the config as it is, where the space allows
         current = {key: getattr(cfg, key) for key in space}
         study.enqueue_trial({key: v for key, v in current.items() if space[key].holds(v)})
-    # Seeded by the trial count, so that workers that share a study draw different values.
-    study.sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(trials), constant_liar=True)
+    # Seeded from the seed and the trial count, so that workers that share a study draw
+    # different values (mixed: the first draws of seeds 1, 2, 3 lie close together).
+    seed = int(numpy.random.SeedSequence([cfg.seed, len(trials)]).generate_state(1)[0])
+    study.sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
     trial = study.ask({key: dim.distribution() for key, dim in space.items()})
     trial.set_user_attr("worker", WORKER)
     shown = " ".join(f"{key}={format_value(value)}" for key, value in trial.params.items())

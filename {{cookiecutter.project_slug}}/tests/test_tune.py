@@ -67,11 +67,11 @@ def test_ranges_and_lists_on_the_command_line_make_the_search_space() -> None:
 
 
 def test_a_study_finds_a_better_lr_than_a_bad_start(workdir, tiny, capsys) -> None:
-    command = [*tiny, "lr=1e-5", "pruner=none", "--tune", "4", "lr=1e-5:1e-2:log"]
+    command = [*tiny, "lr=1e-6", "pruner=none", "--tune", "4", "lr=1e-6:1e-2:log"]
     assert main(command) == 0
     trials = study().get_trials()
     assert [trial.state for trial in trials] == [TrialState.COMPLETE] * 4
-    assert trials[0].params == {"lr": 1e-5}  # the first trial trains the config as it is
+    assert trials[0].params == {"lr": 1e-6}  # the first trial trains the config as it is
     best = min(trials, key=lambda trial: trial.value)
     assert best.number != 0 and best.value < trials[0].value
     out = capsys.readouterr().out
@@ -151,7 +151,7 @@ def test_two_workers_share_one_journal_study_and_never_run_a_trial_twice(workdir
 def test_storage_space_and_other_searches_are_refused_with_exit_2(workdir, tiny, capsys) -> None:
     port = free_port()
     bad = [
-        ([f"storage=postgresql://nobody@127.0.0.1:{port}/none"], "cannot open the storage"),
+        ([f"storage=postgresql://nobody@127.0.0.1:{port}/none", "lr=1e-4:1e-2:log"], "cannot open"),
         (["lr=0:1"], "the search space lr=0:1 includes lr=0"),
         (["--tune", "0", "experiment=elsewhere"], "holds no study named elsewhere"),
     ]
