@@ -126,11 +126,26 @@ PARTIAL_SUITES = {
     # task's synthetic data.
     **{
         combination: ["--ignore", "tests/test_tracking.py", "--ignore", "tests/test_distributed.py"]
+        + ["--ignore", "tests/test_tune.py"]
         for combination in (
             "image_classification-image_folder",
             "regression-csv",
             "transformer-csv",
         )
+    },
+    # --tune's workers (a killed search, two workers on a journal file or a PostgreSQL server)
+    # are the same code for every task: CI runs them with the classifier's synthetic data; the
+    # other tasks run the search, pruning and refusal tests, which involve their own scores.
+    **{
+        f"{task}-synthetic": [
+            f"--deselect=tests/test_tune.py::{test}"
+            for test in (
+                "test_a_killed_search_continues_to_exactly_n_trials",
+                "test_two_workers_share_one_journal_study_and_never_run_a_trial_twice",
+                "test_two_workers_share_a_study_on_a_real_postgresql_server",
+            )
+        ]
+        for task in ("regression", "autoencoder", "segmentation", "gan", "transformer")
     },
 }
 

@@ -399,6 +399,11 @@ def tune_mode(args: argparse.Namespace) -> int:
         cfg = load_config_file(Path(args.config), fixed)
     else:
         cfg = apply_overrides(Config(), fixed)
+    if cfg.folds > 1 and cfg.fold == 0:
+        raise ConfigError(
+            f"--tune trains one run per trial, and folds={cfg.folds} cross-validates with "
+            f"{cfg.folds} runs. Tune with folds=1, or on one fold (fold=1)."
+        )
 {% if task.stages %}
     refuse_stages_to_tune(cfg)
 {% endif %}

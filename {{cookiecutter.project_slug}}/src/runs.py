@@ -57,7 +57,10 @@ Fit = Callable[..., tuple[int, "Trainer"]]
 Train = Callable[[Config, list[str]], int]
 
 PROJECT = Path(__file__).resolve().parent.parent  # the folder whose git history versions the code
-LIBRARIES = ("torch", "torchvision", "torchmetrics", "numpy", "tensorboard", "tqdm", "matplotlib")
+LIBRARIES = (
+    *("torch", "torchvision", "torchmetrics", "numpy", "tensorboard", "tqdm", "matplotlib"),
+    "optuna",
+)
 
 # What every run this process starts is recorded with (see `record_context`).
 _context: dict[str, Any] = {"command": ["python", "src/main.py"], "sweep": None, "trial": None}

@@ -153,6 +153,7 @@ def test_storage_space_and_other_searches_are_refused_with_exit_2(workdir, tiny,
     bad = [
         ([f"storage=postgresql://nobody@127.0.0.1:{port}/none", "lr=1e-4:1e-2:log"], "cannot open"),
         (["lr=0:1"], "the search space lr=0:1 includes lr=0"),
+        (["folds=3", "lr=1e-4:1e-2:log"], "folds=3 cross-validates"),
         (["--tune", "0", "experiment=elsewhere"], "holds no study named elsewhere"),
     ]
     for extra, message in bad:
