@@ -30,7 +30,7 @@ import traceback
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 import numpy
 import optuna
@@ -57,8 +57,10 @@ from config import (
 )
 from run_table import aligned, format_value, pid_alive
 from runs import Fit, record_context
-from train import Trainer
 from utils import RunPaths, load_checkpoint, restore_data_index
+
+if TYPE_CHECKING:
+    from train import Trainer
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process trains a trial
@@ -204,7 +206,10 @@ def tune(cfg: Config, overrides: list[str], trials: int, fit: Fit) -> int:
             return 0
         exit_code = train_trial(study, trial, cfg, fit)
         if exit_code >= 128:  # stopped by a signal; the trial resumes with the same command
-            print(f"search stopped; run the same command to continue trial {trial.number}.")
+            print(
+                f"search stopped: the same --tune command continues it, and trial {trial.number} "
+                "from that checkpoint."
+            )
             return exit_code
         failures = failures + 1 if exit_code else 0
     print(f"stopping the search: its last {MAX_FAILURES} trials failed (see above).")
@@ -228,7 +233,7 @@ def next_trial(
             # Optuna keeps a trial's storage id private; a Trial of it needs that id.
             trial = optuna.Trial(study, frozen._trial_id)
             trial.set_user_attr("worker", WORKER)
-            print(f"\ntrial {trial.number} lost its worker (pid {pid}): training it on")
+            print(f"\ntrial {trial.number} was left by its worker (pid {pid}): training it on")
             return trial
     if finished + len(running) >= wanted:
         print(f"the {len(running)} trials that other workers run will finish the study.")

@@ -127,7 +127,7 @@ def test_a_killed_search_continues_to_exactly_n_trials(workdir, tiny) -> None:
         [sys.executable, SRC / "main.py", *command], capture_output=True, text=True
     )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "trial 1 lost its worker" in rerun.stdout
+    assert "trial 1 was left by its worker" in rerun.stdout
     trials = study().get_trials()
     assert [trial.state for trial in trials] == [TrialState.COMPLETE] * 3
     assert len(trials[1].intermediate_values) == 3 and sessions(1) == 2  # resumed, not restarted
