@@ -64,8 +64,6 @@ def train_stages(cfg: Config, overrides: list[str], resume: str | None = None) -
     return 0
 
 
-
-
 def refuse_stages_to_tune(cfg: Config) -> None:
     """--tune trains one run per trial: stage=all and finetune train several."""
     if cfg.stage in ("all", "finetune"):
@@ -74,3 +72,5 @@ def refuse_stages_to_tune(cfg: Config) -> None:
             "stage: stage=pretrain (the autoencoder's reconstruction) or stage=scratch (the "
             "classifier on the labelled images)."
         )
+
+

@@ -54,8 +54,6 @@ def train_stages(cfg: Config, overrides: list[str], resume: str | None = None) -
     return 0
 
 
-
-
 def refuse_stages_to_tune(cfg: Config) -> None:
     """--tune trains one run per trial: stage=coarse_to_fine trains two."""
     if cfg.stage == "coarse_to_fine":
@@ -63,3 +61,5 @@ def refuse_stages_to_tune(cfg: Config) -> None:
             "--tune trains one run per trial, and stage=coarse_to_fine trains two. Tune one "
             "stage: stage=full (the default), coarse or fine."
         )
+
+
