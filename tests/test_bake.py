@@ -36,6 +36,7 @@ EXPECTED_FILES = {
     "src/runs.py",
     "src/tracking.py",
     "src/train.py",
+    "src/tune.py",
     "src/utils.py",
     "tests/conftest.py",
     "tests/helpers.py",
@@ -50,6 +51,7 @@ EXPECTED_FILES = {
     "tests/test_distributed.py",
     "tests/test_tracking.py",
     "tests/test_training.py",
+    "tests/test_tune.py",
 }
 COMBINATION_IDS = [f"{c['task']}-{c['dataset']}" for c in COMBINATIONS]
 TRICKY = {
