@@ -167,17 +167,22 @@ def save_runs_csv(rows: list[dict[str, Any]], path: Path) -> None:
     """The runs with every config key as a column, for a spreadsheet or pandas."""
     keys = list(dict.fromkeys(key for row in rows for key in row["config"]))
     fixed = ["experiment", "run", "status", "epochs_done", "metric", "best", "duration_s"]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*fixed, "started", "sweep", "study", "trial", *keys])
+    lines: list[list[Any]] = [[*fixed, "started", "sweep", "study", "trial", *keys]]
     for row in rows:
         config, trial = row["config"], row["trial"] or {}
-        writer.writerow(
+        lines.append(
             [*(row[k] for k in fixed), row["started"], row["sweep"] or ""]
             + [trial.get("study", ""), trial.get("number", "")]
             + [config.get(key, "") for key in keys]
         )
-    temporary = path.with_name(f".{path.name}.tmp")  # replaced at once: never half a table
+    save_csv(lines, path)
+
+
+def save_csv(lines: list[list[Any]], path: Path) -> None:
+    """A table printed above, as CSV; replaced at once: never half a table."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(lines)
+    temporary = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary.write_text(buffer.getvalue())

@@ -19,7 +19,6 @@ command that retrains the best, and how much each searched key mattered.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import fcntl
 import math
@@ -55,7 +54,7 @@ from config import (
     to_dict,
     validate,
 )
-from run_table import aligned, format_value, pid_alive
+from run_table import aligned, format_value, pid_alive, save_csv
 from runs import Fit, record_context
 from utils import RunPaths, load_checkpoint, restore_data_index
 
@@ -503,24 +502,14 @@ def importances(study: optuna.Study) -> str:
 
 
 def save_study_csv(trials: list[FrozenTrial], keys: list[str], monitor: str, path: Path) -> None:
-    """The trials with their exact values, for a spreadsheet or pandas; written whole or not at
-    all."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with temporary.open("w", newline="") as file:
-            writer = csv.writer(file, lineterminator="\n")
-            writer.writerow(["trial", "state", *keys, monitor, "epochs", "started", "seconds"])
-            for trial in trials:
-                seconds = trial.duration.total_seconds() if trial.duration else ""
-                writer.writerow(
-                    [trial.number, trial.state.name.lower()]
-                    + [trial.params.get(key, "") for key in keys]
-                    + ["" if trial.value is None else trial.value, len(trial.intermediate_values)]
-                    + [trial.datetime_start.isoformat() if trial.datetime_start else "", seconds]
-                )
-        os.replace(temporary, path)
-    except OSError as error:
-        raise UserError(
-            f"cannot write {path}: {error.strerror or error}. The table above is complete; free "
-            "some disk space or fix the folder's permissions to have it saved too."
-        ) from None
+    """The trials with their exact values, for a spreadsheet or pandas."""
+    lines: list[list[Any]] = [["trial", "state", *keys, monitor, "epochs", "started", "seconds"]]
+    for trial in trials:
+        lines.append(
+            [trial.number, trial.state.name.lower()]
+            + [trial.params.get(key, "") for key in keys]
+            + ["" if trial.value is None else trial.value, len(trial.intermediate_values)]
+            + [trial.datetime_start.isoformat() if trial.datetime_start else ""]
+            + [trial.duration.total_seconds() if trial.duration else ""]
+        )
+    save_csv(lines, path)
