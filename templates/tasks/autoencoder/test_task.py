@@ -187,3 +187,9 @@ def test_a_pipeline_stopped_while_pretraining_can_be_finished(workdir, capsys) -
     assert main(rest[2:]) == 0
     assert "pretrained encoder (frozen), trained head" in capsys.readouterr().out
 {% include "tasks/autoencoder/test_data_" ~ cookiecutter.dataset ~ ".py" %}
+
+
+def test_tune_refuses_the_stages_that_train_several_runs(workdir, tiny, capsys) -> None:
+    for stage in ("all", "finetune"):
+        assert main([*tiny, f"stage={stage}", "--tune", "1", "lr=1e-4:1e-2:log"]) == 2
+        assert f"stage={stage} trains several" in capsys.readouterr().err

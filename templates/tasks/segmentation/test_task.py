@@ -146,3 +146,8 @@ def test_the_coarse_to_fine_pipeline_trains_both_stages_and_tests_them(workdir, 
     for key in ("test_dice", "test_dice_tta", "test_dice_tta_gain", "test_pipeline_dice"):
         assert f"{key} " in out
 {% include "tasks/segmentation/test_data_" ~ cookiecutter.dataset ~ ".py" %}
+
+
+def test_tune_refuses_coarse_to_fine_which_trains_two_runs(workdir, tiny, capsys) -> None:
+    assert main([*tiny, "stage=coarse_to_fine", "--tune", "1", "lr=1e-4:1e-2:log"]) == 2
+    assert "stage=coarse_to_fine trains two" in capsys.readouterr().err
