@@ -131,14 +131,32 @@ def fit_to_size(resize: str, size: int) -> list[v2.Transform]:
     return [v2.Resize(size, antialias=True), v2.CenterCrop(size)]
 
 
+{% if cookiecutter.task == "gan" %}
+{% set upscale_hint = ": slower training for nothing more to learn." %}
+{% else %}
+{% set upscale_hint = "; a smaller image_size trains faster, and often better." %}
+{% endif %}
 def sizes_seen(sizes: Counter, cfg: Config, size: int) -> str:
     """The image sizes found (the commonest three) and how they are brought to `size`."""
     shown = ", ".join(f"{w}x{h}" for (w, h), _ in sizes.most_common(3))
     more = ", ..." if len(sizes) > 3 else ""
-    return (
+    text = (
         f"{count(len(sizes), 'image size')} ({shown}{more}), {cfg.resize} to {size}x{size}, "
         f"{cfg.color}"
     )
+    side = median_side(sizes)
+    if 2 * side < size:  # blown up: slower, and no more to learn from
+        text += (
+            f"\n      note: the images' median side is {side} pixels, so they are blown up "
+            f"{size / side:.0f} times{{ upscale_hint }}"
+        )
+    return text
+
+
+def median_side(sizes: Counter) -> int:
+    """The median of the images' longer sides, from their (width, height) counts."""
+    sides = sorted(max(size) for size in sizes.elements())
+    return sides[len(sides) // 2]
 
 
 def count(number: int, thing: str) -> str:

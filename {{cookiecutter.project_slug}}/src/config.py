@@ -47,14 +47,20 @@ def option(
     le: float | None = None,
     lt: float | None = None,
     search: str | None = None,
+    auto: bool = False,
 ) -> Any:
     """A config field with its documentation and the range that `validate` enforces.
 
     `search` puts the field in the search space of `--tune N`: a range `low:high` (`:log` for a
-    log scale, `:step` for a grid) or a list `a,b,c` of values to choose from.
+    log scale, `:step` for a grid) or a list `a,b,c` of values to choose from. `auto` lets the
+    number field take the value "auto": a new run then chooses the number from its data (see
+    `settle` in modes.py) and records it, so a resumed run keeps it.
     """
     limits = {"choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt}
-    return field(default=default, metadata={"help": help, "search": search, **limits})
+    return field(default=default, metadata={"help": help, "search": search, "auto": auto, **limits})
+
+
+AUTO = "auto"
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -87,12 +93,25 @@ class Config(TaskSettings, DataSettings):
     fold: int = option(0, "with folds=k: train fold 1..k alone; 0: all, then mean ± std", ge=0)
 
     # Optimisation
-    epochs: int = option({{ task.epochs }}, "passes over the training split", ge=1)
+    epochs: int = option(
+        AUTO,
+        "passes over the training split; auto: min_epochs, or more for min_steps",
+        ge=1,
+        auto=True,
+    )
+    min_epochs: int = option({{ task.epochs }}, "epochs=auto: train at least this many epochs", ge=1)
+    min_steps: int = option(
+        {{ task.min_steps }}, "epochs=auto: and at least this many optimizer steps (small data)", ge=1
+    )
     batch_size: int = option(
         {{ task.batch_size }}, "samples per batch (per process under torchrun)", ge=1, search="{{ task.batch_size_search }}"
     )
     lr: float = option(
-        {{ task.lr }}, "learning rate (the peak rate for onecycle)", gt=0, search="{{ task.lr_search }}"
+        {{ task.default_lr }},
+        "learning rate (the peak rate for onecycle); auto: the range test's choice (--find-lr)",
+        gt=0,
+        search="{{ task.lr_search }}",
+        auto=True,
     )
     optimizer: str = option("adamw", "adam, adamw, or sgd with momentum", choices=OPTIMIZERS)
 {% if task.weight_decay_search %}
@@ -218,7 +237,8 @@ def overrides_without(overrides: list[str], keys: tuple[str, ...]) -> list[str]:
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     """Return `cfg` with `key=value` overrides applied, typed from the fields and validated."""
     hints = get_type_hints(Config)
-    known = {f.name for f in dataclasses.fields(Config)}
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    known = set(fields)
     changes: dict[str, Any] = {}
     for item in overrides:
         key, sep, text = item.partition("=")
@@ -229,7 +249,10 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
             )
         if key not in known:
             raise ConfigError(_unknown_key_message(key, known))
-        changes[key] = parse_value(key, text, hints[key])
+        if text.strip() == AUTO and fields[key].metadata["auto"]:
+            changes[key] = AUTO
+        else:
+            changes[key] = parse_value(key, text, hints[key])
     cfg = dataclasses.replace(cfg, **changes)
     validate(cfg)
     return cfg
@@ -264,6 +287,8 @@ def validate(cfg: Config) -> None:
     hints = get_type_hints(Config)
     for f in dataclasses.fields(Config):
         value, kind = getattr(cfg, f.name), hints[f.name]
+        if value == AUTO and f.metadata["auto"]:
+            continue  # a number chosen when the run starts
         accepted = (int, float) if kind is float else kind  # an int is a fine float
         if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
             raise ConfigError(f"{f.name} must be of type {kind.__name__}, got {_shown(value)}.")

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import copy
 {% if task.predicts %}
 import csv
 {% endif %}
+import dataclasses
 import json
 import os
 import signal
@@ -26,6 +28,7 @@ from torch.utils.data import DataLoader
 import distributed
 from checks import add_hint, check_splits, doctor, find_lr, model_summary, overfit_batch, suggest_lr
 from config import (
+    AUTO,
     RESUMABLE,
     Config,
     ConfigError,
@@ -254,6 +257,12 @@ def fit(
     then report where its outputs went. Returns the exit code and the trainer. `judge` may end
     the run early, as pruned (see `Trainer.fit`)."""
     mixed_precision(cfg, resolve_device(cfg.device))  # refused before anything is written
+    if cfg.lr == AUTO and checkpoint is None and distributed.is_active():
+        raise ConfigError(
+            "lr=auto runs the learning-rate range test in one process, not under torchrun. "
+            "Find the rate once with python src/main.py --find-lr (without torchrun), then "
+            "launch torchrun with lr=<the suggested value>."
+        )
     check_output_folders(cfg)
     data_folder(cfg)  # a missing data_dir is refused before the lock makes any folder
     run = RunPaths.for_run(cfg)
@@ -277,6 +286,8 @@ def fit_locked(
     """`fit`, once the run is this process's alone."""
     seed_everything(cfg.seed, cfg.deterministic)
     train_loader, val_loader, test_loader = make_dataloaders(cfg)
+    if checkpoint is None:
+        cfg = settle(cfg, train_loader, run.plots / "lr_finder.png", task)
     datasets = {"train": train_loader.dataset, "val": val_loader.dataset}
     print(check_splits({**datasets, "test": test_loader.dataset}, cfg.imbalance_warn_ratio))
     with GracefulStop() as stop:
@@ -299,6 +310,60 @@ def fit_locked(
     if exit_code == 0:
         report_outputs(trainer, run)
     return exit_code, trainer
+
+
+def settle(
+    cfg: Config, train_loader: DataLoader, lr_plot: Path | None, task: Task | None = None
+) -> Config:
+    """A new run's `auto` values as numbers: the epochs of its step budget and the learning rate
+    of the range test (on a copy of `task`, if given). The run records them (config.json,
+    checkpoints), so a resume keeps them."""
+    if cfg.epochs == AUTO:
+        cfg = dataclasses.replace(cfg, epochs=auto_epochs(cfg, len(train_loader)))
+    if cfg.lr == AUTO:
+        cfg = dataclasses.replace(cfg, lr=auto_lr(cfg, train_loader, lr_plot, task))
+    return cfg
+
+
+def auto_epochs(cfg: Config, batches: int) -> int:
+    """epochs=auto: `min_epochs`, or as many more as `min_steps` optimizer steps take when the
+    training split is small; early stopping may end the run sooner."""
+    steps = -(-batches // cfg.accumulate_steps)  # optimizer steps per epoch
+    epochs = max(cfg.min_epochs, -(-cfg.min_steps // steps))
+    why = f"min_steps={cfg.min_steps}" if epochs > cfg.min_epochs else "min_epochs"
+    print(f"budget: {epochs} epochs of {steps} steps, {epochs * steps} in all (epochs=auto, {why})")
+    return epochs
+
+
+def auto_lr(
+    cfg: Config, train_loader: DataLoader, plot: Path | None, task: Task | None = None
+) -> float:
+    """lr=auto: the learning rate that the range test (--find-lr) suggests, measured on a
+    throw-away model (a fresh one, or a copy of `task`) with the random numbers restored
+    afterwards, so that the run starts exactly as it would with that lr given."""
+    with torch.random.fork_rng():
+        trial = None if task is None else copy.deepcopy(task)
+        lrs, losses, suggestion = range_test(dataclasses.replace(cfg, lr=1.0), train_loader, trial)
+    where = ""
+    if plot is not None and distributed.is_main():
+        save_lr_plot(lrs, losses, suggestion, plot)
+        where = f"; plot: {plot}"
+    print(
+        f"lr=auto: {suggestion:.2e}, suggested by a range test of {len(lrs)} steps from "
+        f"{lrs[0]:.0e} to {lrs[-1]:.1e} (see --find-lr){where}"
+    )
+    return float(f"{suggestion:.2e}")
+
+
+def range_test(
+    cfg: Config, train_loader: DataLoader, task: Task | None = None
+) -> tuple[list[float], list[float], float]:
+    """The learning-rate range test on `task` (default: a fresh model of `cfg`): the rates, the
+    smoothed losses and the suggested rate."""
+    lrs, losses = find_lr(build(cfg, task=task), train_loader, cfg.lr_finder_steps)
+    if len(lrs) < 3:
+        raise ConfigError("the loss diverged at once, even at lr=1e-7; check the data and model.")
+    return lrs, losses, suggest_lr(lrs, losses)
 
 
 def recorded_fit(
@@ -360,6 +425,8 @@ def report_outputs(trainer: Trainer, run: RunPaths) -> None:
 def resumed_config(saved: Config, overrides: list[str]) -> Config:
     """The saved config of the run being resumed, with the overrides given now on top."""
     cfg = apply_overrides(saved, overrides)
+    kept = {key: getattr(saved, key) for key in ("epochs", "lr") if getattr(cfg, key) == AUTO}
+    cfg = dataclasses.replace(cfg, **kept)  # auto: the value the run settled on when it began
     if (cfg.experiment, cfg.run_name) != (saved.experiment, saved.run_name):
         raise ConfigError(
             "experiment and run_name cannot change on --resume: the run continues in its own "
@@ -414,6 +481,8 @@ def overfit(cfg: Config) -> int:
     """The overfit ladder: memorise one sample, then one batch; exit code 0 if both work."""
     seed_everything(cfg.seed)
     train_loader, _, _ = make_dataloaders(cfg)
+    if cfg.lr == AUTO:  # the learning rate the run would train with
+        cfg = dataclasses.replace(cfg, lr=auto_lr(cfg, train_loader, None))
     inputs, targets = next(iter(train_loader))
     for size in (1, len(targets)):
         seed_everything(cfg.seed)  # each stage starts from the same fresh model
@@ -429,15 +498,13 @@ def lr_finder(cfg: Config) -> int:
     """The learning-rate range test: plot loss against lr and suggest an lr= override."""
     seed_everything(cfg.seed)
     train_loader, _, _ = make_dataloaders(cfg)
-    lrs, losses = find_lr(build(cfg), train_loader, cfg.lr_finder_steps)
-    if len(lrs) < 3:
-        raise ConfigError("the loss diverged at once, even at lr=1e-7; check the data and model.")
-    suggestion = suggest_lr(lrs, losses)
+    lrs, losses, suggestion = range_test(dataclasses.replace(cfg, lr=1.0), train_loader)
     plot = Path(cfg.plot_dir, cfg.experiment, "lr_finder.png")
     save_lr_plot(lrs, losses, suggestion, plot)
     print(
-        f"swept lr from {lrs[0]:.1e} to {lrs[-1]:.1e} in {len(lrs)} steps; the loss falls fastest "
-        f"at {suggestion:.1e}.\nplot: {plot}\ntrain with: python src/main.py lr={suggestion:.1e}"
+        f"swept lr from {lrs[0]:.1e} to {lrs[-1]:.1e} in {len(lrs)} steps; suggested lr "
+        f"{suggestion:.1e}, where the loss falls fastest (at most a tenth of the lr of its lowest "
+        f"point).\nplot: {plot}\ntrain with: python src/main.py lr={suggestion:.1e} (or lr=auto)"
     )
     return 0
 

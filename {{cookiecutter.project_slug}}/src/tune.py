@@ -45,6 +45,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from checks import add_hint
 from config import (
+    AUTO,
     NOT_HYPERPARAMETERS,
     RESUMABLE,
     Config,
@@ -89,6 +90,8 @@ class Dimension:
         """Whether `value` is one this dimension can take."""
         if self.choices:
             return value in self.choices
+        if value == AUTO:  # a number that the run chooses when it starts
+            return False
         on_grid = self.step is None or math.isclose((value - self.low) / self.step % 1, 0)
         return self.low <= value <= self.high and on_grid
 

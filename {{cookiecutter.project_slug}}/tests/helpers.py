@@ -173,7 +173,8 @@ def linear_trainer(overrides: list[str]) -> Trainer:
     """A Trainer of `LinearTask` on the CPU, with plain SGD, for tests of its mechanics."""
     torch.manual_seed(0)
     task = LinearTask()
-    cfg = apply_overrides(Config(), ["optimizer=sgd", "grad_clip=0", "log_every=1000", *overrides])
+    defaults = ["optimizer=sgd", "lr=0.01", "grad_clip=0", "log_every=1000"]
+    cfg = apply_overrides(Config(), [*defaults, *overrides])
     optimizer = torch.optim.SGD(task.parameters(), lr=cfg.lr, momentum=0.9)
     return Trainer(task, cfg, torch.device("cpu"), optimizer)
 

@@ -289,5 +289,7 @@ def test_suggest_lr_picks_the_steepest_descent_before_the_minimum() -> None:
     lrs = [10.0**e for e in range(-6, 2)]
     losses = [2.0, 1.99, 1.9, 1.2, 0.9, 0.85, 3.0, 9.0]
     assert suggest_lr(lrs, losses) == 1e-3  # 1.9 -> 1.2 is the steepest fall
+    late = [2.0, 1.99, 1.98, 1.97, 1.9, 1.2, 3.0, 9.0]
+    assert suggest_lr(lrs, late) == pytest.approx(1e-2)  # a tenth of the lowest loss's lr
     rising = [1.0, 1.1, 1.5, 3.0, 9.0, 20.0, 40.0, 90.0]
     assert suggest_lr(lrs, rising) == 1e-6  # never below the lowest lr swept

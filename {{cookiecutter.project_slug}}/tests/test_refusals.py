@@ -241,7 +241,7 @@ def test_resuming_a_finished_run_records_it_as_finished(workdir, tiny) -> None:
 
 
 def test_a_warmup_longer_than_the_run_is_warned_about() -> None:
-    cfg = apply_overrides(Config(), ["epochs=2", "warmup_steps=1000", "scheduler=cosine"])
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
+    cfg = apply_overrides(Config(), ["epochs=2", "lr=0.1", "warmup_steps=1000", "scheduler=cosine"])
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     with pytest.warns(UserWarning, match="warmup_steps=1000 is more than half of the run's 20 "):
         build_scheduler(cfg, optimizer, batches_per_epoch=10)

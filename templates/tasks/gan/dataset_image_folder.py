@@ -13,10 +13,11 @@ data/ changes.
 
 Images of any size and mode are converted to `color`, resized (or centre-cropped) to 32x32, the
 size the DCGAN's layers draw, and read into memory once per run; intensities are scaled to
-[-1, 1], the range of the generator's tanh. `hflip` mirrors training images, the augmentation
-that suits most pictures; the validation images, which `fd` compares samples with, stay as they
-are. The template fills data/ with example images of shapes (`python src/dataset.py` writes them
-again) so the project trains on its first run; replace them with your own.
+[-1, 1], the range of the generator's tanh. `hflip=true` mirrors training images, which doubles
+the data of pictures that look as right mirrored (faces, animals, landscapes: not text or digits);
+it is off by default. The validation images, which `fd` compares samples with, stay as they are.
+The template fills data/ with example images of shapes (`python src/dataset.py` writes them again)
+so the project trains on its first run; replace them with your own.
 """
 
 from __future__ import annotations

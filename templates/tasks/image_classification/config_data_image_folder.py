@@ -6,9 +6,16 @@ class DataSettings(ImageFileSettings):
     """Your images under data_dir, read as dataset.py describes."""
 
     classes: str = option("", "class names, comma-separated; empty: the class folders' names")
-    image_size: int = option(64, "side of the square images the model sees, in pixels", ge=8)
+    image_size: int = option(
+        AUTO,
+        "side of the square images the model sees; auto: the images' own, 16-64",
+        ge=8,
+        auto=True,
+    )
     random_crop: bool = option(True, "augment: shift by up to 1/8 of the side (train only)")
-    hflip: bool = option(True, "augment: mirror left-right half the time (train only)")
+    hflip: bool = option(
+        False, "augment: mirror left-right half the time (train only); not for text, digits..."
+    )
     rotation: float = option(0.0, "augment: rotate by up to this many degrees (train only)", ge=0)
     color_jitter: float = option(
         0.0, "augment: vary brightness, contrast (and saturation) by up to this share", ge=0, lt=1

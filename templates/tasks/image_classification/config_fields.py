@@ -6,7 +6,12 @@ class TaskSettings:
     TEST_ONLY: ClassVar[frozenset[str]] = frozenset(("tta",))
 
     backbone: str = option("cnn", "cnn (small, fast) or resnet18 (torchvision)", choices=BACKBONES)
-    width: int = option(16, "cnn: channels of the first conv block; later blocks double it", ge=1)
+    width: int = option(
+        AUTO,
+        "cnn: channels of the first conv block, doubled by each next; auto: 32, 64 over 32 classes",
+        ge=1,
+        auto=True,
+    )
     pretrained: bool = option(False, "resnet18: start from ImageNet weights (downloaded once)")
     freeze_backbone: bool = option(False, "train the head only; the backbone stays as it is")
     backbone_lr_factor: float = option(1.0, "backbone lr = lr x this (0.1 for pretrained)", gt=0)

@@ -13,9 +13,10 @@ normalisation statistics of the training split are saved as `data.json` beside t
 checkpoints, so `--resume` and `--test` see exactly the same files, even after data/ changes.
 
 Images of any size and mode are converted to `color` and resized (or centre-cropped) to
-`image_size`; augmentation applies to the training split only. The template fills data/ with
-example images of three shapes (`python src/dataset.py` writes them again) so the project trains
-on its first run; replace them with your own.
+`image_size` (auto: the images' median side, rounded up to a multiple of 8, from 16 to 64
+pixels, saved in data.json); augmentation applies to the training split only. The template
+fills data/ with example images of three shapes (`python src/dataset.py` writes them again) so
+the project trains on its first run; replace them with your own.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from PIL import Image, ImageDraw
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from config import Config, UserError
+from config import AUTO, Config, UserError
 from utils import (
     EpochIndices,
     augmentation_rng,
@@ -78,6 +79,7 @@ def model_inputs(cfg: Config) -> dict[str, Any]:
     return {
         "num_classes": len(class_names(cfg)),
         "channels": image_channels(cfg),
+        "image_size": load_index(cfg)["image_size"],
         "class_weights": weights,
     }
 
@@ -85,7 +87,7 @@ def model_inputs(cfg: Config) -> dict[str, Any]:
 def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
     """The train, val and test loaders; only the training loader shuffles (or balances)."""
     index = load_index(cfg)
-    train_transform, eval_transform = image_transforms(cfg, index["mean"], index["std"])
+    train_transform, eval_transform = image_transforms(cfg, index)
     root, classes = data_folder(cfg), tuple(index["classes"])
     train, val, test = (
         ImageFiles(root, index["splits"][name], classes, cfg.color, transform, cfg.seed)
@@ -116,7 +118,7 @@ def prediction_inputs(cfg: Config, paths: list[Path]) -> tuple[list[str], torch.
     if not files:
         raise DataError(f"no image files in {', '.join(map(str, paths))}.")
     index = load_index(cfg)
-    transform = image_transforms(cfg, index["mean"], index["std"])[1]
+    transform = image_transforms(cfg, index)[1]
     samples = [[str(path.resolve()), 0] for path in files]
     dataset = ImageFiles(Path("/"), samples, tuple(index["classes"]), cfg.color, transform)
     images = []
@@ -182,11 +184,11 @@ class ImageFiles(Dataset):
         return dict(zip(self.classes, counts, strict=True))
 
 
-def image_transforms(
-    cfg: Config, mean: list[float], std: list[float]
-) -> tuple[v2.Transform, v2.Transform]:
-    """The training transform (with augmentation) and the evaluation one (without)."""
-    size, fit = cfg.image_size, fit_to_size(cfg.resize, cfg.image_size)
+def image_transforms(cfg: Config, index: dict[str, Any]) -> tuple[v2.Transform, v2.Transform]:
+    """The training transform (with augmentation) and the evaluation one (without), to the
+    run's image size and normalisation statistics (its data `index`)."""
+    size, mean, std = index["image_size"], index["mean"], index["std"]
+    fit = fit_to_size(cfg.resize, size)
     augment: list[v2.Transform] = []
     if cfg.random_crop:
         augment.append(v2.RandomCrop(size, padding=size // 8, padding_mode="reflect"))
@@ -242,6 +244,7 @@ def scan(cfg: Config) -> dict[str, Any]:
         found = {"all": labelled_by_name(root, classes)}
     check_classes(classes, root)
     found, skipped, sizes = check_images(found, root, cfg.skip_bad_files)
+    size = typical_size(sizes) if cfg.image_size == AUTO else cfg.image_size
     splits = split_samples(found, cfg)
     for label, name in enumerate(classes):
         if not any(sample_label == label for _, sample_label in splits["train"]):
@@ -250,9 +253,16 @@ def scan(cfg: Config) -> dict[str, Any]:
                 "learn it. Add images of it, or leave it out with classes=... ."
             )
     relative = {name: [[str(p.relative_to(root)), y] for p, y in s] for name, s in splits.items()}
-    mean, std = channel_statistics(root, relative["train"], cfg)
-    report(cfg, root, layout, classes, relative, skipped, sizes, mean, std)
-    return {"classes": list(classes), "splits": relative, "mean": mean, "std": std}
+    index = {"classes": list(classes), "splits": relative, "image_size": size}
+    index["mean"], index["std"] = channel_statistics(root, relative["train"], cfg, size)
+    report(cfg, root, layout, index, skipped, sizes)
+    return index
+
+
+def typical_size(sizes: Counter) -> int:
+    """image_size=auto: the images' median side rounded up to a multiple of 8, from 16 (the
+    least that the CNN learns well from) to 64 (more is slow on a CPU: set image_size)."""
+    return min(64, max(16, -(-median_side(sizes) // 8) * 8))
 
 
 def parse_classes(text: str) -> tuple[str, ...]:
@@ -286,12 +296,15 @@ def labelled_by_name(folder: Path, classes: tuple[str, ...]) -> list[tuple[Path,
 
 
 def channel_statistics(
-    root: Path, samples: list[list[Any]], cfg: Config
+    root: Path, samples: list[list[Any]], cfg: Config, size: int
 ) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of (up to STATS_IMAGES) training images, as the model sees them."""
+    """Per-channel mean and std of (up to STATS_IMAGES) training images, as the model sees them
+    at `size` pixels."""
     step = max(1, len(samples) // STATS_IMAGES)
     chosen = samples[::step][:STATS_IMAGES]
-    dataset = ImageFiles(root, chosen, ("",), cfg.color, image_transforms(cfg, [0.0], [1.0])[1])
+    unnormalised = {"image_size": size, "mean": [0.0], "std": [1.0]}
+    transform = image_transforms(cfg, unnormalised)[1]
+    dataset = ImageFiles(root, chosen, ("",), cfg.color, transform)
     pixels = torch.stack([dataset[i][0] for i in range(len(dataset))]).transpose(0, 1).flatten(1)
     std = pixels.std(dim=1).clamp_min(1e-3)  # a constant channel must not divide by zero
     return pixels.mean(dim=1).tolist(), std.tolist()
@@ -301,23 +314,33 @@ def report(
     cfg: Config,
     root: Path,
     layout: str,
-    classes: tuple[str, ...],
-    splits: dict[str, list[list[Any]]],
+    index: dict[str, Any],
     skipped: list[str],
     sizes: Counter,
-    mean: list[float],
-    std: list[float],
 ) -> None:
     """Print what was found and how it will be used."""
+    classes, mean, std = index["classes"], index["mean"], index["std"]
     print(
         f"data: {root} ({layout}); {len(classes)} classes: {', '.join(classes)}\n"
-        f"      {sizes_seen(sizes, cfg, cfg.image_size)}; normalised with the training split's "
-        f"mean {[round(m, 3) for m in mean]} and std {[round(s, 3) for s in std]}"
+        f"      {sizes_seen(sizes, cfg, index['image_size'])}; normalised with the training "
+        f"split's mean {[round(m, 3) for m in mean]} and std {[round(s, 3) for s in std]}"
     )
+    if cfg.image_size == AUTO:
+        print(
+            f"      image_size=auto: {index['image_size']}, the images' median side "
+            f"({median_side(sizes)}) rounded up to a multiple of 8, from 16 to 64"
+        )
+    mirrored = ["hflip=true"] * cfg.hflip + [f"rotation={cfg.rotation:g}"] * bool(cfg.rotation)
+    if mirrored:
+        print(
+            f"      {' and '.join(mirrored)}: training images are mirrored or turned. Right for "
+            "photos of things; wrong where that changes the class (digits, letters, text, "
+            "left/right): turn it off there."
+        )
     if skipped:
         skipped_files = count(len(skipped), "unreadable file")
         print(f"      skipped {skipped_files} (skip_bad_files=true): {quote(skipped)}")
-    counts = Counter(label for _, label in splits["train"])
+    counts = Counter(label for _, label in index["splits"]["train"])
     if cfg.class_weights == "auto":
         weights = class_weights([counts[label] for label in range(len(classes))])
         pairs = zip(classes, weights.tolist(), strict=True)

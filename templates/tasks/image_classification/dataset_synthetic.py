@@ -33,7 +33,11 @@ def image_channels(cfg: Config) -> int:
 
 def model_inputs(cfg: Config) -> dict[str, int]:
     """What the task (`build_task` in model.py) needs to know about the data."""
-    return {"num_classes": len(class_names(cfg)), "channels": image_channels(cfg)}
+    return {
+        "num_classes": len(class_names(cfg)),
+        "channels": image_channels(cfg),
+        "image_size": cfg.image_size,
+    }
 
 
 {% include "shared/shapes_dataset.py" %}

@@ -12,7 +12,7 @@ from urllib.error import URLError
 import torch
 from torch import nn
 
-from config import Config, ConfigError
+from config import AUTO, Config, ConfigError
 
 if TYPE_CHECKING:
     from torchvision.models import WeightsEnum
@@ -31,17 +31,17 @@ class ConvBlock(nn.Sequential):
 
 
 class SmallCNN(nn.Sequential):
-    """Three conv blocks and global average pooling: (B, C, H, W) -> (B, 4 * width)."""
+    """`blocks` conv blocks, each doubling the channels, and global average pooling:
+    (B, C, H, W) -> (B, width * 2 ** (blocks - 1))."""
 
-    def __init__(self, in_channels: int, width: int) -> None:
+    def __init__(self, in_channels: int, width: int, blocks: int = 3) -> None:
+        channels = [in_channels] + [width * 2**block for block in range(blocks)]
         super().__init__(
-            ConvBlock(in_channels, width),
-            ConvBlock(width, 2 * width),
-            ConvBlock(2 * width, 4 * width),
+            *(ConvBlock(channels[i], channels[i + 1]) for i in range(blocks)),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
         )
-        self.out_features = 4 * width
+        self.out_features = channels[-1]
 
 
 class ResNet18(nn.Module):
@@ -112,12 +112,17 @@ class ImageClassifier(nn.Module):
         return self.head(features)  # (B, num_classes) logits
 
 
-def build_model(cfg: Config, num_classes: int, channels: int) -> ImageClassifier:
-    """The network described by `cfg`, with freshly initialised (or pretrained) weights."""
+def build_model(cfg: Config, num_classes: int, channels: int, image_size: int) -> ImageClassifier:
+    """The network described by `cfg` for `image_size`-pixel images of `num_classes` classes,
+    with freshly initialised (or pretrained) weights."""
     if cfg.backbone == "resnet18":
         backbone = ResNet18(cfg.pretrained)
     else:
-        backbone = SmallCNN(channels, cfg.width)
+        # width=auto: 32 channels, 64 for more than 32 classes; a block per halving of the
+        # image down to 4 pixels, at most 3: 8-pixel images get 1 block, 16-pixel ones 2.
+        width = (32 if num_classes <= 32 else 64) if cfg.width == AUTO else cfg.width
+        blocks = max(1, min(3, image_size.bit_length() - 3))
+        backbone = SmallCNN(channels, width, blocks)
     return ImageClassifier(backbone, num_classes, cfg.dropout, cfg.freeze_backbone)
 
 
@@ -173,15 +178,23 @@ class ImageClassification(Task):
 
 {% if cookiecutter.dataset == "image_folder" %}
 def build_task(
-    cfg: Config, num_classes: int, channels: int, class_weights: torch.Tensor | None
+    cfg: Config,
+    num_classes: int,
+    channels: int,
+    image_size: int,
+    class_weights: torch.Tensor | None,
 ) -> ImageClassification:
-    """The task of `cfg` for data of `num_classes` classes of `channels`-channel images, with
-    the loss's `class_weights` (see dataset.py)."""
-    return ImageClassification(build_model(cfg, num_classes, channels), class_weights)
+    """The task of `cfg` for data of `num_classes` classes of `channels`-channel images of
+    `image_size` pixels, with the loss's `class_weights` (see dataset.py)."""
+    model = build_model(cfg, num_classes, channels, image_size)
+    return ImageClassification(model, class_weights)
 {% else %}
-def build_task(cfg: Config, num_classes: int, channels: int) -> ImageClassification:
-    """The task of `cfg` for data of `num_classes` classes of `channels`-channel images."""
-    return ImageClassification(build_model(cfg, num_classes, channels))
+def build_task(
+    cfg: Config, num_classes: int, channels: int, image_size: int
+) -> ImageClassification:
+    """The task of `cfg` for data of `num_classes` classes of `channels`-channel images of
+    `image_size` pixels."""
+    return ImageClassification(build_model(cfg, num_classes, channels, image_size))
 {% endif %}
 
 

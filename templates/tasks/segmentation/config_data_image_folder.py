@@ -9,4 +9,6 @@ class DataSettings(ImageFileSettings):
         "background,shape", "names of the mask values 0, 1, ..., comma-separated: background first"
     )
     image_size: int = option(64, "side of the square images the model sees; a multiple of 8", ge=8)
-    hflip: bool = option(True, "augment: mirror image and mask left-right (train only)")
+    hflip: bool = option(
+        False, "augment: mirror image and mask left-right (train only); not where left is a class"
+    )

@@ -17,7 +17,8 @@ same files.
 
 Images are converted to `color` and fitted to `image_size` (the masks with nearest-neighbour
 sampling, so no value between two classes appears), read into memory once per run, and scaled to
-[-1, 1]. `hflip` mirrors a training image and its mask together. The coarse and fine stages of
+[-1, 1]. `hflip=true` mirrors a training image and its mask together (off by default:
+wrong where a class means a side, such as a left lung). The coarse and fine stages of
 `stage=coarse_to_fine` see the same images shrunk, or cropped around the labelled pixels. The
 template fills data/ with example scenes (`python src/dataset.py` writes them again) so the
 project trains on its first run; replace them with your own.
