@@ -447,16 +447,17 @@ def endless(loader: Iterable[Batch]) -> Iterator[Batch]:
         yield from loader
 
 
-def suggest_lr(lrs: list[float], losses: list[float]) -> float:
-    """A safe, fast lr: where the loss falls fastest against log(lr), but at most a tenth of the
-    lr of the lowest loss. The smoothed loss lags the sweep, so its steepest fall alone can sit
-    close to where training blows up."""
-    lowest = losses.index(min(losses))
-    if lowest < 2:  # no descent to measure: stay within the swept range
-        return max(lrs[lowest] / 10, lrs[0])
-    log_lrs = torch.tensor(lrs[: lowest + 1]).log()
-    slopes = torch.tensor(losses[: lowest + 1]).diff() / log_lrs.diff()
-    return min(lrs[int(slopes.argmin()) + 1], lrs[lowest] / 10)
+# Adam and AdamW move every weight by about lr a step, whatever its gradient: from scratch, faster
+# rates rarely train well, however low the range test's loss still is at them.
+ADAM_LR_CEILING = 1e-2
+
+
+def suggest_lr(lrs: list[float], losses: list[float], ceiling: float = math.inf) -> float:
+    """A tenth of the lr at which the smoothed loss was lowest, at most `ceiling`: past that point
+    the rate is too high to learn, and a tenth of it is safely below while still fast. (Where the
+    loss falls fastest is no safer guide: it often marks an early, easy drop, such as learning
+    the class frequencies, at a rate far too low for the rest.)"""
+    return min(max(lrs[losses.index(min(losses))] / 10, lrs[0]), ceiling)
 
 
 def shape_of(value: object) -> str:

@@ -16,6 +16,7 @@ import csv
 {% endif %}
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -26,7 +27,16 @@ import torch
 from torch.utils.data import DataLoader
 
 import distributed
-from checks import add_hint, check_splits, doctor, find_lr, model_summary, overfit_batch, suggest_lr
+from checks import (
+    ADAM_LR_CEILING,
+    add_hint,
+    check_splits,
+    doctor,
+    find_lr,
+    model_summary,
+    overfit_batch,
+    suggest_lr,
+)
 from config import (
     AUTO,
     RESUMABLE,
@@ -363,7 +373,8 @@ def range_test(
     lrs, losses = find_lr(build(cfg, task=task), train_loader, cfg.lr_finder_steps)
     if len(lrs) < 3:
         raise ConfigError("the loss diverged at once, even at lr=1e-7; check the data and model.")
-    return lrs, losses, suggest_lr(lrs, losses)
+    ceiling = ADAM_LR_CEILING if cfg.optimizer in ("adam", "adamw") else math.inf
+    return lrs, losses, suggest_lr(lrs, losses, ceiling)
 
 
 def recorded_fit(
@@ -502,9 +513,10 @@ def lr_finder(cfg: Config) -> int:
     plot = Path(cfg.plot_dir, cfg.experiment, "lr_finder.png")
     save_lr_plot(lrs, losses, suggestion, plot)
     print(
-        f"swept lr from {lrs[0]:.1e} to {lrs[-1]:.1e} in {len(lrs)} steps; suggested lr "
-        f"{suggestion:.1e}, where the loss falls fastest (at most a tenth of the lr of its lowest "
-        f"point).\nplot: {plot}\ntrain with: python src/main.py lr={suggestion:.1e} (or lr=auto)"
+        f"swept lr from {lrs[0]:.1e} to {lrs[-1]:.1e} in {len(lrs)} steps; the loss was lowest at "
+        f"lr={lrs[losses.index(min(losses))]:.1e}: a tenth of it is suggested (for adam and "
+        f"adamw, at most {ADAM_LR_CEILING:g}).\nplot: {plot}\n"
+        f"train with: python src/main.py lr={suggestion:.1e} (or lr=auto)"
     )
     return 0
 

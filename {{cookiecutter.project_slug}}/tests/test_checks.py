@@ -3,6 +3,7 @@ are each caught and named; the unmodified project passes every check."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from checks import (
     model_summary,
     suggest_lr,
 )
+from config import Config, apply_overrides
 from helpers import CHECKPOINTS, LAYERED, task_for
 from main import main
 from model import Batch, Step
@@ -285,11 +287,48 @@ def test_find_lr_plots_the_sweep_and_suggests_an_lr(workdir, tiny, capsys) -> No
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_suggest_lr_picks_the_steepest_descent_before_the_minimum() -> None:
+def test_suggest_lr_is_a_tenth_of_the_lr_of_the_lowest_loss() -> None:
     lrs = [10.0**e for e in range(-6, 2)]
     losses = [2.0, 1.99, 1.9, 1.2, 0.9, 0.85, 3.0, 9.0]
-    assert suggest_lr(lrs, losses) == 1e-3  # 1.9 -> 1.2 is the steepest fall
-    late = [2.0, 1.99, 1.98, 1.97, 1.9, 1.2, 3.0, 9.0]
-    assert suggest_lr(lrs, late) == pytest.approx(1e-2)  # a tenth of the lowest loss's lr
+    assert suggest_lr(lrs, losses) == pytest.approx(1e-2)  # lowest at 1e-1
     rising = [1.0, 1.1, 1.5, 3.0, 9.0, 20.0, 40.0, 90.0]
     assert suggest_lr(lrs, rising) == 1e-6  # never below the lowest lr swept
+    assert suggest_lr(lrs, losses, ceiling=3e-3) == 3e-3  # nor above the optimizer's ceiling
+
+
+def test_lr_auto_trains_exactly_as_the_lr_it_chose_and_records_it(workdir, tiny, capsys) -> None:
+    """lr=auto runs the range test on a throw-away model and puts the random numbers back: the
+    run is the run of the lr it chose, which config.json and the checkpoints record and a
+    resume keeps."""
+    assert main([*tiny, "lr=auto", "lr_finder_steps=30", "run_name=chosen"]) == 0
+    out = capsys.readouterr().out
+    chosen = float(out.split("lr=auto: ")[1].split(",")[0])
+    plot = Path("results/visualizations/default/chosen/lr_finder.png")
+    assert f"plot: {plot}" in out and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(Path("results/logs/default/chosen/config.json").read_text())["lr"] == chosen
+    assert main([*tiny, f"lr={chosen}", "run_name=given"]) == 0
+    auto, given = (
+        load_checkpoint(CHECKPOINTS / run / "last.pt", torch.device("cpu"))
+        for run in ("chosen", "given")
+    )
+    assert auto["config"]["lr"] == chosen
+    for name, weights in auto["model"].items():
+        assert torch.equal(weights, given["model"][name]), name
+    capsys.readouterr()
+    # On --resume, auto stands for the value the run settled on when it began.
+    assert main(["--resume", str(CHECKPOINTS / "chosen" / "last.pt"), "lr=auto"]) == 0
+    assert "has already finished" in capsys.readouterr().out
+
+
+def test_epochs_auto_trains_at_least_min_steps(workdir, tiny, capsys) -> None:
+    cfg = apply_overrides(Config(), tiny)
+    steps = len(modes.make_dataloaders(cfg)[0])  # optimizer steps an epoch
+    budget = ["epochs=auto", "min_epochs=1", f"min_steps={2 * steps + 1}", "run_name=r"]
+    assert main([*tiny, *budget]) == 0
+    out = capsys.readouterr().out
+    assert f"budget: 3 epochs of {steps} steps, {3 * steps} in all (epochs=auto, min_steps=" in out
+    assert json.loads(Path("results/logs/default/r/config.json").read_text())["epochs"] == 3
+    assert main([*tiny, "epochs=auto", "min_epochs=2", "min_steps=1", "run_name=few"]) == 0
+    assert f"budget: 2 epochs of {steps} steps, {2 * steps} in all (epochs=auto, min_epochs)" in (
+        capsys.readouterr().out
+    )

@@ -155,6 +155,16 @@ def test_a_size_too_large_to_allocate_ends_with_a_message(workdir, tiny, capsys,
     assert "error: out of memory (" in err and "lower batch_size" in err
 
 
+def test_lr_auto_under_torchrun_is_refused_before_anything_is_written(
+    workdir, tiny, capsys, monkeypatch
+) -> None:
+    monkeypatch.setattr(modes.distributed, "is_active", lambda: True)  # as under torchrun
+    before = files_under(workdir)
+    err = refused(capsys, main([*tiny, "lr=auto", "run_name=r"]))
+    assert "lr=auto runs the learning-rate range test in one process, not under torchrun" in err
+    assert "--find-lr" in err and files_under(workdir) == before
+
+
 def test_two_processes_cannot_train_one_run(workdir, tiny, capsys) -> None:
     """A second run of the same name is refused while the first lives; once the first is gone
     (killed: its lock file stays), the run is taken over with a note."""

@@ -148,6 +148,35 @@ def test_augmentation_touches_only_the_training_split(workdir, tiny) -> None:
     assert make_dataloaders(grey)[1].dataset[0][0].shape == (1, 32, 32)
 
 
+def test_image_size_and_width_auto_follow_the_data_and_risky_settings_are_named(
+    workdir, tiny, capsys
+) -> None:
+    """image_size=auto takes the images' median side (12 pixels here: 16, the least) and saves
+    it in data.json; a size that blows the images up, and mirroring, are noted; width=auto
+    gives 32 channels, 64 for more than 32 classes."""
+    for name in ("b", "d"):
+        for number in range(20):
+            write_image(workdir / "small" / name / f"{number}.png", (12, 12))
+    small = [*tiny, "data_dir=small", "image_size=auto"]
+    images, _ = next(iter(make_dataloaders(apply_overrides(Config(), [*small, "run_name=r"]))[0]))
+    assert images.shape[1:] == (3, 16, 16)
+    saved = json.loads(Path("models/checkpoints/default/r/data.json").read_text())
+    assert saved["image_size"] == 16
+    out = capsys.readouterr().out
+    assert "image_size=auto: 16, the images' median side (12) rounded up to a multiple of 8" in out
+    assert "note:" not in out and "mirrored" not in out  # the defaults: nothing to note
+
+    make_dataloaders(apply_overrides(Config(), [*small, "image_size=64", "hflip=true"]))
+    out = capsys.readouterr().out
+    assert "note: the images' median side is 12 pixels, so they are blown up 5 times" in out
+    assert "hflip=true: training images are mirrored or turned" in out
+
+    cfg = apply_overrides(Config(), ["width=auto"])
+    few, many = (modes.build_task(cfg, n, 3, 16, None).model for n in (10, 40))
+    assert [few.backbone[0][0].out_channels, many.backbone[0][0].out_channels] == [32, 64]
+    assert len(few.backbone) == 2 + 2  # two blocks for 16-pixel images, then pool and flatten
+
+
 def test_worker_processes_decode_the_images_and_change_no_batch(workdir, tiny) -> None:
     cfg = apply_overrides(Config(), [*tiny, "rotation=30", "color_jitter=0.3", "num_workers=2"])
     parallel = make_dataloaders(cfg)[0]
