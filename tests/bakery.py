@@ -17,6 +17,9 @@ COMBINATIONS = [
     for task in CHOICES["task"]
     for dataset in CONTEXT["_datasets"][task]
 ]
+# The image-folder classifier's test that trains every default on glyphs for minutes: CI runs it
+# on its own (test_own_data.py), beside that project's suite rather than inside it.
+GLYPH_TEST = "tests/test_task.py::test_the_defaults_learn_small_glyphs_that_differ_by_layout"
 
 Bake = Callable[..., Path]
 

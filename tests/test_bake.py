@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bakery import COMBINATIONS, TEMPLATE, Bake, block_downloads
+from bakery import COMBINATIONS, GLYPH_TEST, TEMPLATE, Bake, block_downloads
 
 EXPECTED_FILES = {
     ".gitignore",
@@ -150,6 +150,7 @@ PARTIAL_SUITES = {
         for task in ("regression", "autoencoder", "segmentation", "gan", "transformer")
     },
 }
+PARTIAL_SUITES["image_classification-image_folder"] += [f"--deselect={GLYPH_TEST}"]
 
 
 @pytest.mark.slow

@@ -67,10 +67,12 @@ class FirstStepChecks:
     Made just before the step: it notes the trainable weights, `run` runs the training step
     while watching torch's loss functions (`LossWatch`) and checks the loss it returns, and
     `before_optimizer_step`/`after_optimizer_step` check that every trainable parameter got a
-    gradient during the step and that those with one moved. They cost about one extra step.
+    gradient during the step and that those with one moved (unless not `moving`: a step at a
+    rate too small to move every weight). They cost about one extra step.
     """
 
-    def __init__(self, task: nn.Module) -> None:
+    def __init__(self, task: nn.Module, moving: bool = True) -> None:
+        self.moving = moving
         self.parameters = {
             name.removeprefix("model."): p for name, p in task.named_parameters() if p.requires_grad
         }
@@ -139,7 +141,7 @@ class FirstStepChecks:
         """Parameters that had a non-zero gradient must have moved."""
         for hook in self.hooks:
             hook.remove()
-        if step_skipped:  # the fp16 loss scaler skipped an overflowing step: nothing to compare
+        if step_skipped or not self.moving:  # an fp16 overflow skipped it, or a tiny lr
             return
         stuck = [
             name
@@ -423,6 +425,7 @@ def find_lr(
     losses: list[float] = []
     average, best = 0.0, math.inf
     batches = endless(loader)
+    trainer.check_first_step(moving=False)  # a broken model is named, not swept
     for step in range(steps):
         lr = low * (high / low) ** (step / (steps - 1))
         for group in trainer.optimizer.param_groups:

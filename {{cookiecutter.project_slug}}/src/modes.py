@@ -353,7 +353,13 @@ def auto_lr(
     afterwards, so that the run starts exactly as it would with that lr given."""
     with torch.random.fork_rng():
         trial = None if task is None else copy.deepcopy(task)
-        lrs, losses, suggestion = range_test(dataclasses.replace(cfg, lr=1.0), train_loader, trial)
+        lrs, losses, suggestion = range_test(cfg, train_loader, trial)
+    if losses.index(min(losses)) < len(losses) // 10:  # lowest at the start: no rate helped
+        raise ConfigError(
+            f"lr=auto: the range test saw the training loss fall at no rate from {lrs[0]:.0e} to "
+            f"{lrs[-1]:.1e} in {len(lrs)} steps, so it has no rate to suggest. Give it more "
+            f"steps (lr_finder_steps={2 * cfg.lr_finder_steps}), or set lr= yourself."
+        )
     where = ""
     if plot is not None and distributed.is_main():
         save_lr_plot(lrs, losses, suggestion, plot)
@@ -370,6 +376,8 @@ def range_test(
 ) -> tuple[list[float], list[float], float]:
     """The learning-rate range test on `task` (default: a fresh model of `cfg`): the rates, the
     smoothed losses and the suggested rate."""
+    if cfg.lr == AUTO:  # a placeholder: the sweep sets the rate of every step
+        cfg = dataclasses.replace(cfg, lr=1e-7)
     lrs, losses = find_lr(build(cfg, task=task), train_loader, cfg.lr_finder_steps)
     if len(lrs) < 3:
         raise ConfigError("the loss diverged at once, even at lr=1e-7; check the data and model.")
@@ -509,7 +517,7 @@ def lr_finder(cfg: Config) -> int:
     """The learning-rate range test: plot loss against lr and suggest an lr= override."""
     seed_everything(cfg.seed)
     train_loader, _, _ = make_dataloaders(cfg)
-    lrs, losses, suggestion = range_test(dataclasses.replace(cfg, lr=1.0), train_loader)
+    lrs, losses, suggestion = range_test(cfg, train_loader)
     plot = Path(cfg.plot_dir, cfg.experiment, "lr_finder.png")
     save_lr_plot(lrs, losses, suggestion, plot)
     print(

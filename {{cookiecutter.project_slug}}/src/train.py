@@ -295,10 +295,11 @@ class Trainer:
             log.close()
         return self.finished
 
-    def check_first_step(self) -> None:
-        """Run the first-step checks (checks.py) on the next step, if `sanity_checks` is on."""
+    def check_first_step(self, moving: bool = True) -> None:
+        """Run the first-step checks (checks.py) on the next step, if `sanity_checks` is on;
+        not `moving`: without the check that the weights moved (a step at a tiny lr)."""
         if self.cfg.sanity_checks:
-            self.first_step = FirstStepChecks(self.task)
+            self.first_step = FirstStepChecks(self.task, moving)
 
     def prepare(self) -> None:
         """How the steps run: under DistributedDataParallel with several processes, compiled

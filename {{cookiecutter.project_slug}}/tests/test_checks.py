@@ -300,7 +300,7 @@ def test_lr_auto_trains_exactly_as_the_lr_it_chose_and_records_it(workdir, tiny,
     """lr=auto runs the range test on a throw-away model and puts the random numbers back: the
     run is the run of the lr it chose, which config.json and the checkpoints record and a
     resume keeps."""
-    assert main([*tiny, "lr=auto", "lr_finder_steps=30", "run_name=chosen"]) == 0
+    assert main([*tiny, "lr=auto", "lr_finder_steps=100", "run_name=chosen"]) == 0
     out = capsys.readouterr().out
     chosen = float(out.split("lr=auto: ")[1].split(",")[0])
     plot = Path("results/visualizations/default/chosen/lr_finder.png")
@@ -318,6 +318,16 @@ def test_lr_auto_trains_exactly_as_the_lr_it_chose_and_records_it(workdir, tiny,
     # On --resume, auto stands for the value the run settled on when it began.
     assert main(["--resume", str(CHECKPOINTS / "chosen" / "last.pt"), "lr=auto"]) == 0
     assert "has already finished" in capsys.readouterr().out
+
+
+def test_lr_auto_refuses_a_sweep_where_the_loss_fell_nowhere(workdir, tiny, capsys, monkeypatch):
+    """Not a crawl at the lowest rate swept: a message, before anything trains."""
+    rising = ([10 ** (step / 4 - 7) for step in range(20)], [1.0 + step / 10 for step in range(20)])
+    monkeypatch.setattr(modes, "find_lr", lambda trainer, loader, steps: rising)
+    assert main([*tiny, "lr=auto", "run_name=r"]) == 2
+    err = capsys.readouterr().err
+    assert "lr=auto: the range test saw the training loss fall at no rate" in err, err
+    assert not (CHECKPOINTS / "r" / "last.pt").exists()
 
 
 def test_epochs_auto_trains_at_least_min_steps(workdir, tiny, capsys) -> None:

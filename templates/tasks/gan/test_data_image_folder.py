@@ -71,7 +71,7 @@ def test_own_train_val_test_folders_are_used_as_they_are(workdir, tiny) -> None:
 
 
 def test_only_training_images_are_mirrored_and_grey_makes_a_grey_gan(workdir, tiny) -> None:
-    cfg = apply_overrides(Config(), tiny)
+    cfg = apply_overrides(Config(), [*tiny, "hflip=true"])  # off by default
     train, val, _ = (loader.dataset for loader in make_dataloaders(cfg))
     plain = train.images[0].float().div(255).sub(0.5).div(0.5)
     views = [train[epoch, 0][0] for epoch in range(20)]

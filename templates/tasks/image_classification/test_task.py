@@ -20,6 +20,7 @@ import json
 import pickle
 {% endif %}
 {% if cookiecutter.dataset == "image_folder" %}
+import random
 import shutil
 {% endif %}
 {% if cookiecutter.dataset in ("mnist", "image_folder") %}

@@ -53,7 +53,8 @@ def test_broken_pairs_and_masks_are_named_before_training(workdir, tiny, capsys)
 def test_masks_keep_their_values_and_stay_on_their_images(workdir, tiny) -> None:
     data = workdir / "data"
     write_pair(data, "palette", [0, 1, 2, 1], mode="P")  # indices, whatever the colours
-    cfg = apply_overrides(Config(), [*tiny, "classes=background,shape,edge", "run_name=r"])
+    overrides = ["classes=background,shape,edge", "hflip=true", "run_name=r"]
+    cfg = apply_overrides(Config(), [*tiny, *overrides])
     datasets = [loader.dataset for loader in make_dataloaders(cfg)]
     every = torch.cat([dataset.masks for dataset in datasets])
     assert set(every.unique().tolist()) == {0, 1, 2}  # nearest sampling: no values between
