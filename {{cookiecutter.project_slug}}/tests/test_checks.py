@@ -300,7 +300,7 @@ def test_lr_auto_trains_exactly_as_the_lr_it_chose_and_records_it(workdir, tiny,
     """lr=auto runs the range test on a throw-away model and puts the random numbers back: the
     run is the run of the lr it chose, which config.json and the checkpoints record and a
     resume keeps."""
-    assert main([*tiny, "lr=auto", "lr_finder_steps=100", "run_name=chosen"]) == 0
+    assert main([*tiny, "lr=auto", "run_name=chosen"]) == 0
     out = capsys.readouterr().out
     chosen = float(out.split("lr=auto: ")[1].split(",")[0])
     plot = Path("results/visualizations/default/chosen/lr_finder.png")
