@@ -38,7 +38,7 @@ def files_under(folder: Path) -> set[Path]:
 
 def refused(capsys, exit_code: int) -> str:
     """The error message of a refusal with `exit_code`, checked to be one clean paragraph."""
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err.rpartition("\r")[2]  # after any progress bar (tqdm, stderr)
     assert exit_code in (1, 2), err
     assert err.startswith("error: ") and "Traceback" not in err, err
     return err

@@ -155,7 +155,7 @@ def scan(cfg: Config) -> dict[str, Any]:
 
 
 def write_example_images(
-    folder: Path, per_class: int = 60, unlabeled: int = 0, seed: int = 0
+    folder: Path, per_class: int = 100, unlabeled: int = 0, seed: int = 0
 ) -> None:
     """Example data: `per_class` labelled coloured circles, squares and triangles each, in one
     folder per class, and `unlabeled` more of them in unlabeled/, as if labelling were costly."""
@@ -172,8 +172,8 @@ def write_example_images(
 
 
 if __name__ == "__main__":
-    write_example_images(Path("data"), per_class=60, unlabeled=900)
+    write_example_images(Path("data"), per_class=100, unlabeled=900)
     print(
-        "wrote 60 labelled example images per class into data/circle, data/square and "
+        "wrote 100 labelled example images per class into data/circle, data/square and "
         "data/triangle, and 900 without labels into data/unlabeled"
     )
