@@ -7,7 +7,7 @@
 The labelled images are split per class (stratified) by `seed`; the validation and test splits
 are always labelled, so the classifiers are measured on them. The pretrain stage learns from the
 images alone: every training image, labelled or not, is its own target. The finetune and scratch
-stages see the labelled training images, or the first `labeled_fraction` of them.
+stages see the labelled training images, or `labeled_fraction` of each class's.
 
 Every file is opened once when a new run starts: unreadable files stop the run with their names
 (`skip_bad_files=true` skips and counts them), and so does a class folder without images. The
@@ -104,8 +104,16 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
         paths = [path for path, _ in splits["train"] + splits[UNLABELED]]
         train = read_images(root, paths, cfg, cfg.image_size)
         return make_loaders(Images(train), Images(val.images), Images(test.images), cfg)
-    train = splits["train"]
-    return make_loaders(labeled(train[: labeled_count(len(train), cfg)]), val, test, cfg)
+    return make_loaders(labeled(labeled_share(splits["train"], cfg)), val, test, cfg)
+
+
+def labeled_share(samples: list[list[Any]], cfg: Config) -> list[list[Any]]:
+    """The first `labeled_fraction` of each class's training images (already shuffled by the
+    split), so that every class keeps some labels however small the share."""
+    by_class: dict[int, list[list[Any]]] = {}
+    for sample in samples:
+        by_class.setdefault(sample[1], []).append(sample)
+    return [s for group in by_class.values() for s in group[: labeled_count(len(group), cfg)]]
 
 
 def load_index(cfg: Config) -> dict[str, Any]:
