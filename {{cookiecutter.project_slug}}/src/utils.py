@@ -373,7 +373,9 @@ def data_index(
         check(saved)
         return saved
     index = scan()
-    if cfg.run_name:
+    # Every rank of torchrun finds the same index; rank 0 alone saves it, as the others could
+    # still be writing it when rank 0 clears half-written files from the folder (CheckpointSaver).
+    if cfg.run_name and distributed.is_main():
         save_data_index(cfg, index)
     return index
 

@@ -15,12 +15,12 @@ import pytest
 import torch
 
 import distributed
-from config import from_dict
+from config import Config, apply_overrides, from_dict
 from dataset import make_dataloaders
 from helpers import CHECKPOINTS, SRC
 from main import main
 from modes import build
-from utils import EpochSampler, load_checkpoint, load_weights
+from utils import EpochSampler, data_index, load_checkpoint, load_weights
 
 # Runs main.py like torchrun does, and also saves each rank's weights and next random draw after
 # training; makes rank 1 fail at its third step (FAIL_ON_RANK_1), or SIGTERM every process of the
@@ -258,6 +258,20 @@ def test_modes_of_one_process_are_refused_under_torchrun(mode, monkeypatch, caps
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main([mode]) == 2
     assert "runs in one process" in capsys.readouterr().err
+
+
+def test_only_rank_0_saves_a_new_runs_data_index(workdir, monkeypatch) -> None:
+    # Rank 0 clears half-written files from the run's checkpoint folder as it builds its trainer;
+    # another rank still writing data.json there would fail alone, and rank 0 would wait for it.
+    cfg = apply_overrides(Config(), ["run_name=r"])
+    saved = workdir / CHECKPOINTS / "r" / "data.json"
+    with monkeypatch.context() as rank_1:
+        rank_1.setattr(distributed, "is_main", lambda: False)
+        assert data_index(cfg, lambda: {"rank": 1}, lambda saved: None) == {"rank": 1}
+    assert not saved.exists()
+    assert data_index(cfg, lambda: {"rank": 0}, lambda saved: None) == {"rank": 0}
+    assert data_index(cfg, lambda: {"rank": "new scan"}, lambda saved: None) == {"rank": 0}
+    assert saved.is_file()
 
 
 def test_each_rank_gets_an_equal_share_of_every_epoch(monkeypatch) -> None:
