@@ -267,10 +267,10 @@ def test_only_rank_0_saves_a_new_runs_data_index(workdir, monkeypatch) -> None:
     saved = workdir / CHECKPOINTS / "r" / "data.json"
     with monkeypatch.context() as rank_1:
         rank_1.setattr(distributed, "is_main", lambda: False)
-        assert data_index(cfg, lambda: {"rank": 1}, lambda saved: None) == {"rank": 1}
+        assert data_index(cfg, lambda: {"rank": 1}, lambda _: None) == {"rank": 1}
     assert not saved.exists()
-    assert data_index(cfg, lambda: {"rank": 0}, lambda saved: None) == {"rank": 0}
-    assert data_index(cfg, lambda: {"rank": "new scan"}, lambda saved: None) == {"rank": 0}
+    assert data_index(cfg, lambda: {"rank": 0}, lambda _: None) == {"rank": 0}
+    assert data_index(cfg, lambda: {"rank": "new scan"}, lambda _: None) == {"rank": 0}
     assert saved.is_file()
 
 
