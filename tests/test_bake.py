@@ -105,6 +105,8 @@ def test_answers_with_quotes_and_backslashes_bake_verbatim(bake: Bake) -> None:
         py_compile.compile(str(source), doraise=True)
 
 
+KILLED_SAVES = "test_sigkill_during_saves_always_leaves_a_loadable_checkpoint"
+
 # Some sources change only dataset.py, a few config fields and the task's tests, while the rest of
 # their project is the same code as in a project CI already runs in full: the torchvision
 # datasets (whose generated suites also take minutes longer: the resume and signal tests of a
@@ -112,7 +114,6 @@ def test_answers_with_quotes_and_backslashes_bake_verbatim(bake: Bake) -> None:
 # (the same Trainer, checks and resume code as their synthetic projects, the same image-file code
 # as the classifier's image folder). CI runs only their task tests, which hold their data tests;
 # their users' `pytest` runs everything (it passed in full when each was added).
-KILLED_SAVES = "test_sigkill_during_saves_always_leaves_a_loadable_checkpoint"
 PARTIAL_SUITES = {
     **{
         combination: ["tests/test_task.py"]
