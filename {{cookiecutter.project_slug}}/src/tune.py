@@ -254,6 +254,15 @@ def next_trial(
     return trial
 
 
+def report_saved_epochs(study: optuna.Study, trial: optuna.Trial, checkpoint: dict) -> None:
+    """Report the epochs of `checkpoint` that the study lacks: a worker killed after saving an
+    epoch and before reporting it would otherwise leave a gap in the trial's curve."""
+    (reported,) = [t for t in study.get_trials(deepcopy=False) if t.number == trial.number]
+    for row in checkpoint["history"]:
+        if row["epoch"] not in reported.intermediate_values:
+            trial.report(row[f"val_{checkpoint['monitor']}"], step=row["epoch"])
+
+
 def train_trial(study: optuna.Study, trial: optuna.Trial, cfg: Config, fit: Fit) -> int:
     """Train `trial` as the run trial-<number>, from its last checkpoint if it has one, and tell
     the study how it ended. Returns the exit code of its run."""
@@ -272,6 +281,7 @@ def train_trial(study: optuna.Study, trial: optuna.Trial, cfg: Config, fit: Fit)
         if last.exists():  # its worker stopped or died: the run goes on from where it was
             checkpoint = load_checkpoint(last, torch.device("cpu"))
             restore_data_index(run_cfg, checkpoint)
+            report_saved_epochs(study, trial, checkpoint)
         exit_code, trainer = fit(run_cfg, checkpoint, last if checkpoint else None, judge=judge)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
