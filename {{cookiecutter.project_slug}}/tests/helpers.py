@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +34,9 @@ from train import Trainer
 # Small enough for a CPU test to train in a second or two, big enough to learn something.
 TINY = [{{ task.tiny_overrides }}, "epochs=2", "batch_size=32", "log_every=2"]
 TINY += ["log_images_every=0"]  # drawing the pictures would take longer than such epochs
+# The run many tests look at, trained once per session (conftest.py's `finished`): TINY with a
+# step schedule (so that --resume can lengthen it), histograms every 3 steps and the pictures.
+FINISHED = [*TINY, "run_name=r", "scheduler=step", "log_hist_every=3", "log_images_every=1"]
 # An override that changes the shape of the model's weights.
 RESHAPE = "{{ task.reshape_override }}"
 {% if task.layered_overrides %}
@@ -88,6 +93,20 @@ def make_data_folder(folder: Path) -> None:
     """The data/ folder of a fresh project: empty; the built-in data are generated into it."""
     folder.mkdir()
 {% endif %}
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """Copy the files under `source` into `target`; files that are one file there (last.pt and
+    the step file it links to) are one file in the copy too."""
+    copied: dict[int, Path] = {}
+    for path in sorted(source.rglob("*")):
+        to = target / path.relative_to(source)
+        if path.is_dir():
+            to.mkdir(exist_ok=True)
+        elif path.stat().st_ino in copied:
+            os.link(copied[path.stat().st_ino], to)
+        else:
+            copied[path.stat().st_ino] = Path(shutil.copy2(path, to))
 
 
 def start(args: list[str], **popen: Any) -> subprocess.Popen:

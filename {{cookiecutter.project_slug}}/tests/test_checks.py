@@ -218,18 +218,16 @@ def test_main_adds_the_hint_and_keeps_the_traceback(monkeypatch) -> None:
     assert "in-place operation" in error.value.__notes__[0]
 
 
-def test_model_summary_is_printed_and_saved(workdir, tiny, capsys) -> None:
-    assert main([*tiny, "run_name=r", "epochs=1"]) == 0
+def test_model_summary_is_printed_and_saved(finished, tiny) -> None:
     saved = Path("results/logs/default/r/model_summary.txt").read_text()
-    assert saved.strip() in capsys.readouterr().out
+    assert saved.strip() in finished
     model = task_for(tiny).model
     total = sum(p.numel() for p in model.parameters())
     assert "total  " in saved and f"{total:,}" in saved and "MB" in saved
     assert model_summary(model).splitlines()[0].split() == ["module", "type", "trainable", "frozen"]
 
 
-def test_weights_and_gradients_are_logged_per_layer(workdir, tiny) -> None:
-    assert main([*tiny, "run_name=r", "epochs=1", "log_hist_every=3"]) == 0
+def test_weights_and_gradients_are_logged_per_layer(finished, tiny) -> None:
     events = EventAccumulator("results/logs/default/r", size_guidance={"histograms": 0})
     events.Reload()
     tags = events.Tags()
@@ -240,7 +238,7 @@ def test_weights_and_gradients_are_logged_per_layer(workdir, tiny) -> None:
     steps = load_checkpoint(CHECKPOINTS / "r" / "last.pt", torch.device("cpu"))["global_step"]
     assert steps >= 3
     logged = events.Histograms(f"gradients/{first}")
-    assert [e.step for e in logged] == list(range(3, steps + 1, 3))
+    assert [e.step for e in logged] == list(range(3, steps + 1, 3))  # log_hist_every=3
     assert logged[0].histogram_value.num == weights.numel()  # every gradient value counted
 
 

@@ -17,7 +17,7 @@ import torch
 import distributed
 from config import Config, apply_overrides, from_dict
 from dataset import make_dataloaders
-from helpers import CHECKPOINTS, SRC
+from helpers import CHECKPOINTS, SRC, TINY, copy_tree, make_data_folder
 from main import main
 from modes import build
 from utils import EpochSampler, data_index, load_checkpoint, load_weights
@@ -126,11 +126,38 @@ def two_nodes(folder: Path, args: list[str], env: dict[str, str] | None = None) 
     return out + err
 
 
-@pytest.mark.slow
-def test_two_processes_train_one_model_that_loads_in_one_process(workdir, tiny) -> None:
-    process = torchrun(workdir, [*tiny, "run_name=ddp"])
+# The run of two processes that the tests look at and compare with, trained once per session.
+ON_TWO = [*TINY, "scheduler=step", "early_stopping_patience=0"]
+
+
+@pytest.fixture(scope="session")
+def trained_on_two(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`torchrun --standalone --nproc_per_node=2 src/main.py ON_TWO run_name=ddp` (through the
+    probe), once per session in a folder of its own: the folder, and what the run printed."""
+    folder = tmp_path_factory.mktemp("ddp")
+    make_data_folder(folder / "data")
+    process = torchrun(folder, [*ON_TWO, "run_name=ddp"], cwd=folder)
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, out + err
+    return folder, out
+
+
+def unbroken(trained_on_two: tuple[Path, str]) -> dict:
+    """The last checkpoint of the run on two processes, without the seconds its epochs took."""
+    folder, _ = trained_on_two
+    last = load_checkpoint(folder / CHECKPOINTS / "ddp" / "last.pt", torch.device("cpu"))
+    for row in last["history"]:
+        row.pop("seconds")
+    return last
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_model_that_loads_in_one_process(
+    tmp_path, monkeypatch, trained_on_two
+) -> None:
+    trained, out = trained_on_two
+    copy_tree(trained, tmp_path)  # a copy: the test writes into it
+    monkeypatch.chdir(tmp_path)
     assert out.count("best epoch") == 1, out  # rank 0 alone prints
     assert "2 processes on cpu" in out
 
@@ -143,8 +170,8 @@ def test_two_processes_train_one_model_that_loads_in_one_process(workdir, tiny) 
     assert not torch.equal(*draws)
 
     # One run, written once: no second run folder, no temporary files, the weights of rank 0.
-    assert [p.name for p in (workdir / CHECKPOINTS).iterdir()] == ["ddp"]
-    folder = workdir / CHECKPOINTS / "ddp"
+    assert [p.name for p in CHECKPOINTS.iterdir()] == ["ddp"]
+    folder = CHECKPOINTS / "ddp"
     assert not list(folder.glob("*.tmp*")), sorted(folder.iterdir())
     path = folder / "last.pt"
     checkpoint = load_checkpoint(path, torch.device("cpu"))
@@ -187,20 +214,16 @@ def test_a_failure_on_one_rank_stops_every_rank(workdir, tiny) -> None:
 
 
 @pytest.mark.slow
-def test_sigterm_stops_every_rank_and_resume_ends_as_an_unbroken_run(workdir, tiny, capsys) -> None:
-    args = [*tiny, "epochs=3", "scheduler=step", "early_stopping_patience=0"]
-    process = torchrun(workdir, [*args, "run_name=straight"])
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 0, out + err
-    straight = load_checkpoint(workdir / CHECKPOINTS / "straight" / "last.pt", torch.device("cpu"))
-
+def test_sigterm_stops_every_rank_and_resume_ends_as_an_unbroken_run(
+    workdir, capsys, trained_on_two
+) -> None:
     # Stopped in the middle of the first epoch: the epoch's running sums of both ranks are saved.
     stop = {"SIGTERM_AFTER_STEP": "2"}
-    process = torchrun(workdir, [*args, "run_name=ddp"], env=stop, start_new_session=True)
+    process = torchrun(workdir, [*ON_TWO, "run_name=stopped"], env=stop, start_new_session=True)
     out, err = process.communicate(timeout=300)
     assert process.returncode != 0, out
     assert "SIGTERM received" in err
-    last = CHECKPOINTS / "ddp" / "last.pt"
+    last = CHECKPOINTS / "stopped" / "last.pt"
     assert f"torchrun --standalone --nproc_per_node=2 src/main.py --resume {last}" in out, out
     stopped = load_checkpoint(last, torch.device("cpu"))
     assert (stopped["epoch"], stopped["global_step"]) == (0, 2)
@@ -213,27 +236,22 @@ def test_sigterm_stops_every_rank_and_resume_ends_as_an_unbroken_run(workdir, ti
     assert process.returncode == 0, out + err
     assert f"resuming {last}" in out
     finished = load_checkpoint(last, torch.device("cpu"))
+    straight = unbroken(trained_on_two)
     for name, tensor in straight["model"].items():
         assert torch.equal(finished["model"][name], tensor), name
-    without_times = [
-        [{k: v for k, v in row.items() if k != "seconds"} for row in run["history"]]
-        for run in (straight, finished)
-    ]
-    assert without_times[0] == without_times[1]
+    for row in finished["history"]:
+        row.pop("seconds")
+    assert finished["history"] == straight["history"]
 
 
 @pytest.mark.slow
-def test_two_nodes_stop_on_sigterm_and_resume_to_the_single_node_checkpoint(workdir, tiny) -> None:
+def test_two_nodes_stop_on_sigterm_and_resume_to_the_single_node_checkpoint(
+    workdir, trained_on_two
+) -> None:
     """Multi-node training, run for real on one machine: two launchers, stopped mid-epoch by a
     SIGTERM to the whole job, then resumed, end with the checkpoint of an unbroken two-process
     run on one node."""
-    args = [*tiny, "epochs=2", "scheduler=step", "early_stopping_patience=0"]
-    process = torchrun(workdir, [*args, "run_name=one-node"])
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 0, out + err
-    one_node = load_checkpoint(workdir / CHECKPOINTS / "one-node" / "last.pt", torch.device("cpu"))
-
-    output = two_nodes(workdir, [*args, "run_name=nodes"], {"SIGTERM_AFTER_STEP": "3"})
+    output = two_nodes(workdir, [*ON_TWO, "run_name=nodes"], {"SIGTERM_AFTER_STEP": "3"})
     assert re.search(r"exit codes [1-9]\d* [1-9]\d*$", output, re.MULTILINE), output
     assert "stopped by SIGTERM at epoch 1, step 3" in output, output
     assert "torchrun --nnodes=2 --nproc_per_node=1 <rendezvous options> src/main.py" in output
@@ -244,12 +262,12 @@ def test_two_nodes_stop_on_sigterm_and_resume_to_the_single_node_checkpoint(work
     output = two_nodes(workdir, ["--resume", str(last)])
     assert "exit codes 0 0" in output and f"resuming {last}" in output, output
     finished = load_checkpoint(last, torch.device("cpu"))
+    one_node = unbroken(trained_on_two)
     assert finished["global_step"] == one_node["global_step"]
     for name, tensor in one_node["model"].items():
         assert torch.equal(finished["model"][name], tensor), name
-    for run in (one_node, finished):
-        for row in run["history"]:
-            row.pop("seconds")
+    for row in finished["history"]:
+        row.pop("seconds")
     assert finished["history"] == one_node["history"]
 
 

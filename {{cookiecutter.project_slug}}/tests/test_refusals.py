@@ -184,17 +184,15 @@ def test_two_processes_cannot_train_one_run(workdir, tiny, capsys) -> None:
     assert not (RUN.parent / ".r.lock").exists()  # released when the run ended
 
 
-def test_resume_refuses_what_it_cannot_apply_and_records_what_changed(workdir, tiny, capsys):
-    assert main([*tiny, "run_name=r", "epochs=1", "scheduler=step"]) == 0
-    capsys.readouterr()
+def test_resume_refuses_what_it_cannot_apply_and_records_what_changed(finished, capsys):
     err = refused(capsys, main(["--resume", "auto", "lr=0.5"]))
     assert "lr=" in err and "(given 0.5) cannot change on --resume" in err
     assert "--config results/logs/default/r/config.json lr=..." in err
     assert "What can change on --resume: " in err and "num_workers" in err
-    assert main(["epochs=2", "--resume", "auto", "log_every=1"]) == 0  # overrides on both sides
+    assert main(["epochs=3", "--resume", "auto", "log_every=1"]) == 0  # overrides on both sides
     record = json.loads(Path("results/logs/default/r/run.json").read_text())
     changed = record["sessions"][-1]["changed"]
-    assert changed == {"epochs": {"from": 1, "to": 2}, "log_every": {"from": 2, "to": 1}}
+    assert changed == {"epochs": {"from": 2, "to": 3}, "log_every": {"from": 2, "to": 1}}
 
 
 @pytest.mark.parametrize(
@@ -202,9 +200,8 @@ def test_resume_refuses_what_it_cannot_apply_and_records_what_changed(workdir, t
     ["weights that are not tensors", "a counter of the wrong type", "no rng state", "bad rng"],
 )
 def test_a_checkpoint_that_loads_safely_but_is_malformed_is_refused(
-    workdir, tiny, capsys, damage
+    finished, capsys, damage
 ) -> None:
-    assert main([*tiny, "run_name=r", "epochs=1", "scheduler=step"]) == 0
     checkpoint = torch.load(RUN / "last.pt", weights_only=True)
     if damage == "weights that are not tensors":
         checkpoint["model"] = {name: 1.0 for name in checkpoint["model"]}
@@ -214,25 +211,21 @@ def test_a_checkpoint_that_loads_safely_but_is_malformed_is_refused(
         del checkpoint["rng"]
     else:
         checkpoint["rng"] = {"python": None}
-    torch.save(checkpoint, workdir / "odd.pt")
-    capsys.readouterr()
-    err = refused(capsys, main(["--resume", "odd.pt", "epochs=2"]))
+    torch.save(checkpoint, "odd.pt")
+    err = refused(capsys, main(["--resume", "odd.pt", "epochs=3"]))
     assert "odd.pt is not a usable checkpoint of this project: " in err
 
 
-def test_a_damaged_data_index_says_how_to_recover(workdir, tiny, capsys) -> None:
-    assert main([*tiny, "run_name=r", "epochs=1"]) == 0
+def test_a_damaged_data_index_says_how_to_recover(finished, capsys) -> None:
     (RUN / "data.json").write_text('{"split": ')
-    capsys.readouterr()
     err = refused(capsys, main(["--test", str(RUN / "best.pt")]))
     assert f"the run's data index {RUN / 'data.json'} is damaged" in err
     (RUN / "data.json").unlink()
     assert main(["--test", str(RUN / "best.pt")]) == 0  # put back from the checkpoint
 
 
-def test_resume_auto_never_falls_back_to_another_run(workdir, tiny, capsys) -> None:
-    assert main([*tiny, "run_name=old", "epochs=1"]) == 0
-    assert main([*tiny, "run_name=new", "epochs=1"]) == 0
+def test_resume_auto_never_falls_back_to_another_run(finished, tiny, capsys) -> None:
+    assert main([*tiny, "run_name=new", "epochs=1"]) == 0  # newer than run r
     for path in (CHECKPOINTS / "new").glob("*.pt"):
         path.write_bytes(b"damaged")
     capsys.readouterr()
@@ -242,8 +235,7 @@ def test_resume_auto_never_falls_back_to_another_run(workdir, tiny, capsys) -> N
     assert f"none of the checkpoints of the newest run, {CHECKPOINTS / 'new'}, can be" in err
 
 
-def test_resuming_a_finished_run_records_it_as_finished(workdir, tiny) -> None:
-    assert main([*tiny, "run_name=r", "epochs=1"]) == 0
+def test_resuming_a_finished_run_records_it_as_finished(finished) -> None:
     path = Path("results/logs/default/r/run.json")
     path.write_text(json.dumps({**json.loads(path.read_text()), "status": "stopped"}))
     assert main(["--resume", "auto"]) == 0

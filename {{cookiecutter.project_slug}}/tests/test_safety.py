@@ -63,18 +63,16 @@ def test_a_failed_write_keeps_the_previous_file_and_names_the_path(tmp_path, mon
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary left behind
 
 
-def test_a_write_error_stops_the_run_with_exit_1(workdir, tiny, monkeypatch, capsys) -> None:
-    first_epoch = [*tiny, "run_name=r", "epochs=1", "scheduler=step", "keep_last_checkpoints=1"]
-    assert main(first_epoch) == 0
+def test_a_write_error_stops_the_run_with_exit_1(finished, monkeypatch, capsys) -> None:
     before, kept = (RUN / "last.pt").read_bytes(), steps()
 
     def disk_full(obj: object, file: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(utils.torch, "save", disk_full)
-    assert main(["--resume", "auto", "epochs=2"]) == 1
+    assert main(["--resume", "auto", "epochs=3"]) == 1
     err = capsys.readouterr().err
-    assert f"cannot write {RUN / 'step-00000018.pt'}: No space left on device" in err
+    assert f"cannot write {RUN / 'step-00000027.pt'}: No space left on device" in err
     assert "The previous checkpoint is intact" in err and "Traceback" not in err
     assert (RUN / "last.pt").read_bytes() == before
     assert steps() == kept  # nothing was pruned for a checkpoint that was never written
@@ -108,24 +106,22 @@ def test_an_unwritable_plot_folder_costs_a_warning_not_the_epoch(workdir, tiny) 
     assert Path("results/logs/default/r/metrics.csv").is_file()
 
 
-def test_resume_auto_skips_damaged_checkpoints(workdir, tiny) -> None:
-    assert main([*tiny, "run_name=r", "checkpoint_every_steps=4"]) == 0
-    assert steps() == ["step-00000016.pt", "step-00000018.pt"]  # keep_last_checkpoints=2
+def test_resume_auto_skips_damaged_checkpoints(finished) -> None:
+    assert steps() == ["step-00000009.pt", "step-00000018.pt"]  # one per epoch
     assert (RUN / "last.pt").samefile(RUN / "step-00000018.pt")
     with open(RUN / "last.pt", "r+b") as damaged:  # damages step-18 too: they are one file
         damaged.truncate(1000)
     with pytest.warns(UserWarning, match="skipping .*: cannot read the checkpoint"):
         path, checkpoint = find_resumable_checkpoint(Config(), CPU)
-    assert path == RUN / "step-00000016.pt" and checkpoint["global_step"] == 16
+    assert path == RUN / "step-00000009.pt" and checkpoint["global_step"] == 9
 
 
-def test_pruning_never_deletes_the_checkpoint_being_resumed_from(workdir, tiny) -> None:
-    assert main([*tiny, "run_name=r", "checkpoint_every_steps=4", "scheduler=step"]) == 0
+def test_pruning_never_deletes_the_checkpoint_being_resumed_from(finished) -> None:
     (RUN / "step-00000018.pt").unlink()
     (RUN / "last.pt").unlink()
-    resumed = ["--resume", str(RUN / "step-00000016.pt"), "epochs=3", "keep_last_checkpoints=1"]
+    resumed = ["--resume", str(RUN / "step-00000009.pt"), "epochs=3", "keep_last_checkpoints=1"]
     assert main(resumed) == 0
-    assert steps() == ["step-00000016.pt", "step-00000027.pt"]
+    assert steps() == ["step-00000009.pt", "step-00000027.pt"]
 
 
 def test_a_non_finite_loss_stops_with_a_replayable_dump(workdir, tiny, capsys) -> None:
@@ -159,8 +155,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(workdir, capsys) -> None:
     assert not marker.exists()
 
 
-def test_a_checkpoint_of_another_model_shape_names_the_mismatch(workdir, tiny, capsys) -> None:
-    assert main([*tiny, "run_name=r", "epochs=1", "scheduler=step"]) == 0
+def test_a_checkpoint_of_another_model_shape_names_the_mismatch(finished, capsys) -> None:
     assert main(["--test", str(RUN / "last.pt"), RESHAPE]) == 2
     err = capsys.readouterr().err
     assert f"the weights in {RUN / 'last.pt'} do not fit the model" in err
@@ -170,9 +165,8 @@ def test_a_checkpoint_of_another_model_shape_names_the_mismatch(workdir, tiny, c
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "not a checkpoint"])
-def test_missing_or_damaged_checkpoints_name_the_path(workdir, tiny, capsys, damage) -> None:
-    assert main([*tiny, "run_name=r", "epochs=1"]) == 0
-    path = workdir / "copy.pt"
+def test_missing_or_damaged_checkpoints_name_the_path(finished, capsys, damage) -> None:
+    path = Path("copy.pt")
     if damage == "truncated":
         path.write_bytes((RUN / "last.pt").read_bytes()[:5000])
     elif damage == "not a checkpoint":
@@ -238,10 +232,10 @@ def test_test_without_a_checkpoint_is_a_usage_error(capsys) -> None:
     assert "--test: expected one argument" in capsys.readouterr().err
 
 
-def test_overwrite_true_replaces_an_existing_run(workdir, tiny) -> None:
-    assert main([*tiny, "run_name=r", "epochs=1", "checkpoint_every_steps=4"]) == 0
+def test_overwrite_true_replaces_an_existing_run(finished, tiny) -> None:
     assert main([*tiny, "run_name=r", "epochs=1", "overwrite=true"]) == 0
-    assert steps() == ["step-00000009.pt"]  # the old run's step files are gone
+    assert steps() == ["step-00000009.pt"]  # the old run's step-00000018.pt is gone
+    assert len(load_checkpoint(RUN / "last.pt", CPU)["history"]) == 1
 
 
 def test_the_project_requires_a_torch_without_the_torch_load_cve() -> None:

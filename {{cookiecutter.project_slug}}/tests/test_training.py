@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-import time
 import warnings
 from pathlib import Path
 
@@ -42,8 +41,7 @@ def test_overfit_check_passes_with_the_default_config(workdir, capsys) -> None:
     assert f"overfit check passed: one batch of {Config().batch_size} samples" in out
 
 
-def test_a_short_run_writes_checkpoints_logs_and_plots(workdir, tiny, capsys) -> None:
-    assert main([*tiny, "run_name=r"]) == 0
+def test_a_short_run_writes_checkpoints_logs_and_plots(finished) -> None:
     assert (RUN / "last.pt").is_file() and (RUN / "best.pt").is_file()
     logged = scalars(LOGS)
     row = load_checkpoint(RUN / "last.pt", torch.device("cpu"))["history"][-1]
@@ -59,22 +57,18 @@ def test_a_short_run_writes_checkpoints_logs_and_plots(workdir, tiny, capsys) ->
     assert len(logged["loss/val"]) == 2  # one per epoch
     curves = Path("results/visualizations/default/r/curves.png")
     assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    out = capsys.readouterr().out
-    assert "epoch 2/2 | train_loss" in out and "tensorboard --logdir results/logs" in out
+    assert "epoch 2/2 | train_loss" in finished and "tensorboard --logdir results/logs" in finished
 
 
-def test_resume_continues_from_the_saved_epoch_and_step(workdir, tiny) -> None:
-    assert main([*tiny, "run_name=r", "epochs=1", "scheduler=step"]) == 0
+def test_resume_continues_from_the_saved_epoch_and_step(finished, tiny) -> None:
     first = load_checkpoint(RUN / "last.pt", torch.device("cpu"))
-    assert (first["epoch"], first["global_step"]) == (1, 9)  # 280 samples / 32 per batch
-
-    time.sleep(1)  # event files sort by their creation second, as they would for a real restart
-    assert main(["--resume", "auto", *tiny, "epochs=2", "scheduler=step"]) == 0
+    assert (first["epoch"], first["global_step"]) == (2, 18)  # 280 samples / 32 per batch
+    assert main(["--resume", "auto", *tiny, "epochs=3", "scheduler=step"]) == 0
     second = load_checkpoint(RUN / "last.pt", torch.device("cpu"))
-    assert (second["epoch"], second["global_step"]) == (2, 18)
-    assert second["history"][0] == first["history"][0]
+    assert (second["epoch"], second["global_step"]) == (3, 27)
+    assert second["history"][:2] == first["history"]
     steps = [step for step, _ in scalars(LOGS)["loss/val"]]
-    assert steps == [9, 18]  # no duplicated or out-of-order points after the resume
+    assert steps == [9, 18, 27]  # no duplicated or out-of-order points after the resume
 
 
 def test_resume_refuses_to_stretch_a_cosine_schedule(workdir, tiny, capsys) -> None:
@@ -88,8 +82,7 @@ def test_resume_auto_with_nothing_to_resume_is_a_clear_error(workdir, capsys) ->
     assert "found nothing to resume" in capsys.readouterr().err
 
 
-def test_an_existing_run_is_never_overwritten(workdir, tiny, capsys) -> None:
-    assert main([*tiny, "run_name=r", "epochs=1"]) == 0
+def test_an_existing_run_is_never_overwritten(finished, tiny, capsys) -> None:
     before = (RUN / "last.pt").read_bytes()
     assert main([*tiny, "run_name=r", "epochs=1"]) == 2
     assert "already has checkpoints" in capsys.readouterr().err
@@ -105,8 +98,7 @@ def test_best_checkpoint_holds_the_lowest_val_loss(workdir, tiny) -> None:
     assert best["epoch"] == 1 + scores.index(min(scores))
 
 
-def test_test_mode_evaluates_a_checkpoint(workdir, tiny, capsys) -> None:
-    assert main([*tiny, "run_name=r"]) == 0
+def test_test_mode_evaluates_a_checkpoint(finished, capsys) -> None:
     assert main(["--test", str(RUN / "best.pt")]) == 0
     assert "on 60 test samples: test_loss" in capsys.readouterr().out
     record = json.loads(Path("results/logs/default/r/test.json").read_text())
@@ -115,12 +107,11 @@ def test_test_mode_evaluates_a_checkpoint(workdir, tiny, capsys) -> None:
 
 
 def test_a_checkpoint_moved_without_its_run_folder_reads_the_data_as_the_run_did(
-    workdir, tiny, capsys
+    finished, capsys
 ) -> None:
-    assert main([*tiny, "run_name=r"]) == 0
     index = RUN / "data.json"  # the split and what else the data source saves; none if built-in
     saved = index.read_text() if index.exists() else None
-    moved = workdir / "moved.pt"
+    moved = Path("moved.pt")
     shutil.copy(RUN / "best.pt", moved)
     shutil.rmtree(RUN)
     assert main(["--test", str(moved)]) == 0

@@ -23,7 +23,7 @@ from dataset import image_channels, make_dataloaders, write_example_images
 {% else %}
 from dataset import image_channels
 {% endif %}
-from helpers import task_for
+from helpers import FINISHED, task_for
 from main import main
 from model import build_model, frechet_distance, image_features
 from train import Trainer, build_optimizer
@@ -107,8 +107,7 @@ def test_the_frechet_distance_is_zero_for_the_same_set_and_grows_with_a_shift() 
     assert image_features(torch.zeros(3, 1, 32, 32)).shape == (3, 256)
 
 
-def test_a_run_logs_a_sample_grid_and_keeps_the_lowest_fd(workdir, tiny) -> None:
-    assert main([*tiny, "run_name=r", "epochs=2", "log_images_every=1"]) == 0
+def test_a_run_logs_a_sample_grid_and_keeps_the_lowest_fd(finished) -> None:
     checkpoint = torch.load(RUN / "best.pt", weights_only=True)
     history = torch.load(RUN / "last.pt", weights_only=True)["history"]
     assert checkpoint["monitor"] == "fd"
@@ -121,10 +120,9 @@ def test_a_run_logs_a_sample_grid_and_keeps_the_lowest_fd(workdir, tiny) -> None
     assert len(events.Images("discriminator_on_real/val")) == 1
 
 
-def test_resume_restores_the_discriminator_optimizer(workdir, tiny) -> None:
-    assert main([*tiny, "run_name=r", "epochs=1", "scheduler=none"]) == 0
+def test_resume_restores_the_discriminator_optimizer(finished) -> None:
     saved = torch.load(RUN / "last.pt", weights_only=True)
-    trainer = trainer_for([*tiny, "run_name=r", "epochs=1", "scheduler=none"])
+    trainer = trainer_for(FINISHED)
     trainer.load_state_dict(saved, RUN / "last.pt")
     d_optimizer = trainer.task.d_optimizer.state_dict()
     saved_state = saved["task"]["_extra_state"]["d_optimizer"]["state"]

@@ -73,14 +73,12 @@ def test_the_split_is_stratified_disjoint_reproducible_and_saved(workdir, tiny) 
     assert set(reseeded[2].dataset.paths) != paths[2]
 
 
-def test_test_uses_the_saved_split_even_after_new_files_arrive(workdir, tiny, capsys) -> None:
-    assert main([*tiny, "run_name=r", "epochs=1"]) == 0
-    capsys.readouterr()
+def test_test_uses_the_saved_split_even_after_new_files_arrive(finished, capsys) -> None:
     for number in range(30):  # new images would change a fresh split
-        write_image(workdir / "data" / "circle" / f"new_{number}.png")
+        write_image(Path("data") / "circle" / f"new_{number}.png")
     assert main(["--test", "models/checkpoints/default/r/best.pt"]) == 0
     assert "on 60 test samples" in capsys.readouterr().out
-    (workdir / "data" / "square" / "square_000.png").unlink()
+    Path("data/square/square_000.png").unlink()
     assert main(["--test", "models/checkpoints/default/r/best.pt"]) == 2
     err = capsys.readouterr().err
     assert "1 file of this run's split is gone from data: square/square_000.png" in err
@@ -188,12 +186,10 @@ def test_worker_processes_decode_the_images_and_change_no_batch(workdir, tiny) -
         assert torch.equal(images, same_images) and torch.equal(labels, same_labels)
 
 
-def test_predict_classifies_files_and_folders_and_saves_a_csv(workdir, tiny, capsys) -> None:
-    new = workdir / "new"
+def test_predict_classifies_files_and_folders_and_saves_a_csv(finished, capsys) -> None:
+    new = Path("new")
     write_example_images(new, per_class=2, seed=5)
     single = new / "circle" / "circle_000.png"
-    assert main([*tiny, "run_name=r", "epochs=1"]) == 0
-    capsys.readouterr()
     # key=value after --predict is an override, not a path: an experiment without a model
     assert main(["--predict", str(single), "experiment=untrained"]) == 2
     assert "--predict found no trained model (best.pt)" in capsys.readouterr().err

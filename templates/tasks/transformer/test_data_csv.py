@@ -90,11 +90,9 @@ def test_the_tokenizer_of_a_run_cannot_change_when_it_resumes(workdir, capsys) -
     assert main(["--resume", last, "epochs=2"]) == 0
 
 
-def test_predict_classifies_lines_and_csv_rows_and_saves_a_csv(workdir, tiny, capsys) -> None:
+def test_predict_classifies_lines_and_csv_rows_and_saves_a_csv(finished, capsys) -> None:
     Path("new.txt").write_text("The food was delicious!\n\n  The staff was rude.\n")
     Path("new.csv").write_text('id,text\n7,"The view was dull, the bed was hard."\n')
-    assert main([*tiny, "run_name=r"]) == 0
-    capsys.readouterr()
     # key=value after --predict is an override, not a path: an experiment without a model
     assert main(["--predict", "new.txt", "experiment=untrained"]) == 2
     assert "--predict found no trained model (best.pt)" in capsys.readouterr().err
