@@ -152,24 +152,19 @@ def test_answers_reach_hooks_as_data_never_as_code(bake: Bake, tmp_path, capfd) 
 
 
 @pytest.mark.slow
-def test_post_gen_verifies_a_good_project(bake: Bake, capfd) -> None:
-    project = bake(hooks=True)
-    assert "image_classification: overfit check passed" in capfd.readouterr().out
-    assert not list(project.rglob("__pycache__"))  # the check leaves no bytecode behind
-
-
-@pytest.mark.slow
 def test_post_gen_fails_generation_when_the_model_cannot_overfit(
     bake: Bake, template_copy: Path, tmp_path: Path, capfd
 ) -> None:
-    model = template_copy / "templates" / "tasks" / "image_classification" / "model.py"
+    # The regression project's linear model: its check fails within seconds (the classifier's
+    # fails the same way, over a minute).
+    model = template_copy / "templates" / "tasks" / "regression" / "model.py"
     source = model.read_text()
-    forward = "return self.head(features)"
+    forward = "return self.linear(inputs)"
     assert source.count(forward) == 1
-    # The bug of seed 001: a forward pass that throws away what the layers computed.
-    model.write_text(source.replace(forward, "return self.head(features * 0)"))
+    # The bug of seed 001: a forward pass that throws away what it was given.
+    model.write_text(source.replace(forward, "return self.linear(inputs * 0)"))
     with pytest.raises(FailedHookException):
-        bake(hooks=True, template=template_copy)
+        bake(hooks=True, template=template_copy, task="regression")
     err = capfd.readouterr().err
     assert "overfit check FAILED" in err and "Likely causes" in err
     assert "--keep-project-on-failure" in err
