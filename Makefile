@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_DIR := build/demo
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test test-quick coverage bench lint clean
 
 demo: $(VENV)/.installed
 	rm -rf $(DEMO_DIR)
@@ -19,6 +19,25 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
+
+# For iterating, in about 5 minutes: lint, every combination baked and checked, the task contract,
+# the hooks, and the default project's own tests that train in-process (not its subprocess, torchrun
+# and quality tests). `make test` stays the whole proof, and what CI runs.
+QUICK_DIR := build/quick
+test-quick: lint
+	$(PY) -m pytest -m "not slow"
+	rm -rf $(QUICK_DIR)
+	$(VENV)/bin/cookiecutter --no-input --accept-hooks no --output-dir $(QUICK_DIR) .
+	cd $(QUICK_DIR)/image_classification && $(abspath $(PY)) -m pytest -m "not slow" -p no:cacheprovider -n 2 -q
+
+# Line coverage of the default project's src/ under its own whole test suite (benchmarks/coverage.ini).
+COVERAGE_DIR := build/coverage
+coverage: $(VENV)/.installed
+	rm -rf $(COVERAGE_DIR)
+	$(VENV)/bin/cookiecutter --no-input --accept-hooks no --output-dir $(COVERAGE_DIR) .
+	cd $(COVERAGE_DIR)/image_classification && export COVERAGE_RCFILE=$(abspath benchmarks/coverage.ini) \
+		&& $(abspath $(PY)) -m coverage run -m pytest -p no:cacheprovider -q \
+		&& $(abspath $(PY)) -m coverage combine -q && $(abspath $(PY)) -m coverage report
 
 # The Trainer against a bare loop and Lightning, whole runs against a bare script, and the time
 # to a verified project; writes benchmarks/RESULTS.md (about 40 minutes on 2 cores). Installs
