@@ -195,8 +195,9 @@ def test_generated_project_passes_its_own_tests(bake: Bake, answers, monkeypatch
         assert f"{project.name}: overfit check passed" in hook, hook[-3000:]
         assert not list(project.rglob("__pycache__"))  # the check leaves no bytecode behind
     # -v names each test as it ends, and faulthandler prints where a stuck test waits, so a
-    # timeout says which test hung and where.
-    command = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider"]
+    # timeout says which test hung and where. One process (-n 0): this suite's workers already
+    # keep every core busy.
+    command = [sys.executable, "-m", "pytest", "-v", "-n", "0", "-p", "no:cacheprovider"]
     command += [*generated_parts(combination), "-o", "faulthandler_timeout=240"]
     try:
         result = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=600)
