@@ -95,7 +95,7 @@ def failure_message(output: str, reason: str) -> str:
 def run_check() -> tuple[str, str]:
     """Prepare the data if needed, then run the overfit check, each in a subprocess. Returns the
     verdict, "passed", "failed" or "unverified" (the dataset could not be downloaded, or the check
-    ran out of time), and what they printed."""
+    ran out of time), and what they printed (when passed, what the check printed to stdout)."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # leave no __pycache__ in the new project
     output = ""
     deadline = time.monotonic() + CHECK_SECONDS
@@ -122,7 +122,7 @@ def run_check() -> tuple[str, str]:
             return "unverified", f"{output.rstrip()}\n\n{undownloaded_note()}"
         if result.returncode != 0:
             return "failed", failure_message(output, f"exit code {result.returncode}")
-    return "passed", output
+    return "passed", result.stdout  # the check's own lines, without progress bars (stderr)
 
 
 def main() -> int:
