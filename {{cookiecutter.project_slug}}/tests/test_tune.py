@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 from config import Config, ConfigError
 from helpers import CHECKPOINTS, SRC, start, wait_for_checkpoint
 from main import main
-from tune import read_dimension, search_space, split_overrides
+from tune import read_dimension, report_saved_epochs, search_space, split_overrides
 
 JOURNAL = Path("results/studies.journal")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -132,6 +132,20 @@ def test_a_killed_search_continues_to_exactly_n_trials(workdir, tiny) -> None:
     assert [trial.state for trial in trials] == [TrialState.COMPLETE] * 3
     assert len(trials[1].intermediate_values) == 3 and sessions(1) == 2  # resumed, not restarted
     assert sessions(0) == sessions(2) == 1
+
+
+def test_a_resumed_trial_reports_the_epochs_its_dead_worker_saved_but_did_not() -> None:
+    """A worker killed after an epoch's checkpoint and before its report: the run resumes from
+    the checkpoint, and the study gets that epoch's score all the same."""
+    in_memory = optuna.create_study(direction="minimize")
+    trial = in_memory.ask()
+    trial.report(0.9, step=1)
+    saved = {
+        "monitor": "loss",
+        "history": [{"epoch": 1, "val_loss": 0.9}, {"epoch": 2, "val_loss": 0.7}],
+    }
+    report_saved_epochs(in_memory, trial, saved)
+    assert in_memory.trials[0].intermediate_values == {1: 0.9, 2: 0.7}
 
 
 def test_two_workers_share_one_journal_study_and_never_run_a_trial_twice(workdir, tiny) -> None:
