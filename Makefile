@@ -20,7 +20,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
-# For iterating, in about 3 minutes: lint, every combination baked and checked, the task contract,
+# For iterating, in about 2 minutes: lint, every combination baked and checked, the task contract,
 # the hooks' refusals, and the default project's own suite (the machinery every project shares).
 # `make test` stays the whole proof, and what CI runs.
 QUICK_DIR := build/quick
