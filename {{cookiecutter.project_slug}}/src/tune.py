@@ -322,7 +322,9 @@ def open_storage(cfg: Config) -> optuna.storages.BaseStorage:
         if "://" not in cfg.storage:
             path = journal_path(cfg)
             path.parent.mkdir(parents=True, exist_ok=True)
-            backend = optuna.storages.journal.JournalFileBackend(str(path))
+            # An absolute path: Optuna's lock is a symlink to the journal, and a relative one
+            # leads nowhere, so that a lock left by a killed worker was never taken over.
+            backend = optuna.storages.journal.JournalFileBackend(str(path.resolve()))
             return optuna.storages.JournalStorage(backend)
         options = {}
         if cfg.storage.startswith("postgresql"):  # an unreachable host fails in seconds

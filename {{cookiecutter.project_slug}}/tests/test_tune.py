@@ -19,12 +19,13 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.storages.journal import JournalFileSymlinkLock
 from optuna.trial import TrialState
 
 from config import Config, ConfigError
 from helpers import CHECKPOINTS, SRC, start, wait_for_checkpoint
 from main import main
-from tune import read_dimension, report_saved_epochs, search_space, split_overrides
+from tune import open_storage, read_dimension, report_saved_epochs, search_space, split_overrides
 
 JOURNAL = Path("results/studies.journal")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -146,6 +147,32 @@ def test_a_resumed_trial_reports_the_epochs_its_dead_worker_saved_but_did_not() 
     }
     report_saved_epochs(in_memory, trial, saved)
     assert in_memory.trials[0].intermediate_values == {1: 0.9, 2: 0.7}
+
+
+def test_a_journal_lock_left_by_a_killed_worker_is_taken_over(workdir, tiny, monkeypatch) -> None:
+    """A worker killed while it writes to the journal leaves Optuna's lock behind; the next
+    command takes it over once the lock has been left alone for its grace period (30 s, here 1 s)
+    instead of waiting for ever."""
+    monkeypatch.setattr(JournalFileSymlinkLock.__init__, "__defaults__", (1,))
+    command = [*tiny, "epochs=1", "--tune", "1", "lr=1e-4:1e-2:log"]
+    assert main(command) == 0
+    written = optuna.load_study(study_name="default", storage=open_storage(Config()))
+    with monkeypatch.context() as dying:  # the project's storage, by a worker that dies in a write
+        dying.setattr(JournalFileSymlinkLock, "release", lambda lock: None)
+        written.set_user_attr("last words", "killed before it released the lock")
+    command[command.index("1")] = "2"  # one more trial
+
+    def waited_for_ever(signum: int, frame: object) -> None:
+        raise TimeoutError("the search still waits for the lock")
+
+    previous = signal.signal(signal.SIGALRM, waited_for_ever)
+    signal.alarm(120)
+    try:
+        assert main(command) == 0
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert len(study().get_trials()) == 2
 
 
 def test_two_workers_share_one_journal_study_and_never_run_a_trial_twice(workdir, tiny) -> None:
