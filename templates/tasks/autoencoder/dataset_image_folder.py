@@ -10,21 +10,23 @@ images alone: every training image, labelled or not, is its own target. The fine
 stages see the labelled training images, or `labeled_fraction` of each class's.
 
 Every file is opened once when a new run starts: unreadable files stop the run with their names
-(`skip_bad_files=true` skips and counts them), and so does a class folder without images. The
-split (as file lists) and the class names are saved as `data.json` beside the run's
-checkpoints, so `--resume` and `--test` see exactly the same files, even after data/ changes.
-Images of any size and mode are converted to `color`, resized (or centre-cropped) to
-`image_size`, read into memory once per run and scaled to [-1, 1], the range of the decoder's
-tanh. The template fills data/ with example images of three shapes, a few labelled and many
-not (`python src/dataset.py` writes them again); replace them with your own.
+(`skip_bad_files=true` skips and counts them), and so does a class folder without images. The split
+(as file lists) and the class names are saved as `data.json` beside the run's checkpoints, so
+`--resume` and `--test` see exactly the same files, even after data/ changes. Images of any size
+and mode are converted to `color`, resized (or centre-cropped) to `image_size`, decoded into memory
+once (kept in data_dir/.cache for the next run) and scaled to [-1, 1], the range of the decoder's
+tanh. The template fills data/ with example images of three shapes, a few labelled and many not
+(`python src/dataset.py` writes them again); replace them with your own.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from tqdm import tqdm
 
 from config import Config, UserError
 from utils import (
+    atomic_save,
     data_folder,
     data_index,
     fold_range,

@@ -12,20 +12,23 @@ beside the run's checkpoints, so `--resume` and `--test` see exactly the same fi
 data/ changes.
 
 Images of any size and mode are converted to `color`, resized (or centre-cropped) to 32x32, the
-size the DCGAN's layers draw, and read into memory once per run; intensities are scaled to
-[-1, 1], the range of the generator's tanh. `hflip=true` mirrors training images, which doubles
-the data of pictures that look as right mirrored (faces, animals, landscapes: not text or digits);
-it is off by default. The validation images, which `fd` compares samples with, stay as they are.
-The template fills data/ with example images of shapes (`python src/dataset.py` writes them again)
-so the project trains on its first run; replace them with your own.
+size the DCGAN's layers draw, and decoded into memory once (kept in data_dir/.cache for the next
+run); intensities are scaled to [-1, 1], the range of the generator's tanh. `hflip=true` mirrors
+training images, which doubles the data of pictures that look as right mirrored (faces, animals,
+landscapes: not text or digits); it is off by default. The validation images, which `fd` compares
+samples with, stay as they are. The template fills data/ with example images of shapes (`python
+src/dataset.py` writes them again) so the project trains on its first run; replace them with your
+own.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,7 @@ from tqdm import tqdm
 from config import Config, UserError
 from utils import (
     EpochIndices,
+    atomic_save,
     augmentation_rng,
     data_folder,
     data_index,

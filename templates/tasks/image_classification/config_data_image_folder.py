@@ -24,3 +24,9 @@ class DataSettings(ImageFileSettings):
         "none", "auto: weight the loss by inverse class frequency", choices=("none", "auto")
     )
     balanced_sampler: bool = option(False, "draw training samples with equal odds per class")
+    data_cache: str = option(
+        "auto",
+        "memory: decode the images once (cached in data_dir/.cache); off: read the files for "
+        "every batch; auto: memory if they fit in a quarter of this machine's memory",
+        choices=("auto", "memory", "off"),
+    )

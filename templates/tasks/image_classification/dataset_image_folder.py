@@ -14,7 +14,8 @@ checkpoints, so `--resume` and `--test` see exactly the same files, even after d
 
 Images of any size and mode are converted to `color` and resized (or centre-cropped) to
 `image_size` (auto: the images' median side, rounded up to a multiple of 8, from 16 to 64
-pixels, saved in data.json); augmentation applies to the training split only. The template
+pixels, saved in data.json), and decoded once into memory (`data_cache`, `read_images`): a batch
+is gathered by index and augmented as a whole (`Augment`), on the training split only. The template
 fills data/ with example images of three shapes (`python src/dataset.py` writes them again) so
 the project trains on its first run; replace them with your own.
 """
@@ -22,26 +23,33 @@ the project trains on its first run; replace them with your own.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import re
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image, ImageDraw
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
+from tqdm import tqdm
 
 from config import AUTO, Config, UserError
 from utils import (
     EpochIndices,
-    augmentation_rng,
+    TensorBatches,
+    atomic_save,
     data_folder,
     data_index,
     fold_range,
     make_loader,
+    mixed_seed,
     saved_data_index,
     split_settings,
 )
@@ -53,6 +61,12 @@ STATS_IMAGES = 2000  # training images the normalisation statistics are computed
 
 
 {% include "shared/class_folders.py" %}
+
+
+{% include "shared/read_images.py" %}
+
+
+{% include "tasks/image_classification/image_batches.py" %}
 
 
 def class_names(cfg: Config) -> tuple[str, ...]:
@@ -85,19 +99,30 @@ def model_inputs(cfg: Config) -> dict[str, Any]:
 
 
 def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
-    """The train, val and test loaders; only the training loader shuffles (or balances)."""
+    """The train, val and test loaders; only the training loader shuffles (or balances), and
+    augments. The images are decoded once into memory (`read_images`) when `data_cache` says
+    so, or read from their files by each batch."""
     index = load_index(cfg)
-    train_transform, eval_transform = image_transforms(cfg, index)
-    root, classes = data_folder(cfg), tuple(index["classes"])
+    root, size = data_folder(cfg), index["image_size"]
+    in_memory = keep_in_memory(cfg, index)
+    augment = Augment(size // 8 * cfg.random_crop, cfg.hflip, cfg.rotation, cfg.color_jitter)
     train, val, test = (
-        ImageFiles(root, index["splits"][name], classes, cfg.color, transform, cfg.seed)
-        for name, transform in zip(
-            SPLITS, (train_transform, eval_transform, eval_transform), strict=True
+        ImageBatches(
+            read_images(root, [path for path, _ in samples], cfg, size)
+            if in_memory
+            else ImageFiles([root / path for path, _ in samples], cfg, size),
+            torch.tensor([label for _, label in samples], dtype=torch.long),
+            tuple(index["classes"]),
+            index["mean"],
+            index["std"],
+            augment if name == "train" else None,
+            cfg.seed,
         )
+        for name, samples in ((name, index["splits"][name]) for name in SPLITS)
     )
     weights = None
     if cfg.balanced_sampler:
-        counts = torch.bincount(train.labels, minlength=len(classes)).float()
+        counts = torch.bincount(train.labels, minlength=len(train.classes)).float()
         weights = 1 / counts[train.labels]
     sampler = EpochIndices(len(train), cfg.seed, weights)
     return (
@@ -105,6 +130,51 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
         make_loader(val, cfg),
         make_loader(test, cfg),
     )
+
+
+def keep_in_memory(cfg: Config, index: dict[str, Any]) -> bool:
+    """`data_cache`: decode the images once into memory (memory; auto: if they take at most a
+    quarter of this machine's memory), or read their files for every batch (off); says which."""
+    samples = sum(len(split) for split in index["splits"].values())
+    needed = samples * image_channels(cfg) * index["image_size"] ** 2
+    try:
+        budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): assume 16 GB
+        budget = 4 * 2**30
+    in_memory = cfg.data_cache == "memory" or (cfg.data_cache == "auto" and needed <= budget)
+    if in_memory:
+        how = f"{samples} images decoded once into memory ({needed / 2**20:.1f} MB)"
+    else:
+        how = (
+            f"the images are read from their files for every batch, by {cfg.num_workers} "
+            "DataLoader worker processes (num_workers)"
+        )
+        if cfg.data_cache == "auto":
+            how += (
+                f": decoded they would take {needed / 2**30:.1f} GB, more than a quarter of "
+                "this machine's memory (data_cache=memory decodes them anyway)"
+            )
+    print(f"      data_cache={cfg.data_cache}: {how}")
+    return in_memory
+
+
+class ImageFiles:
+    """Image files read for every batch (data_cache=off), each as `read_images` decodes it: a
+    tensor of indices gathers their stacked uint8 pixels."""
+
+    def __init__(self, files: list[Path], cfg: Config, size: int) -> None:
+        self.files, self.cfg, self.size = files, cfg, size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, indices: torch.Tensor) -> torch.Tensor:
+        files = [self.files[index] for index in indices.tolist()]
+        return torch.stack([fitted_image(path, self.cfg, self.size) for path in files])
+
+    def sample_keys(self) -> list[bytes]:
+        """A fingerprint per file's contents, to find the same image in two splits."""
+        return [hashlib.blake2b(path.read_bytes(), digest_size=16).digest() for path in self.files]
 
 
 def prediction_inputs(cfg: Config, paths: list[Path]) -> tuple[list[str], torch.Tensor]:
@@ -118,16 +188,15 @@ def prediction_inputs(cfg: Config, paths: list[Path]) -> tuple[list[str], torch.
     if not files:
         raise DataError(f"no image files in {', '.join(map(str, paths))}.")
     index = load_index(cfg)
-    transform = image_transforms(cfg, index)[1]
-    samples = [[str(path.resolve()), 0] for path in files]
-    dataset = ImageFiles(Path("/"), samples, tuple(index["classes"]), cfg.color, transform)
     images = []
-    for number, path in enumerate(files):
+    for path in files:
         try:
-            images.append(dataset[number][0])
+            images.append(fitted_image(path, cfg, index["image_size"]))
         except DataError:
             raise DataError(f"{path} cannot be read as an image; leave it out.") from None
-    return [str(path) for path in files], torch.stack(images)
+    labels = torch.zeros(len(files), dtype=torch.long)
+    dataset = ImageBatches(torch.stack(images), labels, (), index["mean"], index["std"])
+    return [str(path) for path in files], dataset[torch.arange(len(files))][0]
 
 
 def train_class_counts(cfg: Config) -> list[int]:
@@ -135,76 +204,6 @@ def train_class_counts(cfg: Config) -> list[int]:
     index = load_index(cfg)
     counts = Counter(label for _, label in index["splits"]["train"])
     return [counts[label] for label in range(len(index["classes"]))]
-
-
-class ImageFiles(Dataset):
-    """Image files read on access, converted to `color` and passed through `transform`.
-
-    An item is an index, or (epoch, index) from `EpochIndices`: then the transform's randomness
-    is seeded from the seed, the epoch and the index.
-    """
-
-    def __init__(
-        self,
-        root: Path,
-        samples: list[list[Any]],
-        classes: tuple[str, ...],
-        color: str,
-        transform: v2.Transform,
-        seed: int = 0,
-    ) -> None:
-        self.seed = seed
-        self.paths = [root / path for path, _ in samples]
-        self.labels = torch.tensor([label for _, label in samples], dtype=torch.long)
-        self.classes = classes
-        self.mode = "RGB" if color == "rgb" else "L"
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(item, int):
-            return self.transform(self.read(item)), self.labels[item]
-        epoch, index = item
-        with augmentation_rng(self.seed, epoch, index):
-            return self.transform(self.read(index)), self.labels[index]
-
-    def read(self, index: int) -> Image.Image:
-        """The image at `index`, in this dataset's mode."""
-        return read_image(self.paths[index], self.mode)
-
-    def sample_keys(self) -> list[bytes]:
-        """A fingerprint per file's contents, to find the same image in two splits."""
-        return [hashlib.blake2b(path.read_bytes(), digest_size=16).digest() for path in self.paths]
-
-    def class_counts(self) -> dict[str, int]:
-        """How many samples of each class this split holds."""
-        counts = torch.bincount(self.labels, minlength=len(self.classes)).tolist()
-        return dict(zip(self.classes, counts, strict=True))
-
-
-def image_transforms(cfg: Config, index: dict[str, Any]) -> tuple[v2.Transform, v2.Transform]:
-    """The training transform (with augmentation) and the evaluation one (without), to the
-    run's image size and normalisation statistics (its data `index`)."""
-    size, mean, std = index["image_size"], index["mean"], index["std"]
-    fit = fit_to_size(cfg.resize, size)
-    augment: list[v2.Transform] = []
-    if cfg.random_crop:
-        augment.append(v2.RandomCrop(size, padding=size // 8, padding_mode="reflect"))
-    if cfg.hflip:
-        augment.append(v2.RandomHorizontalFlip())
-    if cfg.rotation:
-        augment.append(v2.RandomRotation(cfg.rotation))
-    if cfg.color_jitter:
-        strength = cfg.color_jitter
-        saturation = strength if cfg.color == "rgb" else None
-        augment.append(v2.ColorJitter(strength, strength, saturation))
-    to_float = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
-    return (
-        v2.Compose([v2.ToImage(), *fit, *augment, *to_float]),
-        v2.Compose([v2.ToImage(), *fit, *to_float]),
-    )
 
 
 def load_index(cfg: Config) -> dict[str, Any]:
@@ -302,10 +301,8 @@ def channel_statistics(
     at `size` pixels."""
     step = max(1, len(samples) // STATS_IMAGES)
     chosen = samples[::step][:STATS_IMAGES]
-    unnormalised = {"image_size": size, "mean": [0.0], "std": [1.0]}
-    transform = image_transforms(cfg, unnormalised)[1]
-    dataset = ImageFiles(root, chosen, ("",), cfg.color, transform)
-    pixels = torch.stack([dataset[i][0] for i in range(len(dataset))]).transpose(0, 1).flatten(1)
+    images = decode([root / path for path, _ in chosen], cfg, size)
+    pixels = images.float().div(255).transpose(0, 1).flatten(1)
     std = pixels.std(dim=1).clamp_min(1e-3)  # a constant channel must not divide by zero
     return pixels.mean(dim=1).tolist(), std.tolist()
 

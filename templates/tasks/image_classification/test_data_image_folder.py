@@ -58,19 +58,25 @@ def test_an_empty_data_folder_says_what_to_put_there(workdir, capsys) -> None:
 def test_the_split_is_stratified_disjoint_reproducible_and_saved(workdir, tiny) -> None:
     cfg = apply_overrides(Config(), [*tiny, "run_name=r"])
     loaders = make_dataloaders(cfg)
-    paths = [set(loader.dataset.paths) for loader in loaders]
+
+    def split_files(run: str) -> list[set[str]]:
+        saved = json.loads(Path(f"models/checkpoints/default/{run}/data.json").read_text())
+        return [{path for path, _ in saved["splits"][name]} for name in ("train", "val", "test")]
+
+    paths = split_files("r")
     assert not (paths[0] & paths[1] or paths[0] & paths[2] or paths[1] & paths[2])
     assert sum(map(len, paths)) == 3 * 133
+    assert [len(loader.dataset) for loader in loaders] == [len(split) for split in paths]
     counts = [loader.dataset.class_counts() for loader in loaders]
     assert counts[1] == counts[2] == {"circle": 20, "square": 20, "triangle": 20}
     saved = json.loads(Path("models/checkpoints/default/r/data.json").read_text())
     assert saved["classes"] == ["circle", "square", "triangle"]
     assert len(saved["mean"]) == 3 and all(0 < s < 1 for s in saved["std"])
 
-    again = make_dataloaders(apply_overrides(cfg, ["run_name=other"]))
-    assert [set(loader.dataset.paths) for loader in again] == paths  # same seed, same split
-    reseeded = make_dataloaders(apply_overrides(cfg, ["run_name=third", "seed=1"]))
-    assert set(reseeded[2].dataset.paths) != paths[2]
+    make_dataloaders(apply_overrides(cfg, ["run_name=other"]))
+    assert split_files("other") == paths  # same seed, same split
+    make_dataloaders(apply_overrides(cfg, ["run_name=third", "seed=1"]))
+    assert split_files("third")[2] != paths[2]
 
 
 def test_test_uses_the_saved_split_even_after_new_files_arrive(finished, capsys) -> None:
@@ -146,6 +152,54 @@ def test_augmentation_touches_only_the_training_split(workdir, tiny) -> None:
     assert make_dataloaders(grey)[1].dataset[0][0].shape == (1, 32, 32)
 
 
+def test_batched_augmentation_does_torchvisions_with_a_draw_per_sample() -> None:
+    """Augment does to each image of a batch what torchvision's functions do to one image, with
+    that image's own draw: the settings mean what they meant as per-sample transforms."""
+    images = torch.randint(0, 256, (32, 3, 24, 24), dtype=torch.uint8)
+    draws = torch.rand(32, Augment.DRAWS)
+    batch = Augment(shift=3, hflip=True, rotation=20.0, jitter=0.3)(images, draws)
+    for image, draw, augmented in zip(images, draws, batch, strict=True):
+        top, left = (draw[:2] * 7).long().tolist()  # where the crop of the padded image starts
+        expected = F.crop(F.pad(image, [3], padding_mode="reflect"), top, left, 24, 24)
+        if draw[2] < 0.5:
+            expected = F.horizontal_flip(expected)
+        angle = float(draw[3] * 40 - 20)
+        expected = F.rotate(expected.float() / 255, angle, F.InterpolationMode.NEAREST)
+        brightness, contrast, saturation = (0.7 + draw[4:] * 0.6).tolist()
+        expected = F.adjust_contrast(F.adjust_brightness(expected, brightness), contrast)
+        expected = F.adjust_saturation(expected, saturation)
+        assert torch.allclose(augmented, expected, atol=1e-4)
+    mirrored = torch.equal(batch[0], batch[1].flip(-1))  # not one draw shared by the batch:
+    assert not mirrored and draws[:, 2].lt(0.5).any() and draws[:, 2].ge(0.5).any()
+
+
+def test_decoded_images_are_cached_and_a_changed_file_is_decoded_again(
+    workdir, tiny, capsys
+) -> None:
+    cfg = apply_overrides(Config(), [*tiny, "run_name=r"])
+    val = make_dataloaders(cfg)[1].dataset.images
+    cache = Path("data/.cache")
+    first = {path.name for path in cache.iterdir()}
+    assert len(first) == 3  # a file per split
+    saved = json.loads(Path("models/checkpoints/default/r/data.json").read_text())
+    changed = Path("data", saved["splits"]["val"][0][0])
+    write_image(changed, (32, 32))  # new pixels, same name
+    again = make_dataloaders(cfg)[1].dataset.images
+    assert not torch.equal(again[0], val[0]) and torch.equal(again[1:], val[1:])
+    now = {path.name for path in cache.iterdir()}
+    assert len(now) == 3 and len(now & first) == 2  # the val split's cache replaced
+
+    next(cache.iterdir()).write_bytes(b"damaged")  # a damaged cache is decoded again
+    assert [len(loader.dataset) for loader in make_dataloaders(cfg)] == [279, 60, 60]
+    shutil.rmtree(cache)
+    cache.write_text("a file where the cache folder would be")
+    loaders = make_dataloaders(apply_overrides(cfg, ["run_name=other"]))
+    assert torch.equal(loaders[1].dataset.images[1:], val[1:])
+    assert "cannot keep the decoded images in data/.cache: decoding them each run" in (
+        capsys.readouterr().out
+    )
+
+
 def test_image_size_and_width_auto_follow_the_data_and_risky_settings_are_named(
     workdir, tiny, capsys
 ) -> None:
@@ -175,10 +229,11 @@ def test_image_size_and_width_auto_follow_the_data_and_risky_settings_are_named(
     assert len(few.backbone) == 2 + 2  # two blocks for 16-pixel images, then pool and flatten
 
 
-def test_worker_processes_decode_the_images_and_change_no_batch(workdir, tiny) -> None:
-    cfg = apply_overrides(Config(), [*tiny, "rotation=30", "color_jitter=0.3", "num_workers=2"])
+def test_files_read_by_worker_processes_give_the_batches_of_memory(workdir, tiny) -> None:
+    augmented = [*tiny, "rotation=30", "color_jitter=0.3", "hflip=true"]
+    cfg = apply_overrides(Config(), [*augmented, "data_cache=off", "num_workers=2"])
     parallel = make_dataloaders(cfg)[0]
-    serial = make_dataloaders(apply_overrides(cfg, ["num_workers=0"]))[0]
+    serial = make_dataloaders(apply_overrides(cfg, ["data_cache=memory", "num_workers=0"]))[0]
     assert parallel.num_workers == 2 and parallel.persistent_workers
     for loader in (parallel, serial):
         loader.sampler.set_epoch(3)

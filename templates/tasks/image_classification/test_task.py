@@ -55,10 +55,11 @@ from helpers import task_for
 from main import main
 {% elif cookiecutter.dataset == "image_folder" %}
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torchvision.transforms.v2 import functional as F
 
 import modes
 from config import Config, apply_overrides
-from dataset import class_names, make_dataloaders, write_example_images
+from dataset import Augment, class_names, make_dataloaders, write_example_images
 from helpers import task_for
 from main import main
 {% else %}

@@ -16,20 +16,22 @@ saved as `data.json` beside the run's checkpoints, so `--resume` and `--test` se
 same files.
 
 Images are converted to `color` and fitted to `image_size` (the masks with nearest-neighbour
-sampling, so no value between two classes appears), read into memory once per run, and scaled to
-[-1, 1]. `hflip=true` mirrors a training image and its mask together (off by default:
-wrong where a class means a side, such as a left lung). The coarse and fine stages of
-`stage=coarse_to_fine` see the same images shrunk, or cropped around the labelled pixels. The
-template fills data/ with example scenes (`python src/dataset.py` writes them again) so the
-project trains on its first run; replace them with your own.
+sampling, so no value between two classes appears), decoded into memory once (and kept in
+data_dir/.cache for the next run), and scaled to [-1, 1]. `hflip=true` mirrors a training image and
+its mask together (off by default: wrong where a class means a side, such as a left lung). The
+coarse and fine stages of `stage=coarse_to_fine` see the same images shrunk, or cropped around the
+labelled pixels. The template fills data/ with example scenes (`python src/dataset.py` writes them
+again) so the project trains on its first run; replace them with your own.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,7 @@ from config import Config, ConfigError, UserError
 from utils import (
     EpochIndices,
     EpochSampler,
+    atomic_save,
     augmentation_rng,
     data_folder,
     data_index,
