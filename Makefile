@@ -39,9 +39,9 @@ coverage: $(VENV)/.installed
 		&& $(abspath $(PY)) -m coverage run -m pytest -p no:cacheprovider -q \
 		&& $(abspath $(PY)) -m coverage combine -q && $(abspath $(PY)) -m coverage report
 
-# The Trainer against a bare loop and Lightning, whole runs against a bare script, and the time
-# to a verified project; writes benchmarks/RESULTS.md (about 40 minutes on 2 cores). Installs
-# Lightning (pinned) into .venv for the comparison.
+# The Trainer against a bare loop and Lightning, the image-folder data path, whole runs against a
+# bare script, and the time to a verified project; writes benchmarks/RESULTS.md (about 45 minutes
+# on 2 cores). Installs Lightning (pinned) into .venv for the comparison.
 bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -c constraints.txt lightning==2.6.6
 	$(PY) benchmarks/run.py

@@ -11,6 +11,12 @@ It generates projects with cookiecutter and measures, in one run:
   PyTorch Lightning's Trainer when it is installed (see benchmarks/steps.py). Both Trainers log
   every `log_every` steps (the project's default) with their progress bars on; gradient clipping
   and the lr schedule are off, because the bare loop does neither;
+- the image-folder classifier's data path, on the example images and on 20,000 generated 32x32
+  PNGs: its training loader's images per second (decoded once, gathered and augmented by batch)
+  against a bare loop that indexes, scales and normalises the same decoded tensors (the limit),
+  and against reading the files for every batch with one worker per core (data_cache=off); the
+  largest share of an epoch that `python src/main.py` spends waiting for data; and its whole run
+  against the bare script;
 - the whole run: the wall time of `python src/main.py` for every task's default configuration
   and for a long run on little data (the regression CSV for 200 epochs), against a bare script
   that trains and validates the same model on the same data for the same epochs
@@ -21,7 +27,7 @@ On a machine with a GPU, the step benchmark runs with amp=off, bf16 and fp16, ea
 compile=false and true, against a bare loop with the same settings. The tables are printed and
 written to benchmarks/RESULTS.md with the machine they ran on.
 
-    python benchmarks/run.py [generation] [steps] [whole]   # only these parts (default: all)
+    python benchmarks/run.py [generation] [steps] [images] [whole]  # these parts (default: all)
 
 BENCH_ROUNDS (default 7) sets the step benchmark's rounds, BENCH_WHOLE_ROUNDS (default 2 on a
 CPU, 1 on a GPU) the whole runs' (the fastest of them counts).
@@ -32,6 +38,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -160,6 +167,121 @@ def whole_run_section(folder: Path, rounds: int) -> str:
     return f"{table}\n\n" + "\n".join(f"- {line}" for line in verdicts)
 
 
+LOADER = """
+import atexit, json, sys, time, torch
+sys.path.insert(0, "src")
+from config import Config, apply_overrides
+from dataset import make_dataloaders
+from utils import end_stray_workers
+atexit.register(end_stray_workers)  # as main.py does: the workers ignore SIGTERM
+loader = make_dataloaders(apply_overrides(Config(), ["run_name=loader", *sys.argv[1:]]))[0]
+dataset = loader.dataset
+def timed(epoch_of):
+    best = float("inf")
+    for epoch in range(3):
+        started = time.perf_counter()
+        epoch_of(epoch)
+        best = min(best, time.perf_counter() - started)
+    return len(dataset) / best
+def project(epoch):
+    loader.sampler.set_epoch(epoch)
+    for images, labels in loader:
+        pass
+def bare(epoch):  # the limit: the same decoded tensors, indexed, scaled and normalised
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(epoch))
+    for indices in order.split(loader.batch_size):
+        images = (dataset.images[indices].float().div(255) - dataset.mean) / dataset.std
+        labels = dataset.labels[indices]
+result = {"project": timed(project)}
+if isinstance(dataset.images, torch.Tensor):
+    result["bare"] = timed(bare)
+print(json.dumps(result))
+"""
+IMAGE_SETS = {"example images (450, 40-80 px)": 0, "20,000 generated 32x32 PNGs": 20_000}
+IMAGE_EPOCHS = {0: 12, 20_000: 3}  # whole runs: epochs, early stopping off
+DATA_SHARE_TARGET = 0.10
+
+
+def write_pngs(folder: Path, count: int) -> None:
+    """`count` 32x32 RGB PNGs in 10 class folders: a shape of the class's kind, colour and place
+    drawn at random, on a noisy background (files of a few kB, as small photos are)."""
+    from PIL import Image, ImageDraw
+
+    generator = torch.Generator().manual_seed(0)
+    for number in range(count):
+        label = number % 10
+        pixels = torch.randint(0, 256, (32, 32, 3), generator=generator, dtype=torch.uint8)
+        image = Image.fromarray((pixels // 4).numpy())
+        x, y, size = torch.randint(0, 16, (3,), generator=generator).tolist()
+        colour = tuple(torch.randint(64, 256, (3,), generator=generator).tolist())
+        box = [x, y, x + 8 + size, y + 8 + size]
+        draw = ImageDraw.Draw(image)
+        (draw.ellipse if label % 2 else draw.rectangle)(box, fill=colour, width=label // 2 + 1)
+        (folder / f"class{label}").mkdir(parents=True, exist_ok=True)
+        image.save(folder / f"class{label}" / f"{number:05d}.png")
+
+
+def images_section(folder: Path) -> str:
+    """The image-folder classifier: its training loader against the bare limit, images per
+    second, and its whole run (with the share of each epoch spent waiting for data) against the
+    bare script, on the example images and on 20,000 small PNGs."""
+    rows, verdicts = [], []
+    for name, count in IMAGE_SETS.items():
+        out = Path(folder, f"images-{count}")
+        cookiecutter(out, ["task=image_classification", "dataset=image_folder"], hooks=False)
+        project = next(out.iterdir())
+        if count:
+            write_pngs(project / "data", count)
+        else:
+            subprocess.run([sys.executable, "src/dataset.py"], cwd=project, check=True)
+        load = [sys.executable, "-c", LOADER]
+        speeds = {
+            setting: json.loads(
+                subprocess.run(
+                    [*load, *overrides], cwd=project, check=True, capture_output=True, text=True
+                ).stdout.splitlines()[-1]
+            )
+            for setting, overrides in (
+                ("memory", []),
+                ("files", ["data_cache=off", f"num_workers={os.cpu_count()}"]),
+            )
+        }
+        epochs = [f"epochs={IMAGE_EPOCHS[count]}", "early_stopping_patience=0", "lr=3e-3"]
+        run = subprocess.run(
+            [sys.executable, "src/main.py", *epochs, "run_name=whole"],
+            cwd=project,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        shares = [float(share) / 100 for share in re.findall(r"\(data (\d+)%\)", run.stdout)]
+        times = whole_run(project, epochs, 1)
+        ratio = times["run"] / times["bare"]
+        loader_ratio = speeds["memory"]["project"] / speeds["memory"]["bare"]
+        rows.append(
+            f"| {name} | {speeds['memory']['bare']:,.0f} | {speeds['memory']['project']:,.0f} "
+            f"| **{loader_ratio:.2f}** | {speeds['files']['project']:,.0f} | {max(shares):.0%} "
+            f"| {times['bare']:.1f} | {times['run']:.1f} | **{ratio:.2f}** |"
+        )
+        verdicts.append(
+            f"{name}: data waiting at most {max(shares):.0%} of an epoch (target <= "
+            f"{DATA_SHARE_TARGET:.0%}): "
+            + ("met" if max(shares) <= DATA_SHARE_TARGET else "NOT met")
+            + f"; whole run/bare {ratio:.2f} (target <= {WHOLE_RUN_TARGET:g}): "
+            + ("met" if ratio <= WHOLE_RUN_TARGET else "NOT met")
+        )
+    table = "\n".join(
+        [
+            "| image folder | bare loop img/s | training loader img/s | loader/bare | files "
+            f"read per batch ({os.cpu_count()} workers) img/s | most data waiting per epoch "
+            "| bare script s | `python src/main.py` s | run/bare |",
+            "|---|---|---|---|---|---|---|---|---|",
+            *rows,
+        ]
+    )
+    return f"{table}\n\n" + "\n".join(f"- {line}" for line in verdicts)
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
@@ -240,7 +362,7 @@ def section(text: str, marker: str) -> str:
 
 
 def main() -> int:
-    parts = sys.argv[1:] or ["generation", "steps", "whole"]
+    parts = sys.argv[1:] or ["generation", "steps", "images", "whole"]
     gpu = torch.cuda.is_available()
     sections = []
     with tempfile.TemporaryDirectory() as folder:
@@ -248,6 +370,8 @@ def main() -> int:
             sections.append(generation_section(Path(folder)))
         if "steps" in parts:
             sections.append(steps_section(Path(folder), GPU_SETTINGS if gpu else [[]]))
+        if "images" in parts:
+            sections.append(images_section(Path(folder)))
         if "whole" in parts:
             rounds = int(os.environ.get("BENCH_WHOLE_ROUNDS", 1 if gpu else 2))
             sections.append(whole_run_section(Path(folder), rounds))

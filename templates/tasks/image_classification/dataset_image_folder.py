@@ -145,10 +145,11 @@ def keep_in_memory(cfg: Config, index: dict[str, Any]) -> bool:
     if in_memory:
         how = f"{samples} images decoded once into memory ({needed / 2**20:.1f} MB)"
     else:
-        how = (
-            f"the images are read from their files for every batch, by {cfg.num_workers} "
-            "DataLoader worker processes (num_workers)"
-        )
+        workers = f"{cfg.num_workers} DataLoader worker processes (num_workers)"
+        if cfg.num_workers == 0:
+            cores = min(8, os.cpu_count() or 1)
+            workers = f"the main process (num_workers=0: try num_workers={cores}, a core each)"
+        how = f"the images are read from their files for every batch, by {workers}"
         if cfg.data_cache == "auto":
             how += (
                 f": decoded they would take {needed / 2**30:.1f} GB, more than a quarter of "
