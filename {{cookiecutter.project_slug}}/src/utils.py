@@ -1,5 +1,7 @@
 {#- the data sources whose training samples get seeded random augmentation -#}
 {% set augmented = cookiecutter.dataset in ("mnist", "cifar10") or (cookiecutter.dataset == "image_folder" and cookiecutter.task != "autoencoder") %}
+{#- those that draw each sample's augmentation with torch's global generator, seeded per sample -#}
+{% set seeded_per_sample = cookiecutter.dataset == "image_folder" and cookiecutter.task in ("gan", "segmentation") %}
 """Helpers shared by the rest of the project: seeding, devices, run folders, checkpoint files and
 clean stops."""
 
@@ -17,7 +19,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-{% if augmented %}
+{% if seeded_per_sample %}
 from contextlib import contextmanager
 {% endif %}
 from dataclasses import dataclass
@@ -148,13 +150,15 @@ class EpochSampler(Sampler[int]):
 {% if augmented %}
 class EpochIndices(EpochSampler):
     """The EpochSampler's order, each index paired with its epoch, so that a training set can
-    seed each sample's random augmentation from (seed, epoch, index) with `augmentation_rng`: the
-    same augmentation with any number of workers, and after a resume, as in an uninterrupted run."""
+    draw each sample's random augmentation from (seed, epoch, index): the same augmentation with
+    any number of workers, and after a resume, as in an uninterrupted run."""
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         return ((self.epoch, index) for index in super().__iter__())
 
 
+{% endif %}
+{% if seeded_per_sample %}
 @contextmanager
 def augmentation_rng(seed: int, epoch: int, index: int) -> Iterator[None]:
     """Inside: torch's global generator seeded from (seed, epoch, index); after: as before."""

@@ -22,6 +22,7 @@ Augmentation, on the training split only: `random_crop` and `hflip`.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
@@ -29,17 +30,17 @@ from urllib.error import URLError
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets
-from torchvision.transforms import v2
 
 from config import Config, UserError
 from utils import (
     EpochIndices,
-    augmentation_rng,
+    TensorBatches,
     cached,
     data_folder,
     data_index,
     fold_range,
     make_loader,
+    mixed_seed,
     split_settings,
 )
 
@@ -92,54 +93,32 @@ def model_inputs(cfg: Config) -> dict[str, int]:
     }
 
 
-class TensorImages(Dataset):
-    """uint8 images kept in memory, passed through `transform` on access.
-
-    An item is an index, or (epoch, index) from `EpochIndices`: then the transform's randomness is
-    seeded from the seed, the epoch and the index.
-    """
-
-    def __init__(
-        self, images: torch.Tensor, labels: torch.Tensor, transform: v2.Transform, seed: int
-    ) -> None:
-        self.images = images  # (N, C, H, W) uint8
-        self.labels = labels  # (N,) int64
-        self.transform = transform
-        self.seed = seed
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(item, int):
-            return self.transform(self.images[item]), self.labels[item]
-        epoch, index = item
-        with augmentation_rng(self.seed, epoch, index):
-            return self.transform(self.images[index]), self.labels[index]
-
-    def sample_keys(self) -> list[bytes]:
-        """A fingerprint per sample, to find samples that are in two splits."""
-        return image_keys(self.images)
-
-    def class_counts(self) -> dict[str, int]:
-        """How many samples of each class this split holds."""
-        counts = torch.bincount(self.labels, minlength=len(CLASSES)).tolist()
-        return dict(zip(CLASSES, counts, strict=True))
+{% include "tasks/image_classification/image_batches.py" %}
 
 
 def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
     """The train, val and test loaders; only the training loader shuffles."""
     data = cached(data_folder(cfg) / CACHE, lambda: download(data_folder(cfg)))
     index = data_index(cfg, lambda: scan(cfg, data), lambda saved: None)
-    train_transform, eval_transform = image_transforms(cfg, index["mean"], index["std"])
+{% if cookiecutter.dataset == "mnist" %}
+    augment = Augment(shift=4 * cfg.random_crop)
+{% else %}
+    augment = Augment(shift=4 * cfg.random_crop, hflip=cfg.hflip)
+{% endif %}
     train, val, test = (
-        TensorImages(
-            data[f"{source}_images"][rows], data[f"{source}_labels"][rows], transform, cfg.seed
+        ImageBatches(
+            data[f"{source}_images"][rows],
+            data[f"{source}_labels"][rows],
+            CLASSES,
+            index["mean"],
+            index["std"],
+            augment if name == "train" else None,
+            cfg.seed,
         )
-        for source, rows, transform in (
-            ("train", torch.tensor(index["train"]), train_transform),
-            ("train", torch.tensor(index["val"]), eval_transform),
-            ("test", torch.tensor(index["test"]), eval_transform),
+        for name, source, rows in (
+            ("train", "train", torch.tensor(index["train"])),
+            ("val", "train", torch.tensor(index["val"])),
+            ("test", "test", torch.tensor(index["test"])),
         )
     )
     return (
@@ -214,23 +193,3 @@ def scan(cfg: Config, data: dict[str, torch.Tensor]) -> dict[str, Any]:
         "mean": mean.tolist(),
         "std": std.tolist(),
     }
-
-
-def image_keys(images: torch.Tensor) -> list[bytes]:
-    """A fingerprint of each image's pixels."""
-    return [hashlib.blake2b(image.numpy().tobytes(), digest_size=16).digest() for image in images]
-
-
-def image_transforms(
-    cfg: Config, mean: list[float], std: list[float]
-) -> tuple[v2.Transform, v2.Transform]:
-    """The training transform (with augmentation) and the evaluation one (without)."""
-    augment: list[v2.Transform] = []
-    if cfg.random_crop:
-        augment.append(v2.RandomCrop(IMAGE_SIZE, padding=4, padding_mode="reflect"))
-{% if cookiecutter.dataset == "cifar10" %}
-    if cfg.hflip:
-        augment.append(v2.RandomHorizontalFlip())
-{% endif %}
-    to_float = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
-    return v2.Compose([*augment, *to_float]), v2.Compose(to_float)

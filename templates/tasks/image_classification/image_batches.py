@@ -1,5 +1,6 @@
 @dataclass(frozen=True)
 class Augment:
+{% if cookiecutter.dataset == "image_folder" %}
     """The training split's augmentation, applied to a whole batch with a random draw of its own
     per sample (torchvision's transforms, given a batch, would share one draw across it): a shift
     by up to `shift` pixels (the image reflected into the gap), a left-right mirror half the time
@@ -15,14 +16,46 @@ class Augment:
 
     def __bool__(self) -> bool:
         return bool(self.shift or self.hflip or self.rotation or self.jitter)
+{% elif cookiecutter.dataset == "cifar10" %}
+    """The training split's augmentation, applied to a whole batch with a random draw of its own
+    per sample (torchvision's transforms, given a batch, would share one draw across it): a shift
+    by up to `shift` pixels (the image reflected into the gap), then a left-right mirror half the
+    time with `hflip`."""
+
+    shift: int = 0
+    hflip: bool = False
+
+    DRAWS = 3  # uniform numbers drawn per sample: 2 shift, 1 mirror
+
+    def __bool__(self) -> bool:
+        return bool(self.shift or self.hflip)
+{% else %}
+    """The training split's augmentation, applied to a whole batch with a random draw of its own
+    per sample (torchvision's transforms, given a batch, would share one draw across it): a shift
+    by up to `shift` pixels (the image reflected into the gap)."""
+
+    shift: int = 0
+
+    DRAWS = 2  # uniform numbers drawn per sample, for the shift
+
+    def __bool__(self) -> bool:
+        return bool(self.shift)
+{% endif %}
 
     def __call__(self, images: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
         """uint8 `images` (B, C, H, W) augmented as their (B, DRAWS) `draws` in [0, 1) say, as
         floats in [0, 1]."""
         draws = draws.to(images.device)
+{% if cookiecutter.dataset == "mnist" %}
+        shifts = (draws * (2 * self.shift + 1)).long() - self.shift
+        never = torch.zeros(len(images), dtype=torch.bool, device=images.device)
+        images = moved(images, shifts, mirror=never)  # a mirrored digit is another symbol
+        return images.float().div(255)
+{% else %}
         if self.shift or self.hflip:
             shifts = (draws[:, :2] * (2 * self.shift + 1)).long() - self.shift
             images = moved(images, shifts, (draws[:, 2] < 0.5) & self.hflip)
+{% if cookiecutter.dataset == "image_folder" %}
         images = images.float().div(255)
         if self.rotation:
             images = turned(images, (draws[:, 3] * 2 - 1) * self.rotation)
@@ -30,6 +63,10 @@ class Augment:
             factors = 1 + (draws[:, 4:] * 2 - 1) * self.jitter  # brightness, contrast, saturation
             images = jittered(images, factors.view(-1, 3, 1, 1, 1).unbind(1))
         return images
+{% else %}
+        return images.float().div(255)
+{% endif %}
+{% endif %}
 
 
 def moved(images: torch.Tensor, shifts: torch.Tensor, mirror: torch.Tensor) -> torch.Tensor:
@@ -49,6 +86,7 @@ def reflected(positions: torch.Tensor, size: int) -> torch.Tensor:
     return (size - 1) - ((size - 1) - positions.abs()).abs()
 
 
+{% if cookiecutter.dataset == "image_folder" %}
 def turned(images: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
     """Each image turned about its centre by its own angle, nearest pixel, corners black."""
     radians = torch.deg2rad(degrees)
@@ -82,13 +120,18 @@ def blend(images: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> to
     return (factor * images + (1 - factor) * other).clamp(0, 1)
 
 
+{% endif %}
 class ImageBatches(TensorBatches, Dataset):
     """uint8 images (N, C, H, W) with their labels: a batch is gathered by one indexing
     operation, augmented as a batch (`Augment`), scaled to [0, 1] and normalised with the
     training split's `mean` and `std`. No per-sample Python, no collation.
 
+{% if cookiecutter.dataset == "image_folder" %}
     `images` is a tensor in memory, or anything that a tensor of indices gathers from (image
     files read on access). An item is an index or a tensor of them, or (epoch, index) pairs
+{% else %}
+    An item is an index or a tensor of them, or (epoch, index) pairs
+{% endif %}
     from `EpochIndices`: then each sample's draw comes from (seed, epoch, index), so that any
     batch size, any number of workers and a resumed run augment a sample as an uninterrupted
     run does. A plain index into an augmented split draws anew each time.
@@ -96,7 +139,7 @@ class ImageBatches(TensorBatches, Dataset):
 
     def __init__(
         self,
-        images: Any,
+        images: {{ "Any" if cookiecutter.dataset == "image_folder" else "torch.Tensor" }},
         labels: torch.Tensor,
         classes: tuple[str, ...],
         mean: list[float],
@@ -140,12 +183,18 @@ class ImageBatches(TensorBatches, Dataset):
 
     def sample_keys(self) -> list[bytes]:
         """A fingerprint per sample, to find samples that are in two splits."""
+{% if cookiecutter.dataset == "image_folder" %}
         if not isinstance(self.images, torch.Tensor):
             return self.images.sample_keys()
-        pixels = (image.numpy().tobytes() for image in self.images)
-        return [hashlib.blake2b(image, digest_size=16).digest() for image in pixels]
+{% endif %}
+        return image_keys(self.images)
 
     def class_counts(self) -> dict[str, int]:
         """How many samples of each class this split holds."""
         counts = torch.bincount(self.labels, minlength=len(self.classes)).tolist()
         return dict(zip(self.classes, counts, strict=True))
+
+
+def image_keys(images: torch.Tensor) -> list[bytes]:
+    """A fingerprint of each image's pixels."""
+    return [hashlib.blake2b(image.numpy().tobytes(), digest_size=16).digest() for image in images]
