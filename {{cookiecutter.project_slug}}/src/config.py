@@ -140,7 +140,17 @@ class Config(TaskSettings, DataSettings):
 
     # Machine and reproducibility
     device: str = option("auto", "auto picks cuda, then mps, then cpu", choices=DEVICES)
+{% if cookiecutter.task == "image_classification" and cookiecutter.dataset == "image_folder" %}
+    num_workers: int = option(
+        AUTO,
+        "DataLoader worker processes; auto: none for images decoded into memory, a core each "
+        "(at most 8) for images read from their files",
+        ge=0,
+        auto=True,
+    )
+{% else %}
     num_workers: int = option(0, "DataLoader worker processes; 0 loads in the main process", ge=0)
+{% endif %}
     compile: bool = option(False, "torch.compile the model: faster steps after a slow first epoch")
 {% if task.convolutional %}
     channels_last: bool = option(False, "channels-last memory layout: faster convolutions on GPUs")

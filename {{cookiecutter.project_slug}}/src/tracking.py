@@ -65,6 +65,7 @@ class RunLog:
         self.preview: tuple[torch.Tensor, torch.Tensor] | None = None  # validation samples
         self.bar: tqdm | None = None
         self.waited = self.worked = 0.0  # seconds of this epoch: waiting for data, stepping
+        self.workers = 0  # DataLoader worker processes of the epoch's loader
         self.since = (time.perf_counter(), 0)  # the last step log: when, samples seen by then
         self.grad_norm: torch.Tensor | None = None
         self.data_warned = False
@@ -107,6 +108,7 @@ class RunLog:
         """The batches of training epoch `epoch` (from batch `first` of `total`) under a
         progress bar, timing how long each one kept the training waiting."""
         self.waited = self.worked = 0.0
+        self.workers = getattr(loader, "num_workers", 0)
         self.since = (time.perf_counter(), first * self.cfg.batch_size)  # samples counted so far
         self.bar = tqdm(
             desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
@@ -207,7 +209,7 @@ class RunLog:
         if share > 0.3 and self.waited > 1 and not self.data_warned:
             self.data_warned = True
             warnings.warn(
-                data_wait_hint(self.cfg, self.waited, self.waited + self.worked), stacklevel=2
+                data_wait_hint(self.workers, self.waited, self.waited + self.worked), stacklevel=2
             )
 
     def write(self, what: str, save: Callable[..., object], *args: Any) -> None:
@@ -332,17 +334,17 @@ def summary_line(row: dict[str, float], epochs: int, data_share: float) -> str:
     return " | ".join(parts)
 
 
-def data_wait_hint(cfg: Config, waiting: float, total: float) -> str:
-    """Why a training epoch spent `waiting` of its `total` seconds waiting for batches, and what
-    to change."""
+def data_wait_hint(workers: int, waiting: float, total: float) -> str:
+    """Why a training epoch spent `waiting` of its `total` seconds waiting for batches loaded by
+    `workers` processes, and what to change."""
     cores = os.cpu_count() or 1
-    if cfg.num_workers == 0:
+    if workers == 0:
         fix = (
             f"load batches in parallel worker processes: num_workers={min(8, cores)} (this "
             f"machine has {cores} cores)"
         )
-    elif cfg.num_workers < cores:
-        fix = f"more worker processes (num_workers={min(2 * cfg.num_workers, cores)})"
+    elif workers < cores:
+        fix = f"more worker processes (num_workers={min(2 * workers, cores)})"
     else:
         fix = "cheaper per-sample work: every worker is busy"
     return (

@@ -29,7 +29,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,7 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
     index = load_index(cfg)
     root, size = data_folder(cfg), index["image_size"]
     in_memory = keep_in_memory(cfg, index)
+    cfg = replace(cfg, num_workers=loader_workers(cfg, in_memory))
     augment = Augment(size // 8 * cfg.random_crop, cfg.hflip, cfg.rotation, cfg.color_jitter)
     train, val, test = (
         ImageBatches(
@@ -145,7 +146,7 @@ def keep_in_memory(cfg: Config, index: dict[str, Any]) -> bool:
     if in_memory:
         how = f"{samples} images decoded once into memory ({needed / 2**20:.1f} MB)"
     else:
-        workers = f"{cfg.num_workers} DataLoader worker processes (num_workers)"
+        workers = f"{loader_workers(cfg, False)} DataLoader worker processes (num_workers)"
         if cfg.num_workers == 0:
             cores = min(8, os.cpu_count() or 1)
             workers = f"the main process (num_workers=0: try num_workers={cores}, a core each)"
@@ -157,6 +158,14 @@ def keep_in_memory(cfg: Config, index: dict[str, Any]) -> bool:
             )
     print(f"      data_cache={cfg.data_cache}: {how}")
     return in_memory
+
+
+def loader_workers(cfg: Config, in_memory: bool) -> int:
+    """`num_workers`; auto: none for images in memory (a batch is one gather), a core each (at
+    most 8) for images read from their files."""
+    if cfg.num_workers != AUTO:
+        return cfg.num_workers
+    return 0 if in_memory else min(8, os.cpu_count() or 1)
 
 
 class ImageFiles:

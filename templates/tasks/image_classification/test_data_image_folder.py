@@ -235,6 +235,11 @@ def test_files_read_by_worker_processes_give_the_batches_of_memory(workdir, tiny
     parallel = make_dataloaders(cfg)[0]
     serial = make_dataloaders(apply_overrides(cfg, ["data_cache=memory", "num_workers=0"]))[0]
     assert parallel.num_workers == 2 and parallel.persistent_workers
+    auto = [  # a core each to read files, none for images in memory
+        make_dataloaders(apply_overrides(cfg, [f"data_cache={cache}", "num_workers=auto"]))[0]
+        for cache in ("off", "memory")
+    ]
+    assert [loader.num_workers for loader in auto] == [min(8, os.cpu_count() or 1), 0]
     for loader in (parallel, serial):
         loader.sampler.set_epoch(3)
     for (images, labels), (same_images, same_labels) in zip(parallel, serial, strict=True):

@@ -20,6 +20,7 @@ import json
 import pickle
 {% endif %}
 {% if cookiecutter.dataset == "image_folder" %}
+import os
 import random
 import shutil
 {% endif %}
