@@ -159,7 +159,7 @@ class ImageBatches(TensorBatches, Dataset):
         return len(self.labels)
 
     def __getitem__(self, item: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(item, (int, tuple)):  # one sample
+        if not isinstance(item, torch.Tensor) or item.dim() == 0:  # one sample
             images, labels = self[torch.tensor([item])]
             return images[0], labels[0]
         epochs, indices = item.unbind(1) if item.dim() == 2 else (None, item)

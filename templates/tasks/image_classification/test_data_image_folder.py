@@ -148,6 +148,7 @@ def test_augmentation_touches_only_the_training_split(workdir, tiny) -> None:
     assert not torch.equal(train[1, 0][0], train[2, 0][0])
     assert torch.equal(val[0][0], val[0][0])
     assert val[0][0].shape == (3, 32, 32)
+    assert torch.equal(val[torch.tensor(2)][0], val[torch.tensor([2])][0][0])  # a 0-d index
     grey = apply_overrides(cfg, ["color=grey", "resize=center_crop"])
     assert make_dataloaders(grey)[1].dataset[0][0].shape == (1, 32, 32)
 
