@@ -34,12 +34,12 @@ def predict(paths: list[str], checkpoint: str | None, overrides: list[str]) -> i
     for name, *row in rows:
         shown = name if len(name) <= width else name[: width - 3] + "..."
         print("  ".join([shown.ljust(width), *row]))
-    output = RunPaths.for_run(cfg).logs / "predictions.csv"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["{{ task.predict_column }}", *header])
-        writer.writerows(rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["{{ task.predict_column }}", *header])
+    writer.writerows(rows)
+    output = unused_path(RunPaths.for_run(cfg).logs / "predictions.csv")  # never an earlier one
+    atomic_save(buffer.getvalue(), output, write=lambda text, file: file.write(text.encode()))
     print(f"{len(rows)} predictions by {checkpoint_path} saved to {output}")
     return 0
 

@@ -15,6 +15,9 @@ import copy
 import csv
 {% endif %}
 import dataclasses
+{% if task.predicts %}
+import io
+{% endif %}
 import json
 import math
 import os
@@ -83,6 +86,7 @@ from train import (
 from utils import (
     GracefulStop,
     RunPaths,
+    atomic_save,
     check_output_folders,
     data_folder,
     end_stray_workers,
@@ -94,6 +98,7 @@ from utils import (
     resolve_device,
     restore_data_index,
     seed_everything,
+    unused_path,
 )
 
 
@@ -549,10 +554,10 @@ def test(checkpoint_path: Path, overrides: list[str]) -> int:
     results.update(test_report(trainer.model, test_loader, cfg, results))
     scores = " | ".join(f"test_{k} {v:.4f}" for k, v in results.items() if isinstance(v, float))
     print(f"{checkpoint_path} on {len(test_loader.dataset)} test samples: {scores}")
-    saved = RunPaths.for_run(cfg).logs / "test.json"
+    saved = unused_path(RunPaths.for_run(cfg).logs / "test.json")  # never an earlier --test's
     record = {"checkpoint": str(checkpoint_path), "samples": len(test_loader.dataset), **results}
-    saved.parent.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(record, indent=2) + "\n")
+    text = json.dumps(record, indent=2) + "\n"
+    atomic_save(text, saved, write=lambda text, file: file.write(text.encode()))
     print(f"results           {saved}")
     return 0
 

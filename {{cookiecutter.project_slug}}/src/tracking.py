@@ -29,7 +29,7 @@ from utils import (
     CheckpointWriteError,
     RunPaths,
     atomic_save,
-    link_or_copy,
+    copy_from,
     remove_stale_temporaries,
     to_unit_range,
 )
@@ -357,10 +357,11 @@ def data_wait_hint(workers: int, waiting: float, total: float) -> str:
 
 class Checkpoints:
     """The checkpoint files of a run, as timm's CheckpointSaver keeps them: each save writes
-    step-<step>.pt and makes last.pt the same file; best.pt is the best epoch's. The newest
-    `keep` step files stay; older ones are deleted only once the new one is in place, and never
-    the one the run resumed from. Every file is written atomically (see `atomic_save`), so a
-    crash at any moment leaves the previous checkpoint loadable."""
+    step-<step>.pt and copies it to last.pt; best.pt is a copy of the best epoch's. Copies, not
+    links: every file stands alone, and editing, replacing or damaging one changes no other. The
+    newest `keep` step files stay; older ones are deleted only once the new one is in place, and
+    never the one the run resumed from. Every file is written atomically (see `atomic_save`), so
+    a crash at any moment leaves the previous checkpoint loadable."""
 
     def __init__(self, folder: Path, keep: int, resumed_from: Path | None = None) -> None:
         self.folder = folder
@@ -378,7 +379,7 @@ class Checkpoints:
         path = self.folder / f"step-{state['global_step']:08d}.pt"
         if distributed.is_main():  # the processes' states are identical: rank 0 writes it
             atomic_save(state, path, previous=self.folder / "last.pt")
-            link_or_copy(path, self.folder / "last.pt")
+            atomic_save(path, self.folder / "last.pt", write=copy_from, previous=path)
             for old in sorted(self.folder.glob("step-*.pt"))[: -self.keep]:
                 if self.resumed_from is None or not old.samefile(self.resumed_from):
                     old.unlink()
@@ -389,7 +390,7 @@ class Checkpoints:
     def mark_best(self, path: Path) -> None:
         """Make best.pt the checkpoint saved as `path`."""
         if distributed.is_main():
-            link_or_copy(path, self.folder / "best.pt")
+            atomic_save(path, self.folder / "best.pt", write=copy_from, previous=path)
 
 
 def save_metrics_csv(history: list[dict[str, float]], path: Path) -> None:

@@ -538,9 +538,9 @@ class Trainer:
         if own["totals"] is not None:
             self.totals = EpochTotals(self.task.metrics())
             self.totals.load_state_dict(own["totals"], self.device)
-        # The step file that last.pt shares its contents with is the one being resumed from.
-        steps = path.parent.glob("step-*.pt")
-        self.resumed_from = next((step for step in steps if step.samefile(path)), path)
+        # The step file that last.pt (or best.pt) is a copy of is the one being resumed from.
+        step_file = path.with_name(f"step-{self.global_step:08d}.pt")
+        self.resumed_from = step_file if step_file.exists() else path
         set_rng_state(own["rng"])
         if not same:  # at an epoch's end, on another number of processes: new streams from here
             own_random_stream(self.cfg.seed, self.global_step)

@@ -424,23 +424,21 @@ def atomic_save(
             os.unlink(tmp_name)
 
 
-def link_or_copy(source: Path, target: Path) -> None:
-    """Atomically make `target` the same file as `source`: a hard link, or a copy where the file
-    system has none."""
-    tmp = target.with_name(f".{target.name}.link.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise CheckpointWriteError(
-            f"cannot write {target}: {error.strerror or error}. {source} holds the same state."
-        ) from None
+def unused_path(path: Path) -> Path:
+    """`path`, or where it exists already `name-2.ext`, `name-3.ext`, ...: the first free name.
+    A command's output never replaces what an earlier command wrote."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate
+
+
+def copy_from(source: Path, file: IO[bytes]) -> None:
+    """For `atomic_save(source, target, write=copy_from)`: `target` becomes a copy of `source`
+    that stands alone (never a link: a later write to one of them leaves the other as it was)."""
+    with open(source, "rb") as original:
+        shutil.copyfileobj(original, file, 1 << 20)
 
 
 def remove_stale_temporaries(folder: Path) -> None:

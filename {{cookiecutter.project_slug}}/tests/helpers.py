@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -96,17 +95,8 @@ def make_data_folder(folder: Path) -> None:
 
 
 def copy_tree(source: Path, target: Path) -> None:
-    """Copy the files under `source` into `target`; files that are one file there (last.pt and
-    the step file it links to) are one file in the copy too."""
-    copied: dict[int, Path] = {}
-    for path in sorted(source.rglob("*")):
-        to = target / path.relative_to(source)
-        if path.is_dir():
-            to.mkdir(exist_ok=True)
-        elif path.stat().st_ino in copied:
-            os.link(copied[path.stat().st_ino], to)
-        else:
-            copied[path.stat().st_ino] = Path(shutil.copy2(path, to))
+    """Copy the files and folders under `source` into `target`."""
+    shutil.copytree(source, target, dirs_exist_ok=True)
 
 
 def start(args: list[str], **popen: Any) -> subprocess.Popen:

@@ -108,12 +108,27 @@ def test_an_unwritable_plot_folder_costs_a_warning_not_the_epoch(workdir, tiny) 
 
 def test_resume_auto_skips_damaged_checkpoints(finished) -> None:
     assert steps() == ["step-00000009.pt", "step-00000018.pt"]  # one per epoch
-    assert (RUN / "last.pt").samefile(RUN / "step-00000018.pt")
-    with open(RUN / "last.pt", "r+b") as damaged:  # damages step-18 too: they are one file
+    with open(RUN / "step-00000018.pt", "r+b") as damaged:
+        damaged.truncate(1000)
+    with open(RUN / "last.pt", "r+b") as damaged:
         damaged.truncate(1000)
     with pytest.warns(UserWarning, match="skipping .*: cannot read the checkpoint"):
         path, checkpoint = find_resumable_checkpoint(Config(), CPU)
     assert path == RUN / "step-00000009.pt" and checkpoint["global_step"] == 9
+
+
+def test_every_checkpoint_file_stands_alone(finished) -> None:
+    """Overwriting or damaging last.pt in place (a user re-saving an edited checkpoint, a copy
+    of another run's file) changes no other file of the run."""
+    kept = {name: (RUN / name).read_bytes() for name in ("best.pt", "step-00000018.pt")}
+    assert (RUN / "last.pt").read_bytes() == kept["step-00000018.pt"]
+    checkpoint = torch.load(RUN / "last.pt", weights_only=True)
+    checkpoint["history"] = []
+    torch.save(checkpoint, RUN / "last.pt")
+    with open(RUN / "best.pt", "r+b") as damaged:
+        damaged.truncate(1000)
+    assert (RUN / "step-00000018.pt").read_bytes() == kept["step-00000018.pt"]
+    assert torch.load(RUN / "last.pt", weights_only=True)["history"] == []
 
 
 def test_pruning_never_deletes_the_checkpoint_being_resumed_from(finished) -> None:

@@ -104,6 +104,10 @@ def test_test_mode_evaluates_a_checkpoint(finished, capsys) -> None:
     record = json.loads(Path("results/logs/default/r/test.json").read_text())
     assert record["samples"] == 60 and record["checkpoint"] == str(RUN / "best.pt")
     assert isinstance(record["loss"], float)
+    assert main(["--test", str(RUN / "step-00000009.pt")]) == 0  # never replaces the first
+    again = json.loads(Path("results/logs/default/r/test-2.json").read_text())
+    assert again["checkpoint"].endswith("step-00000009.pt")
+    assert json.loads(Path("results/logs/default/r/test.json").read_text()) == record
 
 
 def test_a_checkpoint_moved_without_its_run_folder_reads_the_data_as_the_run_did(
@@ -169,7 +173,9 @@ def test_checkpoint_round_trip_restores_the_trainer(workdir) -> None:
     trainer.train_epoch(DataLoader(TensorDataset(torch.randn(8, 4), torch.randint(3, (8,))), 4))
     trainer.epoch, trainer.best_score = 1, 0.5
     saved = Checkpoints(RUN, keep=2).save(trainer.state_dict(), (1, 2, 0))
-    assert saved.name == "step-00000002.pt" and (RUN / "last.pt").samefile(saved)
+    assert saved.name == "step-00000002.pt"
+    assert (RUN / "last.pt").read_bytes() == saved.read_bytes()
+    assert not (RUN / "last.pt").samefile(saved)  # a copy: each file stands alone
 
     restored = linear_trainer(["seed=1"])
     restored.load_state_dict(load_checkpoint(RUN / "last.pt", torch.device("cpu")), RUN / "last.pt")

@@ -13,7 +13,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from config import Config
 from dataset import class_names
-from utils import RunPaths, titled_grid
+from utils import RunPaths, titled_grid, unused_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -49,8 +49,9 @@ def test_report(
         report["acc_tta_gain"] = report["acc_tta"] - results["acc"]
     print(per_class_table(report))
     run = RunPaths.for_run(cfg)
-    save_confusion_matrix(report, run.plots / "confusion_matrix.png", run.logs)
-    print(f"confusion matrix  {run.plots / 'confusion_matrix.png'} (and in TensorBoard)")
+    picture = unused_path(run.plots / "confusion_matrix.png")  # never an earlier --test's
+    save_confusion_matrix(report, picture, run.logs)
+    print(f"confusion matrix  {picture} (and in TensorBoard)")
     return report
 
 

@@ -100,6 +100,10 @@ def test_predict_gives_each_row_its_target_in_the_columns_units(workdir, tiny, c
     truth = [2.5 * 100 + 15 * 3 - 0.8 * 10 - 4 * 5 + 60, 2.5 * 180 + 15 * 5 - 0.8 * 2 - 4 + 60]
     predicted = [float(row["predicted_price_k"]) for row in rows]
     assert predicted == pytest.approx(truth, rel=0.05)
+    first = saved.read_text()
+    assert main(["--predict", "new.csv", "new.csv"]) == 0  # a second command: a file of its own
+    assert saved.read_text() == first
+    assert len(saved.with_name("predictions-2.csv").read_text().splitlines()) == 5
 
     Path("new.csv").write_text("rooms,area_m2\n3,100.0\n")
     assert main(["--predict", "new.csv"]) == 2
