@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import json
 import math
 import os
 import socket
@@ -321,6 +322,7 @@ def open_storage(cfg: Config) -> optuna.storages.BaseStorage:
     try:
         if "://" not in cfg.storage:
             path = journal_path(cfg)
+            refuse_other_files(path)
             path.parent.mkdir(parents=True, exist_ok=True)
             # An absolute path: Optuna's lock is a symlink to the journal, and a relative one
             # leads nowhere, so that a lock left by a killed worker was never taken over.
@@ -339,6 +341,26 @@ def open_storage(cfg: Config) -> optuna.storages.BaseStorage:
             "PGPASSWORD rather than the URL, which each run records), or leave storage empty "
             "for the journal file under results/."
         ) from None
+
+
+def refuse_other_files(path: Path) -> None:
+    """Refuse to append to a file that is not an Optuna journal: a file the project did not
+    create (notes, a CSV) is never written to."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return  # a new journal, or a folder (which fails to open, with its own message)
+    with path.open("rb") as file:
+        first = file.readline(1 << 16)
+    try:
+        record = json.loads(first)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or "op_code" not in record:
+        raise ConfigError(
+            f"storage={path} is a file that is not a journal of --tune's studies (its first line "
+            "is not an Optuna journal record), and --tune writes into its storage: it was left "
+            "as it is. Name a new file (e.g. storage=results/search.journal), or leave storage "
+            "empty for results/studies.journal."
+        )
 
 
 def journal_path(cfg: Config) -> Path:

@@ -196,11 +196,14 @@ def test_storage_space_and_other_searches_are_refused_with_exit_2(workdir, tiny,
         (["lr=0:1"], "the search space lr=0:1 includes lr=0"),
         (["folds=3", "lr=1e-4:1e-2:log"], "folds=3 cross-validates"),
         (["--tune", "0", "experiment=elsewhere"], "holds no study named elsewhere"),
+        (["storage=notes.txt", "lr=1e-4:1e-2:log"], "notes.txt is a file that is not a journal"),
     ]
+    Path("notes.txt").write_text("my notes\n")
     for extra, message in bad:
         assert main([*tiny, "--tune", "1", *extra]) == 2, extra
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
+    assert Path("notes.txt").read_text() == "my notes\n"  # never written to
     assert main([*tiny, "epochs=1", "--tune", "1", "lr=1e-4:1e-2:log"]) == 0
     for extra, message in [
         (["lr=1e-4:1e-1:log"], "its search space is lr=1e-4:1e-2:log"),
