@@ -3,9 +3,9 @@ def read_rows(cfg: Config) -> tuple[list[str], list[tuple[int, list[str]]]]:
     path = csv_path(cfg)
     if not path.is_file():
         raise DataError(
-            f"{path} does not exist. Put your CSV file there (a header row, then one row per "
-            "sample), point csv_file= or data_dir= at it, or run python src/dataset.py for an "
-            "example file."
+            f"{path} {'is a folder' if path.is_dir() else 'does not exist'}. Put your CSV file "
+            "there (a header row, then one row per sample), point csv_file= or data_dir= at it, "
+            "or run python src/dataset.py for an example file."
         )
     return read_csv(path)
 
@@ -37,6 +37,28 @@ def read_text(path: Path) -> str:
             f"{path} is not UTF-8 text (byte {error.start} cannot be decoded). Save it as UTF-8 "
             "(in a spreadsheet: export as CSV UTF-8) and run again."
         ) from None
+    except OSError as error:
+        raise DataError(
+            f"cannot read {path}: {error.strerror or error}. Make it a readable file and run again."
+        ) from None
+
+
+def check_same_file(cfg: Config, saved: dict[str, Any]) -> None:
+    """Stop when the CSV file is not the one this run split (`saved` is its data index): gone,
+    or changed, its saved row numbers would name other samples."""
+    path = csv_path(cfg)
+    if not path.is_file():
+        raise DataError(
+            f"{path}, the file this run was split from and trained on, "
+            f"{'is now a folder' if path.is_dir() else 'is missing'}. Put the file back (or point "
+            "csv_file= and data_dir= at where it is now) and run the same command again."
+        )
+    if fingerprint(path) != saved["sha256"]:
+        raise DataError(
+            f"{path} has changed since this run split it, so its saved row numbers no longer "
+            "name the same samples. Put the original file back, or start a new run to split the "
+            "new file."
+        )
 
 
 def csv_path(cfg: Config) -> Path:

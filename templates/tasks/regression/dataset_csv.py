@@ -116,12 +116,7 @@ def chosen_columns(cfg: Config) -> tuple[str, list[str]]:
 def check_unchanged(cfg: Config, saved: dict[str, Any]) -> None:
     """Stop when the CSV file is no longer the one this run split, or other columns are asked
     for than the run's model was built on."""
-    if fingerprint(csv_path(cfg)) != saved["sha256"]:
-        raise DataError(
-            f"{csv_path(cfg)} has changed since this run split it, so its saved row numbers no "
-            "longer name the same samples. Put the original file back, or start a new run to "
-            "split the new file."
-        )
+    check_same_file(cfg, saved)
     if chosen_columns(cfg) != (saved["target"], saved["features"]):
         raise DataError(
             f"this run predicts {saved['target']} from {', '.join(saved['features'])}; its model "

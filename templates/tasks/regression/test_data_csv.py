@@ -41,6 +41,14 @@ def test_the_rows_are_shuffled_split_saved_and_a_changed_file_refused(workdir, c
     capsys.readouterr()
     assert main(["--test", "models/checkpoints/default/r/best.pt"]) == 2
     assert "has changed since this run split it" in capsys.readouterr().err
+    CSV.unlink()  # gone, then a folder in its place: both said, for --test and --resume alike
+    for state in ("is missing", "is now a folder"):
+        for command in (["--test", "models/checkpoints/default/r/best.pt"], ["--resume", "auto"]):
+            assert main(command) == 2
+            err = capsys.readouterr().err
+            assert f"the file this run was split from and trained on, {state}" in err, command
+            assert "Traceback" not in err
+        CSV.mkdir(exist_ok=True)
 
 
 def replace_line_4(text: str) -> Callable[[str], str]:

@@ -214,12 +214,7 @@ def check_unchanged(cfg: Config, saved: dict[str, Any]) -> None:
             f"this run's vocabulary, classes and split were made with {settings}, and its model "
             "learned them. Drop those overrides, or start a new run to read the data otherwise."
         )
-    if fingerprint(csv_path(cfg)) != saved["sha256"]:
-        raise DataError(
-            f"{csv_path(cfg)} has changed since this run split it, so its saved row numbers no "
-            "longer name the same texts. Put the original file back, or start a new run to "
-            "split the new file."
-        )
+    check_same_file(cfg, saved)
 
 
 def read_texts(cfg: Config) -> tuple[list[str], list[str]]:
