@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, get_type_hints
@@ -61,6 +62,7 @@ def option(
 
 
 AUTO = "auto"
+LARGEST_INT = 2**31 - 1
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -305,12 +307,21 @@ def validate(cfg: Config) -> None:
         if kind is float and not math.isfinite(value):  # NaN or Infinity from a JSON file
             raise ConfigError(f"{f.name} must be a finite number, got {value!r}.")
         _check_limits(f.name, value, f.metadata)
+        if kind is int and value > LARGEST_INT:  # beyond what any loop or tensor size takes
+            raise ConfigError(f"{f.name} must be <= {LARGEST_INT}, got {_format(value)}.")
+    cores = os.cpu_count() or 1
+    if cfg.num_workers != AUTO and cfg.num_workers > 4 * cores:
+        raise ConfigError(
+            f"num_workers={cfg.num_workers} would start that many processes, each with its own "
+            f"copy of torch, on a machine with {cores} cores. Use at most {4 * cores}; one or two "
+            "a core is usually fastest."
+        )
     for key in ("experiment", "run_name"):
         value = getattr(cfg, key)
         if value and (not NAME_PATTERN.fullmatch(value) or ".." in value):
             raise ConfigError(
-                f"{key} must be a plain folder name of letters, digits, '.', '_' and '-', "
-                f"got {_shown(value)}."
+                f"{key} must be a plain folder name: a letter or digit first, then letters, "
+                f"digits, '.', '_' and '-' (no '..'), got {_shown(value)}."
             )
         if len(value) > MAX_NAME:
             raise ConfigError(

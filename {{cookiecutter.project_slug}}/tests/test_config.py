@@ -59,8 +59,12 @@ def test_only_the_first_equals_sign_splits() -> None:
         ("val_fraction=0.9", "val_fraction + test_fraction must leave samples to train on"),
 {% endif %}
         ("experiment=../elsewhere", "experiment must be a plain folder name"),
+        ("run_name=.hidden", "run_name must be a plain folder name: a letter or digit first"),
+        ("run_name=-x", "a letter or digit first, then letters, digits, '.', '_' and '-'"),
         ("fold=2", "fold=2 does not exist with folds=1"),
         ("folds=0", "folds must be >= 1, got 0"),
+        (f"batch_size={sys.maxsize + 1}", "batch_size must be <= 2147483647"),
+        ("num_workers=100000", "num_workers=100000 would start that many processes"),
     ],
 )
 def test_bad_overrides_name_the_problem(override: str, message: str) -> None:
