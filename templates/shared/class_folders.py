@@ -8,10 +8,25 @@ def check_classes(classes: tuple[str, ...], root: Path) -> None:
 
 
 def labelled_by_folder(
-    folder: Path, classes: tuple[str, ...], required: bool = True
+    folder: Path, classes: tuple[str, ...], required: bool = True, chosen: bool = False
 ) -> list[tuple[Path, int]]:
     """(file, label) for each image in the class folders under `folder`; each class must have
-    images there when `required` (a val/ or test/ folder may lack a class: it is reported)."""
+    images there when `required` (a val/ or test/ folder may lack a class: it is reported). A
+    val/ or test/ folder's class folder that is no class of the training split is refused,
+    unless the classes were `chosen` by name (its images would silently be left out)."""
+    strays = [
+        p.name
+        for p in sorted(folder.iterdir())
+        if p.is_dir() and not hidden(p) and p.name not in classes and image_files(p)
+    ]
+    if strays and not required and not chosen:
+        raise DataError(
+            f"{folder} has images of {quote(strays)}, with no such class folder in "
+            f"{folder.parent / 'train'}: the model would never learn "
+            f"{'that class' if len(strays) == 1 else 'those classes'}, and those images would be "
+            "left out without a word. Add training images of them under train/ too, or move "
+            "those folders out of the data folder."
+        )
     samples = []
     for label, name in enumerate(classes):
         class_folder = folder / name

@@ -25,11 +25,14 @@ def hidden(path: Path) -> bool:
 
 
 def read_image(path: Path, mode: str) -> Image.Image:
-    """The image at `path` in `mode` ("RGB", "L", or "" for as stored); a file that was
-    readable when the run started and is not any more stops the run with its name."""
+    """The image at `path` upright (as its EXIF orientation says, as viewers show it), in `mode`
+    ("RGB" or "L", from any bit depth, see `eight_bit`; "" for the values as stored: a mask's);
+    a file that was readable when the run started and is not any more stops the run with its
+    name."""
     try:
         with Image.open(path) as image:
-            return image.convert(mode) if mode else image.copy()
+            image = ImageOps.exif_transpose(image)
+            return eight_bit(image, path).convert(mode) if mode else image
     except UNREADABLE as error:
         raise DataError(
             f"cannot read the image {path}: {error}. It passed the check when the run started, "
@@ -37,6 +40,34 @@ def read_image(path: Path, mode: str) -> Image.Image:
             "`python src/main.py --resume auto` (the last checkpoint is intact), or remove it and "
             "start a new run."
         ) from None
+
+
+def eight_bit(image: Image.Image, path: Path) -> Image.Image:
+    """`image` with 8 bits a channel: 16- and 32-bit integer greys (16-bit PNG, TIFF) scaled
+    from their type's range, float greys from 0..1. PIL's own conversion clips them at 255, so
+    that a 16-bit image turned white."""
+    if not (image.mode.startswith("I") or image.mode == "F"):
+        return image
+    pixels = numpy.asarray(image, dtype=numpy.float64)
+    if image.mode == "F":
+        top = 1.0
+    else:
+        top = 65535 if image.mode.startswith("I;16") or pixels.max() <= 65535 else 2**32 - 1
+    if pixels.min() < 0 or pixels.max() > top:
+        raise DataError(
+            f"{path} holds {image.mode} pixels from {pixels.min():g} to {pixels.max():g}, outside "
+            f"0..{top:g}, so what is black and what is white is unknown. Save it with 8 or 16 "
+            "bits a channel (unsigned), or float pixels in 0..1."
+        )
+    return Image.fromarray(numpy.round(pixels * (255 / top)).astype(numpy.uint8))
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) of the opened `image` as `read_image` turns it: swapped by a quarter turn
+    in its EXIF (not looked for in PNGs, where finding it would decode the whole image)."""
+    exif = image.getexif() if image.format != "PNG" else {}
+    turned = exif.get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)
+    return image.size[::-1] if turned else image.size
 
 
 def check_images(
@@ -54,9 +85,9 @@ def check_images(
             for path in (part for part in sample if isinstance(part, Path)):
                 try:
                     with Image.open(path) as image:
-                        image.verify()
                         if path == sample[0]:
-                            sizes[image.size] += 1
+                            sizes[upright_size(image)] += 1
+                        image.verify()
                 except UNREADABLE as error:
                     bad.append(f"{path.relative_to(root)} ({error})")
                     readable = False

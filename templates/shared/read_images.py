@@ -6,10 +6,20 @@ def fitted_image(path: Path, cfg: Config, size: int) -> torch.Tensor:
 
 
 def decode(files: list[Path], cfg: Config, size: int) -> torch.Tensor:
-    """The images in `files` as `fitted_image`s (N, C, size, size), decoded by parallel threads."""
+    """The images in `files` as `fitted_image`s (N, C, size, size), decoded by parallel threads;
+    refused when every pixel of every image has one value: nothing to learn, and a sign that the
+    files are not read as meant."""
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as threads:
         images = threads.map(lambda path: fitted_image(path, cfg, size), files)
-        return torch.stack(list(tqdm(images, "decode images", len(files), leave=False)))
+        images = torch.stack(list(tqdm(images, "decode images", len(files), leave=False)))
+    if len(files) > 1 and images.amin() == images.amax():
+        raise DataError(
+            f"the {len(files)} images decoded (the first: {files[0]}) are one flat value, "
+            f"{images.amin().item()} of 255 in every pixel with color={cfg.color}: there is "
+            "nothing to learn. Open a few of them: if they look different, save them as 8-bit "
+            "PNG or JPEG and run again; if not, replace them."
+        )
+    return images
 
 
 def read_images(root: Path, paths: list[str], cfg: Config, size: int) -> torch.Tensor:

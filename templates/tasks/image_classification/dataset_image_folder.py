@@ -33,8 +33,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy
 import torch
-from PIL import Image, ImageDraw
+from PIL import ExifTags, Image, ImageDraw, ImageOps
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
@@ -229,7 +230,7 @@ def scan(cfg: Config) -> dict[str, Any]:
         layout = "train/val/test folders, one folder per class in each"
         classes = class_names(cfg)
         found = {
-            name: labelled_by_folder(folder, classes, required=name == "train")
+            name: labelled_by_folder(folder, classes, name == "train", bool(cfg.classes))
             for name, folder in presplit.items()
         }
     elif any(p.is_dir() and not hidden(p) for p in root.iterdir()):

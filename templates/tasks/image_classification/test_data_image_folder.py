@@ -16,6 +16,61 @@ def write_bomb(path: Path, side: int = 20_000) -> None:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
 
 
+STORED = {  # how an image file stores its grey values: PIL mode, numpy type, white
+    "L": (numpy.uint8, 255),
+    "I;16": (numpy.uint16, 65535),
+    "I": (numpy.int32, 65535),  # a 16-bit grey as older PIL reads it
+    "F": (numpy.float32, 1.0),
+}
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    mode=st.sampled_from(sorted(STORED)),
+    shape=st.tuples(st.integers(1, 24), st.integers(1, 24)),
+    data=st.data(),
+)
+def test_any_grey_image_is_read_as_it_is_stored(tmp_path_factory, mode, shape, data) -> None:
+    """8- and 16-bit PNGs and float TIFFs: each value is scaled from its type's range to 8 bits
+    (PIL's own conversion turned a 16-bit image white); out of range, refused by name."""
+    kind, white = STORED[mode]
+    elements = st.floats(0, 1, width=32) if mode == "F" else st.integers(0, white)
+    pixels = data.draw(arrays(kind, shape, elements=elements))
+    path = tmp_path_factory.mktemp("image") / ("grey.tif" if mode in ("I", "F") else "grey.png")
+    Image.fromarray(pixels).save(path)
+    expected = numpy.round(pixels.astype(numpy.float64) * (255 / white))
+    assert (numpy.asarray(read_image(path, "L")) == expected).all()
+    assert (numpy.asarray(read_image(path, "RGB"))[..., 1] == expected).all()
+    if mode in ("I", "F"):
+        Image.fromarray(pixels * 0 + kind(-1)).save(path)
+        with pytest.raises(DataError, match=f"holds {mode} pixels from -1 to -1, outside 0.."):
+            read_image(path, "L")
+
+
+def test_a_photo_is_read_upright_as_its_exif_orientation_says(tmp_path) -> None:
+    photo = Image.new("RGB", (40, 20), (255, 0, 0))
+    photo.paste((0, 0, 255), (0, 0, 10, 20))  # blue on the left
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # the camera was turned: show it a quarter turn right
+    photo.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    upright = numpy.asarray(read_image(tmp_path / "photo.jpg", "RGB"))
+    assert upright.shape == (40, 20, 3)  # 20 wide, 40 high
+    assert upright[2, 10, 2] > 200 and upright[-3, 10, 0] > 200  # blue is now at the top
+
+
+def test_images_of_one_flat_value_are_refused(workdir, tiny, capsys) -> None:
+    shutil.rmtree(workdir / "data")
+    for index in range(12):
+        folder = workdir / "data" / "ab"[index % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = numpy.full((20, 20), 60000, numpy.uint16)  # nearly white, 16-bit: all alike
+        Image.fromarray(pixels).save(folder / f"{index}.png")
+    assert main([*tiny, "run_name=r"]) == 2
+    err = capsys.readouterr().err
+    assert "are one flat value, 233 of 255 in every pixel" in err and "Traceback" not in err
+    assert not Path("models").exists()
+
+
 def test_a_messy_folder_trains_and_tests_with_its_problems_named(workdir, tiny, capsys) -> None:
     data = workdir / "data"
     write_image(data / "circle" / "big.png", (300, 120))  # mixed sizes are resized
@@ -99,6 +154,11 @@ def test_own_train_val_test_folders_are_used_as_they_are(workdir, tiny) -> None:
     loaders = make_dataloaders(apply_overrides(Config(), tiny))
     assert [len(loader.dataset) for loader in loaders] == [60, 8, 9]
     assert loaders[1].dataset.class_counts()["triangle"] == 0
+    (data / "test" / "circle").rename(data / "test" / "oval")  # a class that train/ lacks
+    with pytest.raises(DataError, match=r"data/test has images of oval, with no such class"):
+        make_dataloaders(apply_overrides(Config(), tiny))
+    chosen = make_dataloaders(apply_overrides(Config(), [*tiny, "classes=square,triangle"]))
+    assert [len(loader.dataset) for loader in chosen] == [40, 4, 6]  # named classes: the rest out
 
 
 def test_labels_from_file_names_refuse_names_that_decide_nothing(workdir, tiny, capsys) -> None:

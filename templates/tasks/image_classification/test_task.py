@@ -36,12 +36,22 @@ import zlib
 from pathlib import Path
 from urllib.error import URLError
 
+{% if cookiecutter.dataset == "image_folder" %}
+import numpy
+{% endif %}
 import pytest
 import torch
 {% if cookiecutter.dataset == "cifar10" %}
 import torchvision
 {% endif %}
+{% if cookiecutter.dataset == "image_folder" %}
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from PIL import ExifTags, Image
+{% else %}
 from PIL import Image
+{% endif %}
 {% if cookiecutter.dataset in ("mnist", "cifar10") %}
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -60,7 +70,14 @@ from torchvision.transforms.v2 import functional as F
 
 import modes
 from config import Config, apply_overrides
-from dataset import Augment, class_names, make_dataloaders, write_example_images
+from dataset import (
+    Augment,
+    DataError,
+    class_names,
+    make_dataloaders,
+    read_image,
+    write_example_images,
+)
 from helpers import task_for
 from main import main
 {% else %}

@@ -35,8 +35,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy
 import torch
-from PIL import Image, ImageDraw
+from PIL import ExifTags, Image, ImageDraw, ImageOps
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
@@ -217,7 +218,7 @@ def check_masks(
     for image_path, mask_path in (pair for samples in found.values() for pair in samples):
         name = mask_path.relative_to(root)
         with Image.open(image_path) as image, Image.open(mask_path) as mask:
-            size, mode, mask_size = image.size, mask.mode, mask.size
+            size, mode, mask_size = upright_size(image), mask.mode, upright_size(mask)
         if mode not in MASK_MODES:
             problems.append(f"{name} is {mode}, not one value per pixel")
             continue
