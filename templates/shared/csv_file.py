@@ -16,7 +16,17 @@ def read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     lines = [(number, row) for number, row in enumerate(rows, 1) if row]
     if len(lines) < 2:
         raise DataError(f"{path} needs a header row and at least one row of data.")
+    # A comma at the end of every line (of the header, or of the data rows only) is an empty
+    # last column, not data: it is dropped.
+    if all(len(row) > 1 and not row[-1].strip() for _, row in lines[1:]) and (
+        not lines[0][1][-1].strip() or all(len(row) == len(lines[0][1]) + 1 for _, row in lines[1:])
+    ):
+        header_too = not lines[0][1][-1].strip()
+        lines = [lines[0] if not header_too else (lines[0][0], lines[0][1][:-1])] + [
+            (number, row[:-1]) for number, row in lines[1:]
+        ]
     header = [name.strip() for name in lines[0][1]]
+    check_header(path, header)
     ragged = [number for number, row in lines[1:] if len(row) != len(header)]
     if ragged:
         raise DataError(
@@ -25,6 +35,40 @@ def read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
             "have one value per column (quote values that contain commas)."
         )
     return header, lines[1:]
+
+
+def check_header(path: Path, header: list[str]) -> None:
+    """Refuse a first row that is not a header of distinct column names."""
+    if len(header) == 1 and (separator := next((c for c in ";\t|" if c in header[0]), None)):
+        raise DataError(
+            f"{path} has one column only: its header {header[0][:60]!r} holds {separator!r} but "
+            "no comma, so its values are separated otherwise. Save it as comma-separated CSV "
+            "(with '.' as the decimal point) and run again."
+        )
+    if all(is_number(name) for name in header):
+        raise DataError(
+            f"{path} starts with a row of numbers ({', '.join(header[:4])}...), not a header: "
+            "its first row would be taken for the columns' names and not trained on. Add a "
+            "header row naming the columns at the top of the file."
+        )
+    unnamed = [str(column) for column, name in enumerate(header, 1) if not name]
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
+    if unnamed or repeated:
+        problem = f"column {', '.join(unnamed)} of its header has no name" if unnamed else ""
+        problem += " and " if unnamed and repeated else ""
+        problem += f"{', '.join(map(repr, repeated))} name more than one column" if repeated else ""
+        raise DataError(
+            f"{path}: {problem}, so the columns cannot be told apart by name. Give every column a "
+            "name of its own in the first row."
+        )
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def read_text(path: Path) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import math
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from utils import TensorBatches, data_folder, data_index, make_loaders, split_in
 
 SPLITS = ("train", "val", "test")
 SHOWN = 5  # line numbers quoted in an error message, at most
+LARGEST_FLOAT = torch.finfo(torch.float32).max  # what the model computes in
 
 
 class DataError(UserError):
@@ -86,7 +86,14 @@ def scan(cfg: Config) -> dict[str, Any]:
     """Check the file, choose the columns and draw the split from `seed`."""
     target, features = chosen_columns(cfg)
     index = {"target": target, "features": features, "sha256": fingerprint(csv_path(cfg))}
-    size = len(read_table(cfg, index))
+    table = read_table(cfg, index)
+    if len(table) > 1 and (table[:, -1] == table[0, -1]).all():
+        raise DataError(
+            f"the target column {target} of {csv_path(cfg)} holds one value, "
+            f"{table[0, -1].item():g}, in every row: there is nothing to predict (and R² is "
+            "undefined). Choose another column with target=, or check the file."
+        )
+    size = len(table)
     order = torch.randperm(size, generator=torch.Generator().manual_seed(cfg.seed))
     splits = [order[part].sort().values.tolist() for part in split_indices(size, cfg)]
     print(
@@ -146,14 +153,15 @@ def numbers(
         except ValueError:
             bad.append(line)
             continue
-        if all(math.isfinite(v) for v in parsed):
+        if all(abs(v) <= LARGEST_FLOAT for v in parsed):  # and so not NaN
             values.append(parsed)
         else:
             bad.append(line)
     if bad:
         raise DataError(
             f"{path}: {len(bad)} row{'s have' if len(bad) > 1 else ' has'} an empty, "
-            f"non-numeric or infinite value in the columns used, on line{'s' * (len(bad) > 1)} "
+            f"non-numeric or infinite value in the columns used (or one beyond "
+            f"±{LARGEST_FLOAT:.1e}, float32's largest), on line{'s' * (len(bad) > 1)} "
             f"{quote_lines(bad)}. {advice}"
         )
     return torch.tensor(values, dtype=torch.float32)

@@ -76,10 +76,15 @@ def test_the_columns_of_a_run_cannot_change_when_it_resumes(workdir, capsys) -> 
         (replace_line_4("80.0,3,10,5.0"), [], "the header has 5 columns but line 4 does not"),
         (replace_line_4("80.0,three,10,5.0,300"), [], "non-numeric or infinite value in the "),
         (replace_line_4("80.0,,10,5.0,300.0"), [], "1 row has an empty, non-numeric"),
-        (replace_line_4("80.0,3,inf,5.0,300.0"), [], "columns used, on line 4. Fill in"),
+        (replace_line_4("80.0,3,inf,5.0,300.0"), [], "float32's largest), on line 4. Fill in"),
         (str, ["target=price"], "has no column 'price'; its columns are area_m2, rooms"),
         (str, ["features=rooms,price_k"], "cannot also be a feature"),
         (str, ["csv_file=houses.csv"], "houses.csv does not exist"),
+        (lambda csv: csv.split("\n", 1)[1], [], "starts with a row of numbers ("),
+        (lambda csv: csv.replace("rooms", "area_m2", 1), [], "'area_m2' name more than one"),
+        (lambda csv: csv.replace(",", ";"), [], "holds ';' but no comma, so its values are"),
+        (replace_line_4("80.0,3,10,5.0,1e39"), [], "(or one beyond ±3.4e+38, float32's largest)"),
+        (lambda csv: re.sub(r",[^,\n]+$", ",7", csv, flags=re.M), [], "holds one value, 7, in"),
     ],
 )
 def test_bad_csv_files_are_named_with_what_to_do(workdir, capsys, edit, overrides, message):
@@ -88,6 +93,16 @@ def test_bad_csv_files_are_named_with_what_to_do(workdir, capsys, edit, override
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert [p.name for p in workdir.iterdir()] == ["data"]  # nothing written
+
+
+def test_a_comma_at_the_end_of_every_line_is_no_column(workdir) -> None:
+    rows = CSV.read_text().splitlines()
+    expected = [len(loader.dataset) for loader in make_dataloaders(Config())]
+    for lines in ([row + "," for row in rows], [rows[0]] + [row + "," for row in rows[1:]]):
+        CSV.write_text("\n".join(lines) + "\n")
+        loaders = make_dataloaders(Config())
+        assert [len(loader.dataset) for loader in loaders] == expected
+        assert loaders[0].dataset[0][0].shape == (4,)
 
 
 def test_predict_gives_each_row_its_target_in_the_columns_units(workdir, tiny, capsys) -> None:

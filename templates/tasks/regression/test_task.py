@@ -10,6 +10,7 @@ from __future__ import annotations
 {% if cookiecutter.dataset == "csv" %}
 import csv
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 

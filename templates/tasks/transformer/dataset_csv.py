@@ -169,6 +169,15 @@ def scan_contents(cfg: Config, sha256: str) -> dict[str, Any]:
         else:
             first_label[key] = label
             kept.append(row)
+    distinct = len({word_key(text_tokens) for text_tokens in tokens})
+    if len(kept) < distinct / 2:
+        lengths = sorted(len(text_tokens) for text_tokens in tokens)
+        raise DataError(
+            f"max_length={cfg.max_length} cuts the texts of {csv_path(cfg)} so short that "
+            f"{distinct - len(kept)} of its {distinct} different texts become copies of another "
+            f"and would be dropped. Raise max_length (the texts have {lengths[len(lengths) // 2]} "
+            "tokens at the median)."
+        )
     classes = sorted(set(first_label.values()))
     if len(classes) < 2:
         raise DataError(
@@ -181,6 +190,12 @@ def scan_contents(cfg: Config, sha256: str) -> dict[str, Any]:
     counts = Counter(word for row in splits[0] for word in words[row])
     frequent = [word for word, count in counts.items() if count >= cfg.min_count]
     vocabulary = sorted(frequent, key=lambda word: (-counts[word], word))[: cfg.max_vocabulary]
+    if not vocabulary:
+        raise DataError(
+            f"no word of the training texts appears min_count={cfg.min_count} times, so the "
+            "vocabulary would be empty and every text the same row of unknown words. Lower "
+            f"min_count (the commonest word appears {max(counts.values(), default=0)} times)."
+        )
     known = set(vocabulary)
     val_words = [word for row in splits[1] for word in words[row]]
     coverage = sum(word in known for word in val_words) / max(len(val_words), 1)
@@ -220,12 +235,18 @@ def check_unchanged(cfg: Config, saved: dict[str, Any]) -> None:
 def read_texts(cfg: Config) -> tuple[list[str], list[str]]:
     """The text and the label of every row, refusing unknown columns and empty cells."""
     header, rows = read_rows(cfg)
+    if cfg.text_column == cfg.label_column:
+        raise DataError(
+            f"text_column and label_column both name the column {cfg.text_column!r}: the model "
+            "would be given its answer. Name the column of the texts and that of the labels."
+        )
     unknown = [name for name in (cfg.text_column, cfg.label_column) if name not in header]
     if unknown:
         raise DataError(
             f"{csv_path(cfg)} has no column {', '.join(map(repr, unknown))}; its columns are "
             f"{', '.join(header)}. Set text_column= and label_column= to the columns of the texts "
-            "and of their classes."
+            "and of their classes; a file without a header row (its first row is read as one) "
+            f"needs one: {cfg.text_column},{cfg.label_column}."
         )
     text, label = header.index(cfg.text_column), header.index(cfg.label_column)
     empty = [line for line, row in rows if not row[text].strip() or not row[label].strip()]

@@ -141,6 +141,10 @@ def test_predict_classifies_lines_and_csv_rows_and_saves_a_csv(finished, capsys)
         (b"text,label\nGood.,positive\nFine.,positive\n", [], "a classifier needs at least two"),
         (b"text,label\n\xff\xfeGood.,positive\n", [], "is not UTF-8 text"),
         (None, ["csv_file=reviews.csv"], "reviews.csv does not exist"),
+        (None, ["text_column=label"], "text_column and label_column both name the column"),
+        (None, ["max_length=1"], "max_length=1 cuts the texts of data/data.csv so short that"),
+        (None, ["min_count=100000"], "no word of the training texts appears min_count=100000"),
+        (b"text;label\nGood.;positive\n", [], "holds ';' but no comma"),
     ],
 )
 def test_bad_csv_files_are_named_with_what_to_do(workdir, capsys, content, overrides, message):
