@@ -359,12 +359,6 @@ def auto_lr(
     with torch.random.fork_rng():
         trial = None if task is None else copy.deepcopy(task)
         lrs, losses, suggestion = range_test(cfg, train_loader, trial)
-    if losses.index(min(losses)) < len(losses) // 10:  # lowest at the start: no rate helped
-        raise ConfigError(
-            f"lr=auto: the range test saw the training loss fall at no rate from {lrs[0]:.0e} to "
-            f"{lrs[-1]:.1e} in {len(lrs)} steps, so it has no rate to suggest. Give it more "
-            f"steps (lr_finder_steps={2 * cfg.lr_finder_steps}), or set lr= yourself."
-        )
     where = ""
     if plot is not None and distributed.is_main():
         save_lr_plot(lrs, losses, suggestion, plot)
@@ -386,6 +380,12 @@ def range_test(
     lrs, losses = find_lr(build(cfg, task=task), train_loader, cfg.lr_finder_steps)
     if len(lrs) < 3:
         raise ConfigError("the loss diverged at once, even at lr=1e-7; check the data and model.")
+    if losses.index(min(losses)) < len(losses) // 10:  # lowest at the start: no rate helped
+        raise ConfigError(
+            f"the learning-rate range test saw the training loss fall at no rate from "
+            f"{lrs[0]:.0e} to {lrs[-1]:.1e} in {len(lrs)} steps, so it has no rate to suggest. "
+            f"Give it more steps (lr_finder_steps={2 * cfg.lr_finder_steps}), or set lr= yourself."
+        )
     ceiling = ADAM_LR_CEILING if cfg.optimizer in ("adam", "adamw") else math.inf
     return lrs, losses, suggest_lr(lrs, losses, ceiling)
 
@@ -523,7 +523,7 @@ def lr_finder(cfg: Config) -> int:
     seed_everything(cfg.seed)
     train_loader, _, _ = make_dataloaders(cfg)
     lrs, losses, suggestion = range_test(cfg, train_loader)
-    plot = Path(cfg.plot_dir, cfg.experiment, "lr_finder.png")
+    plot = unused_path(Path(cfg.plot_dir, cfg.experiment, "lr_finder.png"))
     save_lr_plot(lrs, losses, suggestion, plot)
     print(
         f"swept lr from {lrs[0]:.1e} to {lrs[-1]:.1e} in {len(lrs)} steps; the loss was lowest at "

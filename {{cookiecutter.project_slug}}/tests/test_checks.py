@@ -318,13 +318,17 @@ def test_lr_auto_trains_exactly_as_the_lr_it_chose_and_records_it(workdir, tiny,
     assert "has already finished" in capsys.readouterr().out
 
 
-def test_lr_auto_refuses_a_sweep_where_the_loss_fell_nowhere(workdir, tiny, capsys, monkeypatch):
-    """Not a crawl at the lowest rate swept: a message, before anything trains."""
+def test_lr_auto_and_find_lr_refuse_a_sweep_where_the_loss_fell_nowhere(
+    workdir, tiny, capsys, monkeypatch
+):
+    """Not a crawl at the lowest rate swept: a message, before anything trains, and the same
+    from --find-lr (which suggested the sweep's first rate)."""
     rising = ([10 ** (step / 4 - 7) for step in range(20)], [1.0 + step / 10 for step in range(20)])
     monkeypatch.setattr(modes, "find_lr", lambda trainer, loader, steps: rising)
-    assert main([*tiny, "lr=auto", "run_name=r"]) == 2
-    err = capsys.readouterr().err
-    assert "lr=auto: the range test saw the training loss fall at no rate" in err, err
+    for command in ([*tiny, "lr=auto", "run_name=r"], [*tiny, "--find-lr"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "range test saw the training loss fall at no rate from 1e-07" in err, err
     assert not (CHECKPOINTS / "r" / "last.pt").exists()
 
 
