@@ -49,6 +49,7 @@ def option(
     lt: float | None = None,
     search: str | None = None,
     auto: bool = False,
+    only: tuple[str, str] | None = None,
 ) -> Any:
     """A config field with its documentation and the range that `validate` enforces.
 
@@ -56,9 +57,12 @@ def option(
     log scale, `:step` for a grid) or a list `a,b,c` of values to choose from. `auto` lets the
     number field take the value "auto": a new run then chooses the number from its data (see
     `settle` in modes.py) and records it, so a resumed run keeps it.
+    `only=(key, value)`: the field matters only where `key` has that value (`--tune` does not
+    search it elsewhere).
     """
     limits = {"choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt}
-    return field(default=default, metadata={"help": help, "search": search, "auto": auto, **limits})
+    extra = {"search": search, "auto": auto, "only": only}
+    return field(default=default, metadata={"help": help, **extra, **limits})
 
 
 AUTO = "auto"

@@ -103,7 +103,8 @@ class Dimension:
 
 def split_overrides(overrides: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     """The command line's plain `key=value` overrides, and its search ranges and lists: a range
-    has a ':' (numeric keys), a list a ',' (or ';' between values that hold commas)."""
+    has a ':' (numeric keys), a list a ',' (or ';' between values that hold commas). A key given
+    a value and a range is searched; the value is where the first trial starts."""
     hints = get_type_hints(Config)
     fields = {f.name: f for f in dataclasses.fields(Config)}
     plain, ranges = [], []
@@ -129,7 +130,8 @@ def search_space(
     """The dimensions to search: `ranges` if given, else the `search=` of config.py's fields
     but the `fixed` keys (set on the command line); each checked against the field's limits,
     with the other values of `cfg`."""
-    declared = [(f.name, f.metadata["search"]) for f in dataclasses.fields(Config)]
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    declared = [(key, f.metadata["search"]) for key, f in fields.items()]
     declared = [(key, text) for key, text in declared if text and key not in fixed]
     space: dict[str, Dimension] = {}
     for key, text in ranges or declared:
@@ -146,6 +148,14 @@ def search_space(
                     f"the search space {key}={text} includes {key}={value!r}, which this config "
                     f"refuses: {error} Narrow it."
                 ) from None
+    for key in space:
+        other, value = fields[key].metadata["only"] or (key, None)
+        if other not in space and value is not None and getattr(cfg, other) != value:
+            raise ConfigError(
+                f"{key} matters only with {other}={value} (here {other}={getattr(cfg, other)}): "
+                f"its trials would differ in nothing. Add {other}={value}, search {other} too, "
+                f"or leave {key} out of the search."
+            )
     if not space:
         raise ConfigError(
             "the search space is empty: give ranges or lists on the command line (e.g. "
@@ -184,6 +194,15 @@ def read_dimension(key: str, text: str) -> Dimension:
         raise ConfigError(f"the log range {key}={text} must start above 0.")
     if dimension.step is not None and dimension.step <= 0:
         raise ConfigError(f"the step of {key}={text} must be above 0.")
+    if dimension.step is not None:
+        steps = (dimension.high - dimension.low) / dimension.step
+        if steps < 1 or abs(steps - round(steps)) > 1e-9:
+            top = dimension.low + int(steps) * dimension.step
+            raise ConfigError(
+                f"the step of {key}={text} does not divide its range into whole steps "
+                f"({steps:.3g} of them){': it would hold one value only' if steps < 1 else ''}. "
+                f"Use a smaller step, or a high of {top:g}."
+            )
     return dimension
 
 

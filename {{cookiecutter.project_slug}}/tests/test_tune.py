@@ -65,6 +65,14 @@ def test_ranges_and_lists_on_the_command_line_make_the_search_space() -> None:
     for bad in ("lr=0:1", "lr=1:0.1", "lr=1e-4:1e-1:cube", "batch_size=0,8", "lr=3", "lr=1:2:3:4"):
         with pytest.raises(ConfigError):
             search_space(Config(), [tuple(bad.split("="))], [])
+    with pytest.raises(ConfigError, match=r"\(0.6 of them\): it would hold one value only"):
+        read_dimension("epochs", "2:8:10")  # Optuna would only warn, and search epochs=2 alone
+    with pytest.raises(ConfigError, match="does not divide its range .* or a high of 8"):
+        read_dimension("epochs", "2:9:2")
+    # A value and a range for one key: the range is searched, the value is the first trial's.
+    both = split_overrides(["lr=1e-4:1e-1:log", "lr=3e-4"])
+    assert both == (["lr=3e-4"], [("lr", "1e-4:1e-1:log")])
+    assert list(search_space(Config(), both[1], ["lr"])) == ["lr"]
 
 
 def test_a_study_finds_a_better_lr_than_a_bad_start(workdir, tiny, capsys) -> None:

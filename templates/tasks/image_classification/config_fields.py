@@ -11,8 +11,13 @@ class TaskSettings:
         "cnn: channels of the first conv block, doubled by each next; auto: 32, 64 over 32 classes",
         ge=1,
         auto=True,
+        only=("backbone", "cnn"),
     )
-    pretrained: bool = option(False, "resnet18: start from ImageNet weights (downloaded once)")
+    pretrained: bool = option(
+        False,
+        "resnet18: start from ImageNet weights (downloaded once)",
+        only=("backbone", "resnet18"),
+    )
     freeze_backbone: bool = option(False, "train the head only; the backbone stays as it is")
     backbone_lr_factor: float = option(1.0, "backbone lr = lr x this (0.1 for pretrained)", gt=0)
     dropout: float = option(0.2, "dropout before the head", ge=0, lt=1, search="0:0.5")

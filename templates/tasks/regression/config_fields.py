@@ -6,5 +6,7 @@ class TaskSettings:
     TEST_ONLY: ClassVar[frozenset[str]] = frozenset()
 
     model: str = option("linear", "linear (its weights are the fit) or mlp", choices=MODELS)
-    hidden_dim: int = option(64, "width of the mlp's two hidden layers", ge=1)
+    hidden_dim: int = option(
+        64, "width of the mlp's two hidden layers", ge=1, only=("model", "mlp")
+    )
     loss: str = option("mse", "mse, l1 or huber (quadratic, then linear)", choices=LOSSES)

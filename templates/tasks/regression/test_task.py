@@ -20,17 +20,19 @@ import torch
 from torch import nn
 
 {% if cookiecutter.dataset == "csv" %}
-from config import Config
+from config import Config, ConfigError
 from dataset import make_dataloaders
 from main import main
 from model import Regression, RegressionMetrics
+from tune import search_space
 from utils import load_checkpoint
 {% else %}
-from config import Config
+from config import Config, ConfigError
 from dataset import INTERCEPT, generate_linear, true_weights
 from main import main
 from model import LinearRegression, Regression, RegressionMetrics
 from report import describe
+from tune import search_space
 {% endif %}
 
 
@@ -58,6 +60,16 @@ def test_the_overfit_goal_is_the_least_squares_fit() -> None:
     task = Regression(nn.Linear(2, 1), loss="mse")
     assert task.overfitted((x, y), start, {"loss": best * 1.01})[0]
     assert not task.overfitted((x, y), start, {"loss": best * 1.5})[0]
+
+
+def test_tune_refuses_to_search_a_key_the_model_ignores() -> None:
+    """hidden_dim sizes the mlp only: with model=linear its trials would differ in nothing."""
+    with pytest.raises(ConfigError, match=r"hidden_dim matters only with model=mlp \(here model"):
+        search_space(Config(), [("hidden_dim", "16:64:16")], [])
+    assert list(search_space(Config(model="mlp"), [("hidden_dim", "16:64:16")], [])) == [
+        "hidden_dim"
+    ]
+    assert len(search_space(Config(), [("hidden_dim", "16:64:16"), ("model", "linear,mlp")], []))
 
 
 {% include "tasks/regression/test_data_" ~ cookiecutter.dataset ~ ".py" %}

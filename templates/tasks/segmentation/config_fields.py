@@ -17,4 +17,9 @@ class TaskSettings:
     loss: str = option("dice_ce", "dice_ce (Dice + cross-entropy) or dice_focal", choices=LOSSES)
     dice_weight: float = option(1.0, "weight of the Dice term of the loss", ge=0)
     pixel_weight: float = option(1.0, "weight of the per-pixel term (cross-entropy or focal)", ge=0)
-    focal_gamma: float = option(2.0, "dice_focal: how strongly easy pixels are discounted", ge=0)
+    focal_gamma: float = option(
+        2.0,
+        "dice_focal: how strongly easy pixels are discounted",
+        ge=0,
+        only=("loss", "dice_focal"),
+    )
