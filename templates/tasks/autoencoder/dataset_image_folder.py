@@ -97,10 +97,10 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
     index = load_index(cfg)
     root, splits, classes = data_folder(cfg), index["splits"], tuple(index["classes"])
 
-    def labeled(samples: list[list[Any]]) -> LabeledImages:
+    def labeled(samples: list[list[Any]], drawn_from: int | None = None) -> LabeledImages:
         images = read_images(root, [path for path, _ in samples], cfg, cfg.image_size)
         labels = torch.tensor([label for _, label in samples], dtype=torch.long)
-        return LabeledImages(images, labels, classes)
+        return LabeledImages(images, labels, classes, drawn_from)
 
     val, test = labeled(splits["val"]), labeled(splits["test"])
     test.images = add_noise(test.images, cfg.test_noise, cfg.seed)
@@ -108,7 +108,8 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
         paths = [path for path, _ in splits["train"] + splits[UNLABELED]]
         train = read_images(root, paths, cfg, cfg.image_size)
         return make_loaders(Images(train), Images(val.images), Images(test.images), cfg)
-    return make_loaders(labeled(labeled_share(splits["train"], cfg)), val, test, cfg)
+    train = labeled(labeled_share(splits["train"], cfg), len(splits["train"]))
+    return make_loaders(train, val, test, cfg)
 
 
 def labeled_share(samples: list[list[Any]], cfg: Config) -> list[list[Any]]:

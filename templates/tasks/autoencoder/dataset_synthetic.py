@@ -57,7 +57,7 @@ def make_dataloaders(cfg: Config) -> tuple[DataLoader, DataLoader, DataLoader]:
         return make_loaders(Images(images[train]), Images(images[val]), Images(test_images), cfg)
     labeled = train[: labeled_count(len(train), cfg)]
     return make_loaders(
-        LabeledImages(images[labeled], labels[labeled], CLASSES),
+        LabeledImages(images[labeled], labels[labeled], CLASSES, drawn_from=len(train)),
         LabeledImages(images[val], labels[val], CLASSES),
         LabeledImages(test_images, labels[test], CLASSES),
         cfg,

@@ -23,14 +23,20 @@ class Images(Dataset):
 
 
 class LabeledImages(Images):
-    """Images with their class indices, for the classifier stages."""
+    """Images with their class indices, for the classifier stages; a training split that is a
+    share of the labelled training images (`labeled_fraction`) knows how many it was drawn from."""
 
     def __init__(
-        self, images: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...]
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        classes: tuple[str, ...],
+        drawn_from: int | None = None,
     ) -> None:
         super().__init__(images)
         self.labels = labels  # (N,) int64
         self.classes = classes
+        self.drawn_from = drawn_from or len(labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.image(index), self.labels[index]

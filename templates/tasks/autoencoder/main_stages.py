@@ -58,7 +58,9 @@ def train_stages(cfg: Config, overrides: list[str], resume: str | None = None) -
     if exit_code:
         return exit_code
     accuracy["the same classifier from scratch"] = trainer.best_epoch()["val_acc"]
-    print(f"\nval accuracy with the labels of {cfg.labeled_fraction:.0%} of the training images:")
+    used = make_dataloaders(runs["scratch"])[0].dataset  # the labelled share, as trained on
+    share = f"{len(used)} of the {used.drawn_from} training images"
+    print(f"\nval accuracy with the labels of {share} ({len(used) / used.drawn_from:.0%}):")
     for what, value in accuracy.items():
         print(f"  {value:.4f}  {what}")
     return 0

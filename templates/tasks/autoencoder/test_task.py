@@ -17,7 +17,7 @@ from config import Config, apply_overrides
 {% if cookiecutter.dataset == "image_folder" %}
 from dataset import make_dataloaders, write_example_images
 {% else %}
-from dataset import CLASSES, add_noise, generate_shapes, make_dataloaders
+from dataset import CLASSES, add_noise, generate_shapes, labeled_count, make_dataloaders
 {% endif %}
 from helpers import start, task_for, wait_for_checkpoint
 from main import main
@@ -72,9 +72,18 @@ def test_psnr_matches_its_definition() -> None:
 def test_the_pipeline_pretrains_finetunes_and_compares_with_scratch(workdir, capsys) -> None:
     assert main([*PIPELINE, "run_name=p"]) == 0
     out = capsys.readouterr().out
-    share = apply_overrides(Config(), PIPELINE).labeled_fraction
-    assert f"val accuracy with the labels of {share:.0%} of the training images:" in out
-    comparison = out.split("training images:\n")[1].splitlines()
+    labeled = make_dataloaders(apply_overrides(Config(), [*PIPELINE, "stage=scratch"]))[0]
+    used, drawn_from = len(labeled.dataset), labeled.dataset.drawn_from
+{% if cookiecutter.dataset == "image_folder" %}
+    assert used == drawn_from  # labeled_fraction=1
+    few = [*PIPELINE, "stage=scratch", "labeled_fraction=0.001"]
+    assert len(make_dataloaders(apply_overrides(Config(), few))[0].dataset) == 3  # one a class
+{% else %}
+    assert used == labeled_count(drawn_from, apply_overrides(Config(), PIPELINE))
+{% endif %}
+    summary = f"val accuracy with the labels of {used} of the {drawn_from} training images ("
+    assert summary in out
+    comparison = out.split("%):\n")[1].splitlines()
     assert comparison[0].endswith("pretrained encoder (frozen), trained head")
     assert comparison[1].endswith("the same classifier from scratch")
 
