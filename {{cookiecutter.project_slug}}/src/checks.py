@@ -160,8 +160,8 @@ class FirstStepChecks:
 class LossWatch(TorchFunctionMode):
     """While active, every call of torch's loss functions is checked, whichever loss module or
     function of yours makes it: shapes the loss cannot compare, or that it would broadcast into
-    a wrong loss that still trains, stop the run; probabilities where it expects logits (a
-    softmax before a cross-entropy) get a warning."""
+    a wrong loss that still trains, and probabilities where it expects logits (a softmax
+    before a cross-entropy), stop the run."""
 
     def __torch_function__(
         self, func: Any, types: tuple, args: tuple = (), kwargs: dict | None = None
@@ -196,11 +196,13 @@ class LossWatch(TorchFunctionMode):
                 warning.message, warning.category, warning.filename, warning.lineno
             )
         if func in ON_LOGITS and looks_like_probabilities(outputs, func):
-            warnings.warn(
-                f"the model's outputs look like probabilities (all in [0, 1]) but {name} "
-                "expects raw logits and applies the softmax/sigmoid itself. Remove the "
-                "softmax/sigmoid at the end of forward(); training works much worse with it.",
-                stacklevel=2,
+            raise SanityError(
+                f"the model's outputs look like probabilities (all in [0, 1]"
+                f"{', summing to 1' if func is F.cross_entropy else ''}), but {name} expects raw "
+                "logits and applies the softmax/sigmoid itself: applied twice, it trains much "
+                "worse or not at all. Remove the softmax/sigmoid at the end of forward() (apply it "
+                "where you need probabilities, after the loss). If the loss is meant to get "
+                "probabilities, run with sanity_checks=false."
             )
         return loss
 

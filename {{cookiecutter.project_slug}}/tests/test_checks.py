@@ -141,9 +141,10 @@ class SmoothedLoss(nn.CrossEntropyLoss):
     [nn.CrossEntropyLoss(), SmoothedLoss(), lambda x, y: F.cross_entropy(x, y) + x.abs().mean()],
     ids=["cross-entropy", "a subclass", "a loss function of one's own"],
 )
-def test_a_softmax_before_any_cross_entropy_is_warned_about(loss) -> None:
+def test_a_softmax_before_any_cross_entropy_stops_with_its_cause(loss) -> None:
     probabilities = torch.randn(8, 5).softmax(dim=1)
-    with pytest.warns(UserWarning, match="outputs look like probabilities"), LossWatch():
+    cause = r"look like probabilities \(all in \[0, 1\], summing to 1\)"
+    with pytest.raises(SanityError, match=cause), LossWatch():
         loss(probabilities, torch.randint(5, (8,)))
     with warnings.catch_warnings(), LossWatch():
         warnings.simplefilter("error")

@@ -94,17 +94,20 @@ from train import build_optimizer, build_scheduler
 from utils import load_checkpoint, seed_everything
 
 
-def test_softmax_before_cross_entropy_is_warned_about(workdir, tiny, monkeypatch) -> None:
+def test_softmax_before_cross_entropy_stops_the_run(workdir, tiny, monkeypatch, capsys) -> None:
     build_task = modes.build_task
 
-    def softmax_at_the_end(cfg, **inputs):  # a model that returns probabilities, not logits
+    def softmax_at_the_end(cfg, **inputs):  # the model, then a softmax: probabilities
         task = build_task(cfg, **inputs)
-        task.model.head.append(torch.nn.Softmax(dim=1))
+        task.model.register_forward_hook(lambda model, inputs, logits: logits.softmax(dim=1))
         return task
 
     monkeypatch.setattr(modes, "build_task", softmax_at_the_end)
-    with pytest.warns(UserWarning, match="outputs look like probabilities"):
-        main([*tiny, "epochs=1", "run_name=r"])
+    for command in (["--overfit-batch"], ["epochs=1", "run_name=r"]):
+        assert main([*tiny, *command]) == 1
+        err = capsys.readouterr().err
+        assert err.count("outputs look like probabilities") == 1 and "Traceback" not in err
+    assert main([*tiny, "epochs=1", "run_name=meant", "sanity_checks=false"]) == 0
 
 
 def test_a_run_logs_one_batch_of_inputs_as_images(finished) -> None:
