@@ -6,9 +6,11 @@ in a subprocess; when it cannot (cookiecutter often lives in an isolated environ
 how to run the check later, and generation succeeds.
 """
 
+import ctypes
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -92,6 +94,16 @@ def failure_message(output: str, reason: str) -> str:
     )
 
 
+def die_with_parent() -> None:
+    """On Linux: this process gets SIGTERM when its parent ends. The hook and the check it starts
+    then end with a cookiecutter stopped by a signal, instead of running on by themselves and
+    printing into the terminal after the command has ended. Elsewhere: nothing."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def run_check() -> tuple[str, str]:
     """Prepare the data if needed, then run the overfit check, each in a subprocess. Returns the
     verdict, "passed", "failed" or "unverified" (the dataset could not be downloaded, or the check
@@ -109,6 +121,7 @@ def run_check() -> tuple[str, str]:
                 text=True,
                 timeout=max(deadline - time.monotonic(), 0.1),
                 env=env,
+                preexec_fn=die_with_parent,
             )
         except subprocess.TimeoutExpired as error:
             output += (error.stdout or b"").decode() + (error.stderr or b"").decode()
@@ -126,6 +139,10 @@ def run_check() -> tuple[str, str]:
 
 
 def main() -> int:
+    parent = os.getppid()
+    die_with_parent()
+    if os.getppid() != parent:  # cookiecutter ended before the line above: end with it
+        return 1
     if not torch_importable():
         print(unverified_note(Path.cwd()))
         return 0

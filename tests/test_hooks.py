@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -169,6 +173,57 @@ def test_post_gen_fails_generation_when_the_model_cannot_overfit(
     assert "overfit check FAILED" in err and "Likely causes" in err
     assert "--keep-project-on-failure" in err
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def processes_inside(folder: Path) -> dict[int, str]:
+    """The running processes whose working directory is `folder` or below: pid, command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")).is_relative_to(folder):
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:  # ended meanwhile
+            continue
+    return {pid: command.decode() for pid, command in found.items()}
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="reads /proc (Linux)")
+def test_a_stopped_cookiecutter_leaves_no_check_running(
+    template_copy: Path, tmp_path: Path
+) -> None:
+    """SIGTERM to cookiecutter while the hook's overfit check runs: the hook and the check end
+    with it (they ran on by themselves and printed into the terminal a minute later)."""
+    main = template_copy / "{{cookiecutter.project_slug}}" / "src" / "main.py"
+    future = "from __future__ import annotations\n"
+    assert future in main.read_text()
+    main.write_text(main.read_text().replace(future, future + "__import__('time').sleep(600)\n"))
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "cookiecutter",
+        "--no-input",
+        "-o",
+        str(out),
+        str(template_copy),
+    ]
+    cookiecutter = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not any("--overfit-batch" in line for line in processes_inside(out).values()):
+            assert cookiecutter.poll() is None, cookiecutter.communicate()
+            assert time.monotonic() < deadline, "the check never started"
+            time.sleep(0.05)
+        cookiecutter.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while processes_inside(out):
+            assert time.monotonic() < deadline, f"still running: {processes_inside(out)}"
+            time.sleep(0.1)
+    finally:
+        for pid in [cookiecutter.pid, *processes_inside(out)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        cookiecutter.communicate()
 
 
 def test_post_gen_notes_and_succeeds_when_torch_is_missing(bake: Bake, tmp_path: Path) -> None:
