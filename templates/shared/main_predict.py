@@ -17,7 +17,7 @@ def predict(paths: list[str], checkpoint: str | None, overrides: list[str]) -> i
         checkpoint = str(found[-1])
     checkpoint_path = Path(checkpoint)
     saved = load_checkpoint(checkpoint_path, torch.device("cpu"))
-    cfg = apply_overrides(from_dict(saved["config"]), overrides)
+    cfg = apply_overrides(checkpoint_config(saved, checkpoint_path), overrides)
     restore_data_index(cfg, saved)
     trainer = build(cfg)
     load_weights(trainer.task, saved, checkpoint_path)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, get_type_hints
@@ -313,13 +312,6 @@ def validate(cfg: Config) -> None:
         _check_limits(f.name, value, f.metadata)
         if kind is int and value > LARGEST_INT:  # beyond what any loop or tensor size takes
             raise ConfigError(f"{f.name} must be <= {LARGEST_INT}, got {_format(value)}.")
-    cores = os.cpu_count() or 1
-    if cfg.num_workers != AUTO and cfg.num_workers > 4 * cores:
-        raise ConfigError(
-            f"num_workers={cfg.num_workers} would start that many processes, each with its own "
-            f"copy of torch, on a machine with {cores} cores. Use at most {4 * cores}; one or two "
-            "a core is usually fastest."
-        )
     for key in ("experiment", "run_name"):
         value = getattr(cfg, key)
         if value and (not NAME_PATTERN.fullmatch(value) or ".." in value):
@@ -359,18 +351,25 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def from_dict(values: dict[str, Any]) -> Config:
-    """Rebuild a config saved by `to_dict`, refusing keys this version does not know."""
+def from_dict(values: dict[str, Any], source: str) -> Config:
+    """Rebuild a config saved by `to_dict` in `source` (a checkpoint, a file: what messages
+    name), refusing keys this version does not know and values it does not accept."""
     known = {f.name for f in dataclasses.fields(Config)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(
-            f"the saved config has keys this project does not know: {', '.join(unknown)}. "
-            "It was written by a different version of config.py; add the fields back or start a "
-            "new run."
+            f"{source} holds a config with keys this project does not know: "
+            f"{', '.join(unknown)}. It was written by another project, or by a version of "
+            "config.py that had them: use it there, or start a new run."
         )
-    cfg = Config(**values)
-    validate(cfg)
+    try:
+        cfg = Config(**values)
+        validate(cfg)
+    except ConfigError as error:
+        raise ConfigError(
+            f"{source} holds a config this project refuses: {error} Correct the value there (it "
+            "was edited by hand, or written by another version of config.py), or start a new run."
+        ) from None
     return cfg
 
 

@@ -88,6 +88,7 @@ from utils import (
     RunPaths,
     atomic_save,
     check_output_folders,
+    checkpoint_config,
     data_folder,
     end_stray_workers,
     find_resumable_checkpoint,
@@ -251,7 +252,7 @@ def train(cfg: Config, overrides: list[str], resume: str | None = None) -> int:
         checkpoint_path = Path(resume)
         checkpoint = load_checkpoint(checkpoint_path, torch.device("cpu"))
     if checkpoint is not None:
-        cfg = resumed_config(from_dict(checkpoint["config"]), overrides)
+        cfg = resumed_config(checkpoint_config(checkpoint, checkpoint_path), overrides)
         restore_data_index(cfg, checkpoint)
     elif cfg.folds > 1 and cfg.fold == 0:
         return cross_validate(cfg, overrides, fit)
@@ -545,7 +546,7 @@ def doctor_report() -> int:
 def test(checkpoint_path: Path, overrides: list[str]) -> int:
     """Evaluate a checkpoint on the test split of the data it was trained with."""
     checkpoint = load_checkpoint(checkpoint_path, torch.device("cpu"))
-    cfg = apply_overrides(from_dict(checkpoint["config"]), overrides)
+    cfg = apply_overrides(checkpoint_config(checkpoint, checkpoint_path), overrides)
     restore_data_index(cfg, checkpoint)
     _, _, test_loader = make_dataloaders(cfg)
     trainer = build(cfg)
@@ -565,7 +566,7 @@ def test(checkpoint_path: Path, overrides: list[str]) -> int:
 def replay(dump_path: Path) -> int:
     """Re-run the step that produced a non-finite loss: exit 1 if it is non-finite again."""
     dump = load_file(dump_path, torch.device("cpu"))
-    cfg = from_dict(dump["config"])
+    cfg = from_dict(dump["config"], f"the dump {dump_path}")
     task = build_task(cfg, **model_inputs(cfg))
     load_weights(task, dump, dump_path)
     first_bad: list[str] = []

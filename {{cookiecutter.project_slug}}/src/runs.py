@@ -46,7 +46,7 @@ from config import (
     to_dict,
 )
 from run_table import collect_runs, format_table, ranked, read_json, runs_csv_path, save_runs_csv
-from utils import RunPaths, atomic_save, load_checkpoint, new_run_name
+from utils import RunPaths, atomic_save, checkpoint_config, load_checkpoint, new_run_name
 
 if TYPE_CHECKING:
     from train import Trainer
@@ -101,7 +101,7 @@ def load_config_file(path: Path, overrides: list[str]) -> Config:
         ) from None
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path} holds no config: it is not a JSON object.")
-    cfg = from_dict({**values, "run_name": "", "overwrite": False})
+    cfg = from_dict({**values, "run_name": "", "overwrite": False}, f"--config {path}")
     return apply_overrides(cfg, overrides)
 
 
@@ -343,7 +343,7 @@ def cross_validate(cfg: Config, overrides: list[str], fit: Fit) -> int:
         checkpoint = None
         if last.exists() and not cfg.overwrite:
             checkpoint = load_checkpoint(last, torch.device("cpu"))
-            refuse_other_settings(from_dict(checkpoint["config"]), fold_cfg, last)
+            refuse_other_settings(checkpoint_config(checkpoint, last), fold_cfg, last)
         print(f"\nfold {fold} of {cfg.folds}: run {cfg.experiment}/{fold_cfg.run_name}")
         exit_code, trainer = fit(fold_cfg, checkpoint, last if checkpoint else None)
         if exit_code:

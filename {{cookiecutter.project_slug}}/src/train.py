@@ -34,6 +34,7 @@ from model import Batch, Metrics, Step, Task
 from tracking import Checkpoints, RunLog
 from utils import (
     CHECKPOINT_VERSION,
+    PROJECT,
     CheckpointError,
     GracefulStop,
     RunPaths,
@@ -479,6 +480,7 @@ class Trainer:
         own = {"totals": self.totals and self.totals.state_dict(), "rng": rng_state()}
         return {
             "version": CHECKPOINT_VERSION,
+            "project": PROJECT,
             "config": to_dict(self.cfg),
             "model": self.model.state_dict(),
             # What the task holds besides its model: other networks, buffers, a second optimizer

@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 import distributed
-from config import Config, ConfigError, UserError
+from config import Config, ConfigError, UserError, from_dict
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 CHECKPOINT_VERSION = 2
 CHECKPOINT_KEYS = {"version", "config", "model", "task", "epoch", "global_step", "batches_done"}
 CHECKPOINT_KEYS |= {"rng", "ranks", "processes"}
+# What trained a checkpoint (saved in it): another project's checkpoints are refused by name.
+PROJECT = {"task": "{{ cookiecutter.task }}", "dataset": "{{ cookiecutter.dataset }}"}
 
 
 class CheckpointError(UserError):
@@ -255,6 +257,13 @@ def make_loaders(
 def make_loader(dataset: Dataset, cfg: Config, sampler: EpochSampler | None = None) -> DataLoader:
     """A DataLoader with the project's settings: in order, or in the order of `sampler`. Under
     torchrun, an in-order loader gives each process its own share of the samples."""
+    cores = os.cpu_count() or 1
+    if cfg.num_workers > 4 * cores:  # checked here, not in config.py: it depends on the machine
+        raise ConfigError(
+            f"num_workers={cfg.num_workers} would start that many processes, each with its own "
+            f"copy of torch, on a machine with {cores} cores. Use at most {4 * cores}; one or two "
+            "a core is usually fastest."
+        )
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size,
@@ -467,7 +476,19 @@ def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
     problem = checkpoint_problem(checkpoint)
     if problem:
         raise CheckpointError(f"{path} is not a usable checkpoint of this project: {problem}.")
+    made_by = checkpoint.get("project", PROJECT)
+    if made_by != PROJECT:
+        raise CheckpointError(
+            f"{path} was trained by a {made_by.get('task')} project on {made_by.get('dataset')} "
+            f"data, and this is a {PROJECT['task']} project on {PROJECT['dataset']} data: its "
+            "model and settings do not apply here. Use it in the project that trained it."
+        )
     return checkpoint
+
+
+def checkpoint_config(checkpoint: dict[str, Any], path: Path) -> Config:
+    """The config saved in a loaded `checkpoint` (read from `path`)."""
+    return from_dict(checkpoint["config"], f"the checkpoint {path}")
 
 
 TORCH_LOAD_ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation")

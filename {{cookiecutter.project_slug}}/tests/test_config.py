@@ -64,7 +64,6 @@ def test_only_the_first_equals_sign_splits() -> None:
         ("fold=2", "fold=2 does not exist with folds=1"),
         ("folds=0", "folds must be >= 1, got 0"),
         (f"batch_size={sys.maxsize + 1}", "batch_size must be <= 2147483647"),
-        ("num_workers=100000", "num_workers=100000 would start that many processes"),
     ],
 )
 def test_bad_overrides_name_the_problem(override: str, message: str) -> None:
@@ -76,6 +75,12 @@ def test_bad_overrides_name_the_problem(override: str, message: str) -> None:
 def test_warmup_is_refused_with_schedules_that_cannot_take_it(scheduler: str) -> None:
     with pytest.raises(ConfigError, match=f"does not combine with scheduler={scheduler}"):
         apply_overrides(Config(), [f"scheduler={scheduler}", "warmup_steps=10"])
+
+
+def test_more_workers_than_this_machine_holds_are_refused(workdir, tiny, capsys) -> None:
+    assert main([*tiny, "num_workers=100000"]) == 2
+    err = capsys.readouterr().err
+    assert "num_workers=100000 would start that many processes" in err and "Traceback" not in err
 
 
 def test_unknown_key_lists_the_valid_keys() -> None:
@@ -114,9 +119,11 @@ def test_help_lists_every_key(capsys) -> None:
 
 def test_config_round_trips_through_plain_data() -> None:
     cfg = apply_overrides(Config(), ["lr=0.01", "run_name=x"])
-    assert from_dict(to_dict(cfg)) == cfg
-    with pytest.raises(ConfigError, match="keys this project does not know: colour"):
-        from_dict({**to_dict(cfg), "colour": "red"})
+    assert from_dict(to_dict(cfg), "here") == cfg
+    with pytest.raises(ConfigError, match="here holds a config with keys this project does not"):
+        from_dict({**to_dict(cfg), "colour": "red"}, "here")
+    with pytest.raises(ConfigError, match="here holds a config this project refuses: epochs must"):
+        from_dict({**to_dict(cfg), "epochs": -1}, "here")  # a value edited by hand
 
 
 @pytest.mark.parametrize(

@@ -180,7 +180,7 @@ def test_two_processes_train_one_model_that_loads_in_one_process(
 
     # In one process, the checkpoint scores the whole validation split as the two processes
     # did with half of it each: their sums, added across ranks, are exact.
-    cfg = from_dict(checkpoint["config"])
+    cfg = from_dict(checkpoint["config"], "the checkpoint")
     _, val_loader, _ = make_dataloaders(cfg)
     trainer = build(cfg)
     load_weights(trainer.task, checkpoint, path)

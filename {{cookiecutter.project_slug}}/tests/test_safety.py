@@ -179,6 +179,22 @@ def test_a_checkpoint_of_another_model_shape_names_the_mismatch(finished, capsys
     assert "cannot change on --resume" in capsys.readouterr().err
 
 
+def test_a_checkpoint_of_another_project_or_edited_by_hand_is_named_so(finished, capsys) -> None:
+    checkpoint = torch.load(RUN / "last.pt", weights_only=True)
+    foreign = Path("foreign.pt")
+    torch.save({**checkpoint, "project": {"task": "gan", "dataset": "image_folder"}}, foreign)
+    edited = Path("edited.pt")
+    torch.save({**checkpoint, "config": {**checkpoint["config"], "batch_size": 0}}, edited)
+    for path, message in [
+        (foreign, "foreign.pt was trained by a gan project on image_folder data, and this is a"),
+        (edited, "the checkpoint edited.pt holds a config this project refuses: batch_size must"),
+    ]:
+        for command in (["--test", str(path)], ["--resume", str(path)]):
+            assert main(command) == 2
+            err = capsys.readouterr().err
+            assert message in err and "Traceback" not in err, err
+
+
 @pytest.mark.parametrize("damage", ["missing", "truncated", "not a checkpoint"])
 def test_missing_or_damaged_checkpoints_name_the_path(finished, capsys, damage) -> None:
     path = Path("copy.pt")

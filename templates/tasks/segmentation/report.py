@@ -11,10 +11,10 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
-from config import Config, apply_overrides, from_dict
+from config import Config, apply_overrides
 from dataset import class_names, crop_corner, make_dataloaders, model_inputs
 from model import SegmentationMetrics, build_task
-from utils import load_checkpoint, load_weights, to_unit_range
+from utils import checkpoint_config, load_checkpoint, load_weights, to_unit_range
 
 
 def test_report(
@@ -35,7 +35,7 @@ def test_report(
 def load_trained(path: Path, device: torch.device) -> nn.Module:
     """The model of a checkpoint, built from the config saved in it, in eval mode on `device`."""
     checkpoint = load_checkpoint(path, torch.device("cpu"))
-    cfg = from_dict(checkpoint["config"])
+    cfg = checkpoint_config(checkpoint, path)
     task = build_task(cfg, **model_inputs(cfg))
     load_weights(task, checkpoint, path)
     return task.model.to(device).eval()
