@@ -146,6 +146,16 @@ def split_samples(
     for name in found:
         splits[name] = found[name]
     for name, samples in splits.items():
+        fraction = {"val": cfg.val_fraction, "test": cfg.test_fraction}.get(name, 0)
+        sizes = Counter(group(sample) for sample in pool)  # of each class: drawn per class
+        by_fraction = fraction > 0 and (name == "test" or cfg.folds == 1)
+        if not samples and by_fraction and len(sizes) > 1 and max(sizes.values()) * fraction < 0.5:
+            raise DataError(
+                f"the {name} split is empty: it takes {name}_fraction={fraction} of each class's "
+                f"images, and none of the {len(sizes)} classes has enough for one (the largest "
+                f"has {max(sizes.values())}; {math.ceil(0.5 / fraction)} or more are "
+                f"needed). Add images to the classes, or give your own {name}/ folder."
+            )
         if not samples:
             raise DataError(
                 f"the {name} split is empty: {len(pool)} images are too few for "

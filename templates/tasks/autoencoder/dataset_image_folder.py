@@ -22,6 +22,7 @@ tanh. The template fills data/ with example images of three shapes, a few labell
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 from collections import Counter

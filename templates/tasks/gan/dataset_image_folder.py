@@ -24,6 +24,7 @@ own.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 from collections import Counter

@@ -23,6 +23,7 @@ the project trains on its first run; replace them with your own.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 import re

@@ -101,6 +101,16 @@ def test_a_messy_folder_trains_and_tests_with_its_problems_named(workdir, tiny, 
     assert "test_acc" in capsys.readouterr().out
 
 
+def test_classes_too_small_for_a_share_are_named_as_the_cause(workdir, capsys) -> None:
+    shutil.rmtree(workdir / "data")
+    for index in range(40):  # 40 classes of one image each: no class can spare one for val
+        write_image(workdir / "data" / f"class{index}" / "only.png")
+    assert main(["epochs=1"]) == 2
+    err = capsys.readouterr().err
+    assert "takes val_fraction=0.15 of each class's images, and none of the 40 classes" in err
+    assert "(the largest has 1; 4 or more are needed)" in err and "Traceback" not in err
+
+
 def test_an_empty_data_folder_says_what_to_put_there(workdir, capsys) -> None:
     shutil.rmtree(workdir / "data")
     (workdir / "data").mkdir()

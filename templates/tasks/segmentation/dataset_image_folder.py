@@ -27,6 +27,7 @@ again) so the project trains on its first run; replace them with your own.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 from collections import Counter
