@@ -95,6 +95,23 @@ def test_bad_csv_files_are_named_with_what_to_do(workdir, capsys, edit, override
     assert [p.name for p in workdir.iterdir()] == ["data"]  # nothing written
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=',;"\n\r\t .-0123456789abé\ufeff', max_size=80))
+def test_any_csv_text_is_read_as_written_or_refused(tmp_path_factory, text) -> None:
+    """Whatever the text, a header of distinct names and rows of one value per column, each
+    value as the csv module reads it; or a DataError, never another exception."""
+    path = tmp_path_factory.mktemp("csv") / "any.csv"
+    path.write_bytes(text.encode())
+    try:
+        header, rows = read_csv(path)
+    except DataError:
+        return
+    assert all(header) and len(set(header)) == len(header)
+    lines = [row for row in csv.reader(text.removeprefix("\ufeff").splitlines(True)) if row]
+    assert [name.strip() for name in lines[0][: len(header)]] == header
+    assert [row for _, row in rows] == [line[: len(header)] for line in lines[1:]]
+
+
 def test_a_comma_at_the_end_of_every_line_is_no_column(workdir) -> None:
     rows = CSV.read_text().splitlines()
     expected = [len(loader.dataset) for loader in make_dataloaders(Config())]

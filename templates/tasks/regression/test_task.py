@@ -17,11 +17,15 @@ from pathlib import Path
 {% endif %}
 import pytest
 import torch
+{% if cookiecutter.dataset == "csv" %}
+from hypothesis import given, settings
+from hypothesis import strategies as st
+{% endif %}
 from torch import nn
 
 {% if cookiecutter.dataset == "csv" %}
 from config import Config, ConfigError
-from dataset import make_dataloaders
+from dataset import DataError, make_dataloaders, read_csv
 from main import main
 from model import Regression, RegressionMetrics
 from tune import search_space
