@@ -21,13 +21,19 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import display
 
-from config import Config, from_dict
+from config import Config
 from dataset import make_dataloaders, model_inputs
 from model import build_task
 from report import prediction_pictures
 from run_table import read_metrics_csv
 from tracking import curves_figure
-from utils import RunPaths, load_checkpoint, load_weights, restore_data_index
+from utils import (
+    RunPaths,
+    checkpoint_config,
+    load_checkpoint,
+    load_weights,
+    restore_data_index,
+)
 
 # %% [markdown]
 # ## The data
@@ -57,12 +63,12 @@ if not found:
     raise RuntimeError("no trained run yet: train one with `python src/main.py`, then rerun.")
 best = found[-1]
 checkpoint = load_checkpoint(best, torch.device("cpu"))
-run_cfg = from_dict(checkpoint["config"])
+run_cfg = checkpoint_config(checkpoint, best)
 restore_data_index(run_cfg, checkpoint)
 _, run_val_loader, _ = make_dataloaders(run_cfg)
 task = build_task(run_cfg, **model_inputs(run_cfg))
 load_weights(task, checkpoint, best)
-model = task.model.eval()
+model = task.eval().evaluated()  # the model, or the average of it that the task evaluates
 print(f"{best}: run {run_cfg.experiment}/{run_cfg.run_name}, epoch {checkpoint['epoch']}")
 
 # %% [markdown]

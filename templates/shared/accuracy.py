@@ -6,7 +6,10 @@ class Accuracy:
         self.count = 0
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        """Add one batch of predictions."""
+        """Add one batch of predictions. `labels`: class indices (B,), or class probabilities
+        (B, classes) for mixed samples (MixUp, CutMix), scored by their largest class."""
+        if labels.shape == logits.shape:
+            labels = labels.argmax(dim=1)
         self.correct += (logits.argmax(dim=1) == labels).sum()
         self.count += labels.numel()
 

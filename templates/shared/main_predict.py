@@ -22,11 +22,10 @@ def predict(paths: list[str], checkpoint: str | None, overrides: list[str]) -> i
     trainer = build(cfg)
     load_weights(trainer.task, saved, checkpoint_path)
     names, inputs = prediction_inputs(cfg, [Path(path) for path in paths])
-    trainer.task.eval()
+    model = trainer.task.eval().evaluated()
     with torch.inference_mode():
         outputs = [
-            trainer.model(batch.to(trainer.device)).float().cpu()
-            for batch in inputs.split(cfg.batch_size)
+            model(batch.to(trainer.device)).float().cpu() for batch in inputs.split(cfg.batch_size)
         ]
     header, values = prediction_columns(torch.cat(outputs), cfg)
     rows = [[name, *row] for name, row in zip(names, values, strict=True)]

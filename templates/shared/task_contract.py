@@ -7,7 +7,10 @@ class Step:
 
     loss: torch.Tensor  # one number; in training, the Trainer backpropagates it
     outputs: torch.Tensor  # what the metrics score against the targets
-    targets: torch.Tensor  # one entry per sample: the batch has len(targets) samples
+    # One entry per sample (the batch has len(targets) samples), in the form the metrics take:
+    # class indices (B,), or for mixed samples (MixUp, CutMix) class probabilities (B, classes),
+    # which the shipped classification metrics score by the largest class.
+    targets: torch.Tensor
     # Other named values (the parts of a compound loss, a statistic): averaged over each epoch
     # and logged like the loss, as train_<name> and val_<name>
     logs: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -30,7 +33,8 @@ class Metrics(Protocol):
 
 
 class Task(nn.Module, ABC):
-    """What the Trainer (train.py) needs from a task: its model, its steps and its metrics.
+    """What the Trainer (train.py) needs from a task: its model, its steps and its metrics. (The
+    validation score that picks best.pt is a setting: `monitor` in config.py.)
 
     For each batch the Trainer moves the batch to the device, calls `training_step` (under
     autocast), backpropagates the loss, clips the gradients and steps the optimizer over
@@ -39,7 +43,6 @@ class Task(nn.Module, ABC):
     second optimizer, say) goes in through nn.Module's `get_extra_state`/`set_extra_state`.
     """
 
-    monitor = "loss"  # the val_ value that picks best.pt and drives early stopping; lower wins
     loss_falls = True  # a learning model's training loss falls: the run warns when it does not
     model: nn.Module
 
@@ -49,8 +52,19 @@ class Task(nn.Module, ABC):
         return self.training_step(batch)
 
     def parameter_groups(self, cfg: Config) -> list[dict[str, Any]]:
-        """What the Trainer's optimizer trains, in groups with options of their own (an lr)."""
+        """What the Trainer's optimizer trains, in groups with options of their own (an lr; a
+        `weight_decay`, else cfg.weight_decay on weights and none on biases and norms)."""
         return [{"params": list(self.model.parameters()), "lr": cfg.lr}]
+
+    def after_optimizer_step(self) -> None:
+        """Called after every optimizer step (one per `accumulate_steps` batches): the place
+        for what follows the weights, such as an average of them (see `evaluated`)."""
+
+    def evaluated(self) -> nn.Module:
+        """The network that is evaluated: validation_step calls it, and --test, --predict, the
+        prediction pictures, the notebook and best.pt's choice use it. The model itself, or an
+        average of its weights that the task keeps (an EMA, updated in after_optimizer_step)."""
+        return self.model
 
     @abstractmethod
     def training_step(self, batch: Batch) -> Step:

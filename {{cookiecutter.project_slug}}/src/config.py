@@ -66,6 +66,8 @@ def option(
 
 AUTO = "auto"
 LARGEST_INT = 2**31 - 1
+# Validation scores where higher is better; any other (a loss, an error, a distance): lower.
+HIGHER_IS_BETTER = frozenset({"acc", "acc_tta", "f1", "macro_f1", "r2", "dice", "iou", "psnr"})
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -140,7 +142,12 @@ class Config(TaskSettings, DataSettings):
         choices=AMP_MODES,
     )
     early_stopping_patience: int = option(
-        {{ task.early_stopping_patience }}, "epochs without a new best val_loss before stopping; 0 disables", ge=0
+        {{ task.early_stopping_patience }}, "epochs without a new best monitor score before stopping; 0 disables", ge=0
+    )
+    monitor: str = option(
+        "{{ task.monitor }}",
+        "the val_ score that picks best.pt, early stopping and --tune: loss, or a metric (acc, r2, "
+        "dice... higher wins); name:max or name:min says the direction of one of your own",
     )
 
     # Machine and reproducibility
@@ -326,6 +333,12 @@ def validate(cfg: Config) -> None:
             )
     if not cfg.experiment:
         raise ConfigError("experiment must not be empty; it names the folder that groups runs.")
+    name, _, direction = cfg.monitor.removeprefix("val_").partition(":")
+    if not name or direction not in ("", "max", "min"):
+        raise ConfigError(
+            f"monitor must name a validation score, with :max or :min after it if higher or "
+            f"lower is better (e.g. monitor=acc or monitor=pearson:max), got {_shown(cfg.monitor)}."
+        )
 {% if cookiecutter.dataset not in ("mnist", "cifar10") %}
     if cfg.val_fraction + cfg.test_fraction >= 1:
         raise ConfigError(
@@ -344,6 +357,13 @@ def validate(cfg: Config) -> None:
             f"warmup_steps={cfg.warmup_steps} does not combine with scheduler={cfg.scheduler}, "
             f"which {reason}. Use warmup_steps=0, or scheduler=cosine, step or none."
         )
+
+
+def monitored(cfg: Config) -> tuple[str, bool]:
+    """The validation score that `cfg.monitor` names (without val_) and whether higher is
+    better: as stated (name:max, name:min), else as HIGHER_IS_BETTER knows it."""
+    name, _, direction = cfg.monitor.removeprefix("val_").partition(":")
+    return name, direction == "max" if direction else name in HIGHER_IS_BETTER
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

@@ -439,7 +439,7 @@ def report_outputs(trainer: Trainer, run: RunPaths) -> None:
     best = trainer.best_epoch()
     scores = ", ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("val_"))
     print(f"\nbest epoch {best['epoch']}: {scores}")
-    print(describe(trainer.model, cfg))
+    print(describe(trainer.task.evaluated(), cfg))
     print(f"checkpoints  {run.checkpoints}/ (last.pt, best.pt)")
     print(f"logs         {run.logs}/  (view: tensorboard --logdir {cfg.log_dir})")
     print(f"record       {run.logs / 'run.json'} (config.json, metrics.csv beside it)")
@@ -552,7 +552,7 @@ def test(checkpoint_path: Path, overrides: list[str]) -> int:
     trainer = build(cfg)
     load_weights(trainer.task, checkpoint, checkpoint_path)
     results = trainer.evaluate(test_loader, desc="test")
-    results.update(test_report(trainer.model, test_loader, cfg, results))
+    results.update(test_report(trainer.task.evaluated(), test_loader, cfg, results))
     scores = " | ".join(f"test_{k} {v:.4f}" for k, v in results.items() if isinstance(v, float))
     print(f"{checkpoint_path} on {len(test_loader.dataset)} test samples: {scores}")
     saved = unused_path(RunPaths.for_run(cfg).logs / "test.json")  # never an earlier --test's

@@ -43,7 +43,7 @@ def collect_runs(log_dir: Path) -> list[dict[str, Any]]:
         if not isinstance(record, dict) or not isinstance(config, dict):
             continue  # a record being written for the first time, or damaged: not a run yet
         history = read_metrics_csv(path.with_name("metrics.csv"))
-        monitor = record["monitor"]
+        monitor, higher = record["monitor"], record.get("higher_is_better", False)
         scores = [row[monitor] for row in history if monitor in row]
         status = current_status(record)
         duration = record["duration_s"]
@@ -60,7 +60,8 @@ def collect_runs(log_dir: Path) -> list[dict[str, Any]]:
                 "epochs_done": len(history),
                 "epochs": config.get("epochs"),
                 "metric": monitor,
-                "best": min(scores) if scores else None,
+                "best": (max if higher else min)(scores) if scores else None,
+                "higher_is_better": higher,
                 "duration_s": round(duration, 1),
                 "started": record["started"],
                 "sweep": record.get("sweep"),
@@ -126,9 +127,14 @@ def differing_keys(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Best validation score first (every monitored value is lower-is-better); runs without a
+    """Best validation score first (the highest where higher is better); runs without a
     finished epoch last."""
-    return sorted(rows, key=lambda row: (row["best"] is None, row["best"] or 0.0))
+
+    def key(row: dict[str, Any]) -> tuple[bool, float]:
+        best = row["best"] or 0.0
+        return row["best"] is None, -best if row["higher_is_better"] else best
+
+    return sorted(rows, key=key)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -207,7 +207,8 @@ class RunRecord:
             "experiment": cfg.experiment,
             "run": cfg.run_name,
             "status": "running",
-            "monitor": f"val_{trainer.task.monitor}",  # picks best.pt; lower is better
+            "monitor": f"val_{trainer.monitor}",  # picks best.pt
+            "higher_is_better": trainer.higher,
             "sweep": previous.get("sweep", _context["sweep"]),
             "trial": previous.get("trial", _context["trial"]),  # {"study": ..., "number": ...}
             "started": previous.get("started", session["started"]),

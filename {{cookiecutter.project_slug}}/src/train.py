@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 import distributed
 from checks import FirstStepChecks, LossCheck, NonFiniteError, NonFiniteGuard
-from config import Config, ConfigError, to_dict
+from config import Config, ConfigError, monitored, to_dict
 from model import Batch, Metrics, Step, Task
 from tracking import Checkpoints, RunLog
 from utils import (
@@ -65,11 +65,16 @@ class TrainingStopped(Exception):
 def build_optimizer(cfg: Config, task: Task) -> torch.optim.Optimizer:
     """The optimizer named by `cfg.optimizer` over the task's `parameter_groups`, trainable
     parameters only. Biases and normalisation weights (the 1-d parameters) get no weight decay:
-    shrinking them towards zero only hurts. torch's fused implementation runs each step in one
-    kernel and skips a step with non-finite gradients on the device (see `NonFiniteGuard`)."""
+    shrinking them towards zero only hurts; a group that sets its own `weight_decay` keeps it
+    for all its parameters (0.0 for learnable class centres or a [CLS] vector). torch's fused
+    implementation runs each step in one kernel and skips a step with non-finite gradients on
+    the device (see `NonFiniteGuard`)."""
     groups = []
     for group in task.parameter_groups(cfg):
         trainable = [p for p in group["params"] if p.requires_grad]
+        if "weight_decay" in group and trainable:  # the group's own, as its other options
+            groups.append({**group, "params": trainable})
+            continue
         for decay, params in (
             (cfg.weight_decay, [p for p in trainable if p.ndim > 1]),
             (0.0, [p for p in trainable if p.ndim <= 1]),
@@ -225,7 +230,8 @@ class Trainer:
         self.global_step = 0  # optimizer steps taken
         self.batches_done = 0  # batches of the current epoch already trained on
         self.totals: EpochTotals | None = None  # running sums of the current epoch
-        self.best_score = math.inf  # the lowest validation `task.monitor` so far
+        self.monitor, self.higher = monitored(cfg)  # the val_ score that picks best.pt
+        self.best_score = -math.inf if self.higher else math.inf  # the best of it so far
         self.epochs_without_improvement = 0
         self.history: list[dict[str, float]] = []
         self.resumed_from: Path | None = None  # the checkpoint this run continues
@@ -391,6 +397,7 @@ class Trainer:
             self.guard.check(self)  # a non-finite step was skipped: say so, not "no change"
             # An fp16 step skipped on overflow lowers the scale: no change expected either.
             checks.after_optimizer_step(step_skipped=self.scaler.get_scale() < scale)
+        self.task.after_optimizer_step()  # e.g. an average of the weights (see the Task)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scheduler is not None and not isinstance(self.scheduler, ReduceLROnPlateau):
             self.scheduler.step()
@@ -410,14 +417,19 @@ class Trainer:
 
     def end_epoch(self, train: dict[str, float], val: dict[str, float], seconds: float) -> None:
         """After an epoch: best tracking, the plateau schedule, the log, the checkpoints."""
-        score = val[self.task.monitor]
-        improved = score < self.best_score
+        if self.monitor not in val:
+            raise ConfigError(
+                f"monitor={self.cfg.monitor}: the validation step reports no {self.monitor}; it "
+                f"reports {', '.join(val)}. Name one of those (monitor= in config.py)."
+            )
+        score = val[self.monitor]
+        improved = score > self.best_score if self.higher else score < self.best_score
         if improved:
             self.best_score, self.epochs_without_improvement = score, 0
         else:
             self.epochs_without_improvement += 1
         if isinstance(self.scheduler, ReduceLROnPlateau):
-            self.scheduler.step(score)
+            self.scheduler.step(-score if self.higher else score)  # it waits for a lower one
         self.loss_check.verdict(self.global_step, self.lr)
         self.history.append(
             {
@@ -434,16 +446,17 @@ class Trainer:
         saved = self.save()
         if improved:
             self.checkpoints.mark_best(saved)
-        self.log.epoch(self.model, self.history, self.global_step, improved)
+        self.log.epoch(self.task.evaluated(), self.history, self.global_step, improved)
         if self.patience_exhausted():
             print(
-                f"early stopping: no better val_{self.task.monitor} for "
+                f"early stopping: no better val_{self.monitor} for "
                 f"{self.epochs_without_improvement} epochs (best {self.best_score:.4f})"
             )
 
     def best_epoch(self) -> dict[str, float]:
-        """The history row of the epoch with the lowest validation `monitor`: the one in best.pt."""
-        return min(self.history, key=lambda row: row[f"val_{self.task.monitor}"])
+        """The history row of the epoch with the best validation `monitor`: the one in best.pt."""
+        best = max if self.higher else min
+        return best(self.history, key=lambda row: row[f"val_{self.monitor}"])
 
     def patience_exhausted(self) -> bool:
         """Whether early stopping should end training now."""
@@ -491,7 +504,7 @@ class Trainer:
             "epoch": self.epoch,
             "global_step": self.global_step,
             "batches_done": self.batches_done,
-            "monitor": self.task.monitor,
+            "monitor": self.monitor,
             "best_score": self.best_score,
             "epochs_without_improvement": self.epochs_without_improvement,
             "history": self.history,

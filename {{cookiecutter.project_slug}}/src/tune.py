@@ -52,6 +52,7 @@ from config import (
     Config,
     ConfigError,
     UserError,
+    monitored,
     parse_value,
     to_dict,
     validate,
@@ -135,8 +136,9 @@ def search_space(
     declared = [(key, text) for key, text in declared if text and key not in fixed]
     space: dict[str, Dimension] = {}
     for key, text in ranges or declared:
-        if key in NOT_HYPERPARAMETERS:
-            raise ConfigError(f"{key} cannot be searched: it names or places runs.")
+        if key in NOT_HYPERPARAMETERS or key == "monitor":
+            what = "the score the search optimises" if key == "monitor" else "or places runs"
+            raise ConfigError(f"{key} cannot be searched: it names {what}.")
         if key in space:
             raise ConfigError(f"{key} is searched twice; give its range or values once.")
         space[key] = read_dimension(key, text)
@@ -292,8 +294,7 @@ def train_trial(study: optuna.Study, trial: optuna.Trial, cfg: Config, fit: Fit)
     trainer: Trainer | None = None
 
     def judge(trainer: Trainer) -> bool:
-        monitor = f"val_{trainer.task.monitor}"
-        trial.report(trainer.history[-1][monitor], step=trainer.epoch)
+        trial.report(trainer.history[-1][f"val_{trainer.monitor}"], step=trainer.epoch)
         return not trial.should_prune()
 
     record_context(trial={"study": cfg.experiment, "number": trial.number})
@@ -318,7 +319,7 @@ def train_trial(study: optuna.Study, trial: optuna.Trial, cfg: Config, fit: Fit)
         study.tell(trial, state=TrialState.FAIL)
         print(f"trial {trial.number} failed (its run is recorded as crashed); going on.")
         return exit_code or 1
-    study.set_user_attr("monitor", f"val_{trainer.task.monitor}")
+    study.set_user_attr("monitor", f"val_{trainer.monitor}")
     if not trainer.finished:
         study.tell(trial, state=TrialState.PRUNED)
     else:
@@ -402,7 +403,7 @@ def open_study(cfg: Config, space: dict[str, Dimension]) -> optuna.Study:
     study = optuna.create_study(
         storage=open_storage(cfg),
         study_name=cfg.experiment,
-        direction="minimize",  # every monitored score here is lower-is-better
+        direction=direction(cfg),
         load_if_exists=True,
         pruner=make_pruner(cfg),
     )
@@ -424,11 +425,17 @@ def open_study(cfg: Config, space: dict[str, Dimension]) -> optuna.Study:
     return study
 
 
+def direction(cfg: Config) -> str:
+    """Optuna's direction for the study of `cfg.monitor`."""
+    return "maximize" if monitored(cfg)[1] else "minimize"
+
+
 def refuse_other_search(study: optuna.Study, wanted: dict[str, Any], cfg: Config) -> None:
     """Stop a command from adding trials that do not compare with the study's."""
     differences = []
-    if study.directions != [optuna.study.StudyDirection.MINIMIZE]:
-        differences.append("it maximises or has several objectives; here one score is minimised")
+    if [d.name.lower() for d in study.directions] != [direction(cfg)]:
+        shown = " and ".join(d.name.lower() for d in study.directions)
+        differences.append(f"it is to {shown} its score, here to {direction(cfg)} {cfg.monitor}")
     space = study.user_attrs.get("space") or {}
     try:
         same_space = distributions(space) == distributions(wanted["space"])
@@ -492,7 +499,8 @@ def load_study(cfg: Config) -> optuna.Study:
 def report(study: optuna.Study, cfg: Config) -> None:
     """The study's trials, best first, also saved as CSV; the best one's values and the command
     that trains it again; and how much each searched key mattered."""
-    trials = ranked(study.get_trials(deepcopy=False))
+    higher = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    trials = ranked(study.get_trials(deepcopy=False), higher)
     monitor = study.user_attrs.get("monitor", "score")
     keys = list(study.user_attrs.get("space") or {key: 0 for t in trials for key in t.params})
     header = ["trial", "state", *keys, f"{monitor} (best)", "epochs", "run"]
@@ -531,13 +539,14 @@ def report(study: optuna.Study, cfg: Config) -> None:
     print(importances(study))
 
 
-def ranked(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Completed trials by score, then pruned ones by their last score, then the rest."""
+def ranked(trials: list[FrozenTrial], higher: bool) -> list[FrozenTrial]:
+    """Completed trials by score (the highest first if `higher` is better), then pruned ones by
+    their last score, then the rest."""
     order = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1}
 
     def key(trial: FrozenTrial) -> tuple[int, float, int]:
-        value = trial.value if trial.value is not None else math.inf
-        return order.get(trial.state, 2), value, trial.number
+        value = trial.value if trial.value is not None else -math.inf if higher else math.inf
+        return order.get(trial.state, 2), -value if higher else value, trial.number
 
     return sorted(trials, key=key)
 

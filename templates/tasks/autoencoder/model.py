@@ -160,7 +160,7 @@ class Reconstruction(Task):
 
     def validation_step(self, batch: Batch) -> Step:
         images, _ = batch
-        reconstructions = self.model(images)
+        reconstructions = self.evaluated()(images)
         return Step(self.loss_fn(reconstructions, images), reconstructions, images)
 
     def metrics(self) -> ReconstructionMetrics:
@@ -187,7 +187,7 @@ class Classification(Task):
 
     def validation_step(self, batch: Batch) -> Step:
         images, labels = batch
-        logits = self.model(images)
+        logits = self.evaluated()(images)
         return Step(self.loss_fn(logits, labels), logits, labels)
 
     def metrics(self) -> Accuracy:

@@ -122,11 +122,11 @@ class ImageGeneration(Task):
     loss does not reach the generator; `accumulate_steps` applies to the generator only, and
     the discriminator steps on every batch at a constant rate. Both optimizers are in every
     checkpoint (the discriminator's through `get_extra_state`), so a resumed game continues
-    exactly. Validation adds `fd` (see `GANMetrics`), which picks best.pt: the generator's loss
-    says nothing of the samples' quality, and rises as the discriminator learns.
+    exactly. Validation adds `fd` (see `GANMetrics`), which picks best.pt (monitor=fd in
+    config.py): the generator's loss says nothing of the samples' quality, and rises as the
+    discriminator learns.
     """
 
-    monitor = "fd"
     loss_falls = False
 
     def __init__(self, model: GAN, cfg: Config, loss_scaling: bool) -> None:
@@ -162,8 +162,9 @@ class ImageGeneration(Task):
 
     def validation_step(self, batch: Batch) -> Step:
         real, _ = batch
-        fake = self.model.sample(len(real))
-        logits = torch.stack([self.model.discriminator(real), self.model.discriminator(fake)], 1)
+        gan = self.evaluated()
+        fake = gan.sample(len(real))
+        logits = torch.stack([gan.discriminator(real), gan.discriminator(fake)], 1)
         loss = generator_loss(logits[:, 1])
         return Step(loss, fake, real, game(discriminator_loss(logits), logits))
 

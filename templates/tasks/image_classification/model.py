@@ -164,7 +164,7 @@ class ImageClassification(Task):
 
     def validation_step(self, batch: Batch) -> Step:
         images, labels = batch
-        logits = self.model(images)
+        logits = self.evaluated()(images)
         return Step(self.loss_fn(logits, labels), logits, labels)
 
     def metrics(self) -> Accuracy:

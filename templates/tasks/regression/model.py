@@ -101,7 +101,7 @@ class Regression(Task):
 
     def validation_step(self, batch: Batch) -> Step:
         inputs, targets = batch
-        predictions = self.model(inputs)
+        predictions = self.evaluated()(inputs)
         return Step(self.loss_fn(predictions, targets), predictions, targets)
 
     def metrics(self) -> RegressionMetrics:

@@ -174,7 +174,7 @@ class Segmentation(Task):
 
     def validation_step(self, batch: Batch) -> Step:
         images, masks = batch
-        logits = self.model(images)
+        logits = self.evaluated()(images)
         return Step(self.loss_fn(logits, masks), logits, masks)
 
     def metrics(self) -> SegmentationMetrics:

@@ -38,7 +38,7 @@ def load_trained(path: Path, device: torch.device) -> nn.Module:
     cfg = checkpoint_config(checkpoint, path)
     task = build_task(cfg, **model_inputs(cfg))
     load_weights(task, checkpoint, path)
-    return task.model.to(device).eval()
+    return task.evaluated().to(device).eval()
 
 
 @torch.inference_mode()

@@ -104,7 +104,7 @@ class SequenceClassification(Task):
 
     def validation_step(self, batch: Batch) -> Step:
         tokens, labels = batch
-        logits = self.model(tokens)
+        logits = self.evaluated()(tokens)
         return Step(self.loss_fn(logits, labels), logits, labels)
 
     def metrics(self) -> ClassificationMetrics:
@@ -134,7 +134,10 @@ class ClassificationMetrics:
         self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)  # true, predicted
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        """Add one batch of predictions."""
+        """Add one batch of predictions. `labels`: class indices (B,), or class probabilities
+        (B, classes) for mixed samples, counted as their largest class."""
+        if labels.shape == logits.shape:
+            labels = labels.argmax(dim=1)
         pairs = labels * self.num_classes + logits.argmax(dim=1)
         counts = torch.bincount(pairs, minlength=self.num_classes**2)
         counts = counts.view(self.num_classes, self.num_classes)
