@@ -119,10 +119,7 @@ TASK_PARTS = {
         "its model and step pass every first-step check, without a warning"
     ),
     "tests/test_checks.py::test_each_classic_bug_is_caught_and_named": (
-        "the checks catch each classic bug put into its model or step"
-    ),
-    "tests/test_checks.py::test_the_overfit_ladder_catches_the_discarded_layers": (
-        "--overfit-batch judges by its own goal, and fails its model with discarded layers"
+        "the checks catch each classic bug put into its step or optimizer"
     ),
     "tests/test_checks.py::test_lr_auto_trains_exactly_as_the_lr_it_chose_and_records_it": (
         "lr=auto's range test on a throw-away copy of its model and optimizers"

@@ -178,10 +178,11 @@ class LinearTask(Task):
         return end["loss"] < 0.01, "a loss below 0.01"
 
 
-def linear_trainer(overrides: list[str]) -> Trainer:
-    """A Trainer of `LinearTask` on the CPU, with plain SGD, for tests of its mechanics."""
+def linear_trainer(overrides: list[str], task: Task | None = None) -> Trainer:
+    """A Trainer of `task` (default: a `LinearTask`) on the CPU, with plain SGD, for tests of
+    its mechanics."""
     torch.manual_seed(0)
-    task = LinearTask()
+    task = task or LinearTask()
     defaults = ["optimizer=sgd", "lr=0.01", "grad_clip=0", "log_every=1000"]
     cfg = apply_overrides(Config(), [*defaults, *overrides])
     optimizer = torch.optim.SGD(task.parameters(), lr=cfg.lr, momentum=0.9)
