@@ -6,6 +6,7 @@ in a subprocess; when it cannot (cookiecutter often lives in an isolated environ
 how to run the check later, and generation succeeds.
 """
 
+import contextlib
 import ctypes
 import importlib.util
 import json
@@ -98,10 +99,8 @@ def die_with_parent() -> None:
     """On Linux: this process gets SIGTERM when its parent ends. The hook and the check it starts
     then end with a cookiecutter stopped by a signal, instead of running on by themselves and
     printing into the terminal after the command has ended. Elsewhere: nothing."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def run_check() -> tuple[str, str]:

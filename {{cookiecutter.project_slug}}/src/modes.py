@@ -378,10 +378,12 @@ def range_test(
     smoothed losses and the suggested rate."""
     if cfg.lr == AUTO:  # a placeholder: the sweep sets the rate of every step
         cfg = dataclasses.replace(cfg, lr=1e-7)
-    lrs, losses = find_lr(build(cfg, task=task), train_loader, cfg.lr_finder_steps)
+    trainer = build(cfg, task=task)
+    lrs, losses = find_lr(trainer, train_loader, cfg.lr_finder_steps)
     if len(lrs) < 3:
         raise ConfigError("the loss diverged at once, even at lr=1e-7; check the data and model.")
-    if losses.index(min(losses)) < len(losses) // 10:  # lowest at the start: no rate helped
+    lowest_at_start = losses.index(min(losses)) < len(losses) // 10
+    if lowest_at_start and trainer.task.loss_falls:  # no rate helped a loss that should fall
         raise ConfigError(
             f"the learning-rate range test saw the training loss fall at no rate from "
             f"{lrs[0]:.0e} to {lrs[-1]:.1e} in {len(lrs)} steps, so it has no rate to suggest. "

@@ -284,7 +284,7 @@ def test_doctor_names_the_fix_for_a_missing_package(monkeypatch, capsys) -> None
 
 
 def test_find_lr_plots_the_sweep_and_suggests_an_lr(workdir, tiny, capsys) -> None:
-    assert main(["--find-lr", *tiny, "lr_finder_steps=40"]) == 0
+    assert main(["--find-lr", *tiny, "lr_finder_steps=80"]) == 0
     out = capsys.readouterr().out
     suggested = float(out.split("train with: python src/main.py lr=")[1].split()[0])
     assert 1e-7 <= suggested <= 10
@@ -330,6 +330,8 @@ def test_lr_auto_and_find_lr_refuse_a_sweep_where_the_loss_fell_nowhere(
 ):
     """Not a crawl at the lowest rate swept: a message, before anything trains, and the same
     from --find-lr (which suggested the sweep's first rate)."""
+    if not task_for(tiny).loss_falls:
+        pytest.skip("this task's training loss need not fall (a GAN's): no rate is refused")
     rising = ([10 ** (step / 4 - 7) for step in range(20)], [1.0 + step / 10 for step in range(20)])
     monkeypatch.setattr(modes, "find_lr", lambda trainer, loader, steps: rising)
     for command in ([*tiny, "lr=auto", "run_name=r"], [*tiny, "--find-lr"]):

@@ -90,6 +90,7 @@ from dataset import CLASSES, ShapesDataset, class_names, generate_shapes
 from helpers import task_for
 from main import main
 {% endif %}
+from model import Accuracy, Batch, Step
 from train import build_optimizer, build_scheduler
 from utils import load_checkpoint, seed_everything
 
@@ -108,6 +109,34 @@ def test_softmax_before_cross_entropy_stops_the_run(workdir, tiny, monkeypatch, 
         err = capsys.readouterr().err
         assert err.count("outputs look like probabilities") == 1 and "Traceback" not in err
     assert main([*tiny, "epochs=1", "run_name=meant", "sanity_checks=false"]) == 0
+
+
+def test_mixed_samples_train_with_soft_targets_scored_by_their_largest_class(
+    workdir, tiny, monkeypatch
+) -> None:
+    """MixUp as a user writes it in training_step: soft targets (batch, classes) that the loss
+    takes and the accuracy scores by the largest class."""
+    accuracy = Accuracy()
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    accuracy.update(logits, torch.tensor([[0.7, 0.3, 0.0], [0.6, 0.0, 0.4]]))  # classes 0, 0
+    assert accuracy.compute() == {"acc": 0.5}
+    task_class = type(task_for(tiny))
+    classes = len(class_names(apply_overrides(Config(), tiny)))
+
+    def mixup(self, batch: Batch) -> Step:
+        images, labels = batch
+        share = torch.distributions.Beta(0.4, 0.4).sample()
+        order = torch.randperm(len(labels), device=labels.device)
+        targets = torch.nn.functional.one_hot(labels, classes).float()
+        images = share * images + (1 - share) * images[order]
+        targets = share * targets + (1 - share) * targets[order]
+        logits = self.model(images)
+        return Step(self.loss_fn(logits, targets), logits, targets)
+
+    monkeypatch.setattr(task_class, "training_step", mixup)
+    assert main([*tiny, "epochs=1", "run_name=r", "sanity_checks=true"]) == 0
+    history = load_checkpoint(Path("models/checkpoints/default/r/last.pt"), torch.device("cpu"))
+    assert 0 <= history["history"][0]["train_acc"] <= 1
 
 
 def test_a_run_logs_one_batch_of_inputs_as_images(finished) -> None:
