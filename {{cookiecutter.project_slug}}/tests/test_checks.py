@@ -234,6 +234,15 @@ def test_model_summary_is_printed_and_saved(finished, tiny) -> None:
     assert model_summary(model).splitlines()[0].split() == ["module", "type", "trainable", "frozen"]
 
 
+def test_model_summary_rows_add_up_with_parameters_held_by_the_model_itself() -> None:
+    model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 3))
+    model.cls = nn.Parameter(torch.zeros(8))  # a [CLS] vector, say
+    rows = [line.split() for line in model_summary(model).splitlines()]
+    counts = {row[0]: int(row[-2].replace(",", "")) for row in rows if row[0] in ("0", "1", "(its")}
+    assert counts == {"0": 40, "1": 27, "(its": 8}
+    assert f"{sum(counts.values()):,}" in model_summary(model).splitlines()[-2]  # the total
+
+
 def test_weights_and_gradients_are_logged_per_layer(finished, tiny) -> None:
     events = EventAccumulator("results/logs/default/r", size_guidance={"histograms": 0})
     events.Reload()
