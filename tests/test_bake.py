@@ -24,6 +24,7 @@ EXPECTED_FILES = {
     "results/visualizations/.gitkeep",
     "sandbox/README.md",
     "sandbox/explore.ipynb",
+    "slurm/train.sbatch",
     "src/checks.py",
     "src/config.py",
     "src/dataset.py",

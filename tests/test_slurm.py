@@ -1,0 +1,148 @@
+"""The generated project's Slurm script, submitted to a real one-node Slurm cluster that the test
+starts in a temporary folder (munged, slurmctld and slurmd from the system's packages, as root):
+a job preempted in the middle of an epoch is requeued, continues its run and ends with the very
+checkpoint of a job that was never stopped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from bakery import Bake
+
+DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "scontrol", "squeue")
+# The default project's tiny run (its tests' TINY), long enough to be stopped in the middle.
+RUN = ["num_samples=400", "width=8", "epochs=6", "batch_size=32", "log_every=2"]
+RUN += ["log_images_every=0", "checkpoint_every_steps=3"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A one-node Slurm cluster of this machine's cores; yields the environment its commands
+    need (SLURM_CONF, and this interpreter's folder first on PATH for the jobs' torchrun)."""
+    missing = [name for name in DAEMONS if shutil.which(name) is None]
+    if missing or os.geteuid() != 0:
+        why = f"{', '.join(missing)} not installed" if missing else "not root"
+        pytest.skip(f"a Slurm cluster cannot start here ({why}); .ci/run installs Slurm")
+    root = tmp_path_factory.mktemp("slurm")
+    for folder in ("state", "spool", "munge"):
+        (root / folder).mkdir()
+    key = root / "munge" / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o600)
+    socket_path = root / "munge" / "munge.socket"
+    munge = [f"--key-file={key}", f"--socket={socket_path}", f"--pid-file={root}/munged.pid"]
+    munge += [f"--log-file={root}/munged.log", f"--seed-file={root}/munged.seed"]
+    subprocess.run(["munged", "--force", *munge], check=True)
+    host = socket.gethostname()
+    conf = root / "slurm.conf"
+    conf.write_text(
+        f"ClusterName=test\nSlurmctldHost={host}\nSlurmUser=root\nSlurmdUser=root\n"
+        f"SlurmctldPort={free_port()}\nSlurmdPort={free_port()}\n"
+        f"AuthType=auth/munge\nAuthInfo=socket={socket_path}\nCredType=cred/munge\n"
+        f"StateSaveLocation={root}/state\nSlurmdSpoolDir={root}/spool\n"
+        f"SlurmctldPidFile={root}/slurmctld.pid\nSlurmdPidFile={root}/slurmd.pid\n"
+        f"SlurmctldLogFile={root}/slurmctld.log\nSlurmdLogFile={root}/slurmd.log\n"
+        "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n"
+        "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core\nMpiDefault=none\n"
+        "JobAcctGatherType=jobacct_gather/none\nAccountingStorageType=accounting_storage/none\n"
+        "ReturnToService=2\n"
+        f"NodeName={host} CPUs={os.cpu_count()} RealMemory=4000 State=UNKNOWN\n"
+        "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n"
+    )
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    for daemon in ("slurmctld", "slurmd"):
+        subprocess.run([daemon, "-f", str(conf)], check=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while "idle" not in run(["sinfo", "-h", "-o", "%T"], env):
+            assert time.monotonic() < deadline, (root / "slurmctld.log").read_text()[-2000:]
+            time.sleep(0.5)
+        yield env
+    finally:
+        subprocess.run(["scancel", "--full", "--user=root"], env=env, capture_output=True)
+        for name in ("slurmd", "slurmctld", "munged"):
+            pid = root / f"{name}.pid"
+            if pid.exists():
+                os.kill(int(pid.read_text()), signal.SIGTERM)
+
+
+def run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> str:
+    done = subprocess.run(command, env=env, cwd=cwd, check=True, capture_output=True, text=True)
+    return done.stdout
+
+
+def job_state(job: str, env: dict[str, str]) -> str:
+    """PENDING, RUNNING, ... while the job is known to the queue, "" once it has left it."""
+    return run(["squeue", "-h", "-j", job, "-o", "%T"], env).strip()
+
+
+def wait_for(condition, what: str, seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
+def test_a_preempted_job_requeues_and_ends_as_an_unbroken_one(bake: Bake, slurm) -> None:
+    project = bake()
+    script = project / "slurm" / "train.sbatch"
+    lines = script.read_text().splitlines()
+    # Only the resource lines change: no GPU here, and a core for each of the two jobs.
+    lines = [line for line in lines if not line.startswith("#SBATCH --gpus-per-node")]
+    lines = ["#SBATCH --cpus-per-task=1" if "--cpus-per-task" in line else line for line in lines]
+    script.write_text("\n".join(lines) + "\n")
+
+    def submit() -> str:  # from the project folder, as the script's comment says
+        return run(["sbatch", "--parsable", "slurm/train.sbatch", *RUN], slurm, project).strip()
+
+    preempted, unbroken = submit(), submit()
+    checkpoints = project / "models" / "checkpoints" / "default"
+    steps = lambda: sorted((checkpoints / f"slurm-{preempted}").glob("step-*.pt"))  # noqa: E731
+    wait_for(lambda: len(steps()) >= 2, "the preempted job's second step checkpoint")
+    run(["scontrol", "requeue", preempted], slurm)  # as a preemption does
+    wait_for(lambda: job_state(preempted, slurm) == "PENDING", "the requeued job to wait")
+    # Slurm holds a requeued job back for two minutes; here it may start again at once.
+    run(["scontrol", "update", f"JobId={preempted}", "StartTime=now"], slurm)
+    wait_for(lambda: not job_state(preempted, slurm) and not job_state(unbroken, slurm), "both")
+
+    log = (project / "results" / "logs" / f"slurm-{preempted}.out").read_text()
+    assert (
+        "DUE TO JOB REQUEUE" in log
+        and f"start 2 of job {preempted}: python src/main.py --resume" in log
+    )
+    ends = [
+        torch.load(checkpoints / f"slurm-{job}" / "last.pt", weights_only=True)
+        for job in (preempted, unbroken)
+    ]
+    assert ends[0]["global_step"] == ends[1]["global_step"] == 54
+    for name, weights in ends[0]["model"].items():
+        assert torch.equal(weights, ends[1]["model"][name]), name
+    without_times = [[{**row, "seconds": 0} for row in end["history"]] for end in ends]
+    assert without_times[0] == without_times[1]
+    # One run folder for the job, whose TensorBoard steps are each logged once.
+    assert sorted(path.name for path in checkpoints.iterdir()) == sorted(
+        f"slurm-{job}" for job in (preempted, unbroken)
+    )
+    events = EventAccumulator(str(project / "results" / "logs" / "default" / f"slurm-{preempted}"))
+    events.Reload()
+    logged = [event.step for event in events.Scalars("train/loss_step")]
+    assert logged == sorted(set(logged)) and logged
