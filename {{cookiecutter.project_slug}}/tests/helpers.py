@@ -183,7 +183,7 @@ def linear_trainer(overrides: list[str], task: Task | None = None) -> Trainer:
     its mechanics."""
     torch.manual_seed(0)
     task = task or LinearTask()
-    defaults = ["optimizer=sgd", "lr=0.01", "grad_clip=0", "log_every=1000"]
+    defaults = ["optimizer=sgd", "lr=0.01", "grad_clip=0", "log_every=1000", "monitor=loss"]
     cfg = apply_overrides(Config(), [*defaults, *overrides])
     optimizer = torch.optim.SGD(task.parameters(), lr=cfg.lr, momentum=0.9)
     return Trainer(task, cfg, torch.device("cpu"), optimizer)
