@@ -1,7 +1,7 @@
 """The generated project's Slurm script, submitted to a real one-node Slurm cluster that the test
 starts in a temporary folder (munged, slurmctld and slurmd from the system's packages, as root):
-a job preempted in the middle of an epoch is requeued, continues its run and ends with the very
-checkpoint of a job that was never stopped."""
+a job preempted, or signalled before its time limit, in the middle of an epoch is requeued,
+continues its run and ends with the very checkpoint of a job that was never stopped."""
 
 from __future__ import annotations
 
@@ -102,47 +102,65 @@ def wait_for(condition, what: str, seconds: float = 240) -> None:
         time.sleep(0.25)
 
 
-def test_a_preempted_job_requeues_and_ends_as_an_unbroken_one(bake: Bake, slurm) -> None:
+def test_stopped_jobs_requeue_and_end_as_an_unbroken_one(bake: Bake, slurm) -> None:
+    """Two jobs stopped in the middle of an epoch: one preempted (`scontrol requeue`: Slurm
+    requeues it), one sent the SIGTERM that `--signal` sends before the time limit (the script
+    requeues it). Both continue their run and end with the checkpoint of a job never stopped;
+    a job whose run fails is not started again."""
     project = bake()
     script = project / "slurm" / "train.sbatch"
     lines = script.read_text().splitlines()
-    # Only the resource lines change: no GPU here, and a core for each of the two jobs.
+    # Only the resource lines change: no GPU here, and a core for each job.
     lines = [line for line in lines if not line.startswith("#SBATCH --gpus-per-node")]
     lines = ["#SBATCH --cpus-per-task=1" if "--cpus-per-task" in line else line for line in lines]
     script.write_text("\n".join(lines) + "\n")
 
-    def submit() -> str:  # from the project folder, as the script's comment says
-        return run(["sbatch", "--parsable", "slurm/train.sbatch", *RUN], slurm, project).strip()
+    def submit(*overrides: str) -> str:  # from the project folder, as the script's comment says
+        command = ["sbatch", "--parsable", "slurm/train.sbatch", *overrides]
+        return run(command, slurm, project).strip()
 
-    preempted, unbroken = submit(), submit()
     checkpoints = project / "models" / "checkpoints" / "default"
-    steps = lambda: sorted((checkpoints / f"slurm-{preempted}").glob("step-*.pt"))  # noqa: E731
-    wait_for(lambda: len(steps()) >= 2, "the preempted job's second step checkpoint")
-    run(["scontrol", "requeue", preempted], slurm)  # as a preemption does
-    wait_for(lambda: job_state(preempted, slurm) == "PENDING", "the requeued job to wait")
-    # Slurm holds a requeued job back for two minutes; here it may start again at once.
-    run(["scontrol", "update", f"JobId={preempted}", "StartTime=now"], slurm)
-    wait_for(lambda: not job_state(preempted, slurm) and not job_state(unbroken, slurm), "both")
+    logs = project / "results" / "logs"
+    preempted, signalled = submit(*RUN), submit(*RUN)
+    stop_in_the_middle(preempted, ["scontrol", "requeue", preempted], checkpoints, slurm)
+    stop_in_the_middle(signalled, ["scancel", "--signal=TERM", signalled], checkpoints, slurm)
+    unbroken, failing = submit(*RUN), submit(*RUN, "epochs=0")
+    jobs = (preempted, signalled, unbroken, failing)
+    wait_for(lambda: not any(job_state(job, slurm) for job in jobs), "every job to end")
 
-    log = (project / "results" / "logs" / f"slurm-{preempted}.out").read_text()
-    assert (
-        "DUE TO JOB REQUEUE" in log
-        and f"start 2 of job {preempted}: python src/main.py --resume" in log
-    )
-    ends = [
-        torch.load(checkpoints / f"slurm-{job}" / "last.pt", weights_only=True)
-        for job in (preempted, unbroken)
-    ]
-    assert ends[0]["global_step"] == ends[1]["global_step"] == 54
-    for name, weights in ends[0]["model"].items():
-        assert torch.equal(weights, ends[1]["model"][name]), name
-    without_times = [[{**row, "seconds": 0} for row in end["history"]] for end in ends]
-    assert without_times[0] == without_times[1]
-    # One run folder for the job, whose TensorBoard steps are each logged once.
+    for job in (preempted, signalled):
+        log = (logs / f"slurm-{job}.out").read_text()
+        assert f"start 2 of job {job}: python src/main.py --resume" in log, log[-3000:]
+    assert "DUE TO JOB REQUEUE" in (logs / f"slurm-{preempted}.out").read_text()
+    assert f"requeueing job {signalled}" in (logs / f"slurm-{signalled}.out").read_text()
+    failed = (logs / f"slurm-{failing}.out").read_text()
+    assert "error: epochs must be >= 1, got 0" in failed and "start 2 of" not in failed
+    ends = {
+        job: torch.load(checkpoints / f"slurm-{job}" / "last.pt", weights_only=True)
+        for job in (preempted, signalled, unbroken)
+    }
+    for job in (preempted, signalled):
+        assert ends[job]["global_step"] == ends[unbroken]["global_step"] == 54
+        for name, weights in ends[job]["model"].items():
+            assert torch.equal(weights, ends[unbroken]["model"][name]), (job, name)
+        histories = [[{**row, "seconds": 0} for row in ends[j]["history"]] for j in (job, unbroken)]
+        assert histories[0] == histories[1]
+        # One run folder for the job, whose TensorBoard steps are each logged once.
+        events = EventAccumulator(str(logs / "default" / f"slurm-{job}"))
+        events.Reload()
+        logged = [event.step for event in events.Scalars("train/loss_step")]
+        assert logged == sorted(set(logged)) and logged
     assert sorted(path.name for path in checkpoints.iterdir()) == sorted(
-        f"slurm-{job}" for job in (preempted, unbroken)
+        f"slurm-{job}"
+        for job in (preempted, signalled, unbroken)  # the failed run wrote none
     )
-    events = EventAccumulator(str(project / "results" / "logs" / "default" / f"slurm-{preempted}"))
-    events.Reload()
-    logged = [event.step for event in events.Scalars("train/loss_step")]
-    assert logged == sorted(set(logged)) and logged
+
+
+def stop_in_the_middle(job: str, stop: list[str], checkpoints: Path, env: dict[str, str]) -> None:
+    """Once `job` has saved twice (mid-epoch: every third step), run `stop`; then let the
+    requeued job start again at once (Slurm holds one back for two minutes)."""
+    saved = checkpoints / f"slurm-{job}"
+    wait_for(lambda: len(list(saved.glob("step-*.pt"))) >= 2, f"job {job}'s second save")
+    run(stop, env)
+    wait_for(lambda: job_state(job, env) == "PENDING", f"job {job} back in the queue")
+    run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env)
