@@ -139,7 +139,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         warnings.simplefilter("ignore")
     try:
         exit_code = run_mode(args)
-        distributed.barrier()  # leave together: a process gone early can abort the others
+        if exit_code == 0:  # leave together: a process gone early can abort the others
+            distributed.barrier()
+        # A process that failed leaves at once: the others, waiting for it in whatever they
+        # do together next, see it gone and stop (a barrier here would wait for them forever).
         return exit_code
     except torch.distributed.DistError:
         print(

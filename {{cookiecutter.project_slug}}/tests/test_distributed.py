@@ -23,8 +23,9 @@ from modes import build
 from utils import EpochSampler, data_index, load_checkpoint, load_weights
 
 # Runs main.py like torchrun does, and also saves each rank's weights and next random draw after
-# training; makes rank 1 fail at its third step (FAIL_ON_RANK_1), or SIGTERM every process of the
-# job after step SIGTERM_AFTER_STEP: what the tests look at from outside.
+# training; makes rank 1 fail at its third step (FAIL_ON_RANK_1), refuse its data with a user
+# error (REFUSE_DATA_ON_RANK_1), or SIGTERM every process of the job after step
+# SIGTERM_AFTER_STEP: what the tests look at from outside.
 PROBE = """
 import os
 import signal
@@ -34,10 +35,13 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, os.environ["PROJECT_SRC"])
+import config
 import main
+import modes
 import train
 
 fit, step = train.Trainer.fit, train.Trainer.optimizer_step
+make_dataloaders = modes.make_dataloaders
 
 
 def fit_and_save(self, *args, **kwargs):
@@ -53,6 +57,12 @@ def fail_on_rank_1(self):
     step(self)
 
 
+def refuse_data_on_rank_1(cfg):
+    if dist.get_rank() == 1:
+        raise config.UserError("cannot read its data (injected)")
+    return make_dataloaders(cfg)
+
+
 def sigterm_the_job(self):
     step(self)
     if dist.get_rank() == 1 and self.global_step == int(os.environ["SIGTERM_AFTER_STEP"]):
@@ -60,6 +70,8 @@ def sigterm_the_job(self):
 
 
 train.Trainer.fit = fit_and_save
+if os.environ.get("REFUSE_DATA_ON_RANK_1"):
+    modes.make_dataloaders = refuse_data_on_rank_1
 if os.environ.get("FAIL_ON_RANK_1"):
     train.Trainer.optimizer_step = fail_on_rank_1
 if os.environ.get("SIGTERM_AFTER_STEP"):
@@ -211,6 +223,18 @@ def test_a_failure_on_one_rank_stops_every_rank(workdir, tiny) -> None:
     assert time.monotonic() - started < 120  # not the 10-minute collective timeout
     assert "injected failure on rank 1" in err
     assert "weights-rank0.pt" not in os.listdir(workdir)  # rank 0 did not finish either
+
+
+@pytest.mark.slow
+def test_a_user_error_on_one_rank_ends_every_rank_of_a_job_at_once(workdir, tiny) -> None:
+    """Two launchers, as on two machines: rank 1 refuses its data (exit 2), and rank 0, already
+    waiting for it, ends too instead of waiting out the collective timeout; the job's output
+    holds rank 1's message."""
+    started = time.monotonic()
+    output = two_nodes(workdir, [*tiny, "run_name=ddp"], {"REFUSE_DATA_ON_RANK_1": "1"})
+    assert time.monotonic() - started < 120, output  # not the 10-minute collective timeout
+    assert "error: rank 1: cannot read its data (injected)" in output, output
+    assert re.search(r"exit codes [1-9]\d* [1-9]\d*$", output, re.MULTILINE), output
 
 
 @pytest.mark.slow
