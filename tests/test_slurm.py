@@ -164,3 +164,35 @@ def stop_in_the_middle(job: str, stop: list[str], checkpoints: Path, env: dict[s
     run(stop, env)
     wait_for(lambda: job_state(job, env) == "PENDING", f"job {job} back in the queue")
     run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env)
+
+
+def test_a_job_of_two_tasks_trains_as_two_processes_on_one_machine(bake: Bake, slurm) -> None:
+    """Two "machines": two tasks on the one node, one torchrun each, meeting at the c10d
+    rendezvous the script sets up; the run ends with the checkpoint of a two-process torchrun run
+    on one machine."""
+    project = bake()
+    script = project / "slurm" / "train.sbatch"
+    lines = script.read_text().splitlines()
+    lines = [line for line in lines if not line.startswith("#SBATCH --gpus-per-node")]
+    lines = ["#SBATCH --cpus-per-task=1" if "--cpus-per-task" in line else line for line in lines]
+    lines = [
+        "#SBATCH --ntasks-per-node=2" if "--ntasks-per-node" in line else line for line in lines
+    ]
+    script.write_text("\n".join(lines) + "\n")
+    env = slurm | {"OMP_NUM_THREADS": "1"}  # as torchrun sets for several processes on one node
+    job = run(["sbatch", "--parsable", "slurm/train.sbatch", *RUN], env, project).strip()
+    local = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    run([*local, "src/main.py", *RUN, "run_name=local"], env, project)
+    wait_for(lambda: not job_state(job, slurm), "the job to end")
+    log = (project / "results" / "logs" / f"slurm-{job}.out").read_text()
+    assert f"run default/slurm-{job} on 2 processes" in log, log[-3000:]
+    checkpoints = project / "models" / "checkpoints" / "default"
+    ends = [
+        torch.load(checkpoints / name / "last.pt", weights_only=True)
+        for name in (f"slurm-{job}", "local")
+    ]
+    assert ends[0]["processes"] == ends[1]["processes"] == 2
+    for name, weights in ends[1]["model"].items():
+        assert torch.equal(ends[0]["model"][name], weights), name
+    histories = [[{**row, "seconds": 0} for row in end["history"]] for end in ends]
+    assert histories[0] == histories[1]
