@@ -6,6 +6,7 @@ continues its run and ends with the very checkpoint of a job that was never stop
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -55,6 +56,9 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     conf = root / "slurm.conf"
     conf.write_text(
         f"ClusterName=test\nSlurmctldHost={host}\nSlurmUser=root\nSlurmdUser=root\n"
+        # Job ids of their own: the script derives its rendezvous port and id from them, and a
+        # second cluster (another pytest worker's) must not share them.
+        f"FirstJobId={random.randint(1, 10**6)}\n"
         f"SlurmctldPort={free_port()}\nSlurmdPort={free_port()}\n"
         f"AuthType=auth/munge\nAuthInfo=socket={socket_path}\nCredType=cred/munge\n"
         f"StateSaveLocation={root}/state\nSlurmdSpoolDir={root}/spool\n"
@@ -122,8 +126,21 @@ def test_stopped_jobs_requeue_and_end_as_an_unbroken_one(bake: Bake, slurm) -> N
     checkpoints = project / "models" / "checkpoints" / "default"
     logs = project / "results" / "logs"
     preempted, signalled = submit(*RUN), submit(*RUN)
-    stop_in_the_middle(preempted, ["scontrol", "requeue", preempted], checkpoints, slurm)
-    stop_in_the_middle(signalled, ["scancel", "--signal=TERM", signalled], checkpoints, slurm)
+    stops = {
+        preempted: ["scontrol", "requeue", preempted],  # as a preemption does
+        signalled: ["scancel", "--signal=TERM", signalled],  # as --signal does, at the limit
+    }
+    deadline = time.monotonic() + 240
+    while stops:  # each as soon as it has saved twice (mid-epoch: every third step)
+        assert time.monotonic() < deadline, f"jobs {list(stops)} never saved twice"
+        for job in list(stops):
+            if len(list((checkpoints / f"slurm-{job}").glob("step-*.pt"))) >= 2:
+                run(stops.pop(job), slurm)
+        time.sleep(0.1)
+    for job in (preempted, signalled):
+        wait_for(lambda: job_state(job, slurm) == "PENDING", f"job {job} back in the queue")  # noqa: B023
+        # Slurm holds a requeued job back for two minutes; here it may start again at once.
+        run(["scontrol", "update", f"JobId={job}", "StartTime=now"], slurm)
     unbroken, failing = submit(*RUN), submit(*RUN, "epochs=0")
     jobs = (preempted, signalled, unbroken, failing)
     wait_for(lambda: not any(job_state(job, slurm) for job in jobs), "every job to end")
@@ -154,16 +171,6 @@ def test_stopped_jobs_requeue_and_end_as_an_unbroken_one(bake: Bake, slurm) -> N
         f"slurm-{job}"
         for job in (preempted, signalled, unbroken)  # the failed run wrote none
     )
-
-
-def stop_in_the_middle(job: str, stop: list[str], checkpoints: Path, env: dict[str, str]) -> None:
-    """Once `job` has saved twice (mid-epoch: every third step), run `stop`; then let the
-    requeued job start again at once (Slurm holds one back for two minutes)."""
-    saved = checkpoints / f"slurm-{job}"
-    wait_for(lambda: len(list(saved.glob("step-*.pt"))) >= 2, f"job {job}'s second save")
-    run(stop, env)
-    wait_for(lambda: job_state(job, env) == "PENDING", f"job {job} back in the queue")
-    run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env)
 
 
 def test_a_job_of_two_tasks_trains_as_two_processes_on_one_machine(bake: Bake, slurm) -> None:
