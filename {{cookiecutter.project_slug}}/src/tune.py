@@ -26,6 +26,8 @@ import math
 import os
 import socket
 import sys
+import threading
+import time
 import traceback
 import warnings
 from collections.abc import Iterator
@@ -66,6 +68,10 @@ if TYPE_CHECKING:
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process trains a trial
+# A worker marks its trial alive this often; a trial whose mark is older than STALE_AFTER lost
+# its worker (on any machine: a pid can be checked only on its own) and goes to the next one.
+HEARTBEAT_SECONDS = 30.0
+STALE_AFTER = 300.0
 MAX_FAILURES = 5  # trials in a row that fail before the search gives up
 
 
@@ -253,11 +259,15 @@ def next_trial(
         return None
     for frozen in running:
         host, _, pid = str(frozen.user_attrs.get("worker", "")).rpartition(":")
-        if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
+        dead = host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
+        silent = time.time() - frozen.user_attrs.get("heartbeat", math.inf) > STALE_AFTER
+        if dead or silent:
             # Optuna keeps a trial's storage id private; a Trial of it needs that id.
             trial = optuna.Trial(study, frozen._trial_id)
             trial.set_user_attr("worker", WORKER)
-            print(f"\ntrial {trial.number} was left by its worker (pid {pid}): training it on")
+            trial.set_user_attr("heartbeat", time.time())
+            why = f"pid {pid}" if dead else f"{host}, silent for over {STALE_AFTER:.0f} s"
+            print(f"\ntrial {trial.number} was left by its worker ({why}): training it on")
             return trial
     if finished + len(running) >= wanted:
         print(f"the {len(running)} trials that other workers run will finish the study.")
@@ -271,6 +281,7 @@ def next_trial(
     study.sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
     trial = study.ask({key: dim.distribution() for key, dim in space.items()})
     trial.set_user_attr("worker", WORKER)
+    trial.set_user_attr("heartbeat", time.time())
     shown = " ".join(f"{key}={format_value(value)}" for key, value in trial.params.items())
     print(f"\ntrial {trial.number} ({finished} of {wanted} finished so far): {shown}")
     return trial
@@ -298,6 +309,7 @@ def train_trial(study: optuna.Study, trial: optuna.Trial, cfg: Config, fit: Fit)
         return not trial.should_prune()
 
     record_context(trial={"study": cfg.experiment, "number": trial.number})
+    alive = Heartbeat(trial)
     try:
         if last.exists():  # its worker stopped or died: the run goes on from where it was
             checkpoint = load_checkpoint(last, torch.device("cpu"))
@@ -312,6 +324,7 @@ def train_trial(study: optuna.Study, trial: optuna.Trial, cfg: Config, fit: Fit)
         traceback.print_exc()
         exit_code = 1
     finally:
+        alive.stop()
         record_context()
     if exit_code >= 128:
         return exit_code  # still running in the study, until this command is run again
@@ -325,6 +338,25 @@ def train_trial(study: optuna.Study, trial: optuna.Trial, cfg: Config, fit: Fit)
     else:
         study.tell(trial, trainer.best_score)
     return 0
+
+
+class Heartbeat:
+    """Marks `trial` alive in the study every HEARTBEAT_SECONDS, from a thread of its own,
+    while its worker trains it (see `next_trial`)."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial, self.stopped = trial, threading.Event()
+        self.thread = threading.Thread(target=self.beat, daemon=True)
+        self.thread.start()
+
+    def beat(self) -> None:
+        while not self.stopped.wait(HEARTBEAT_SECONDS):
+            with contextlib.suppress(Exception):  # a missed beat: the next one may get through
+                self.trial.set_user_attr("heartbeat", time.time())
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
 
 
 @contextlib.contextmanager

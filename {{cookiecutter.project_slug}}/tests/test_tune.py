@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,6 +142,26 @@ def test_a_killed_search_continues_to_exactly_n_trials(workdir, tiny) -> None:
     assert [trial.state for trial in trials] == [TrialState.COMPLETE] * 3
     assert len(trials[1].intermediate_values) == 3 and sessions(1) == 2  # resumed, not restarted
     assert sessions(0) == sessions(2) == 1
+
+
+def test_a_trial_whose_worker_fell_silent_on_another_machine_is_trained_on(
+    workdir, tiny, capsys
+) -> None:
+    """A worker's pid can be checked on its own machine only: elsewhere, a trial whose worker
+    stopped marking it alive for STALE_AFTER seconds is taken over; one still marked is not."""
+    JOURNAL.parent.mkdir(parents=True)
+    shared = study_of_new_storage()
+    for worker, last_beat in (("elsewhere:123", time.time() - 301), ("elsewhere:124", time.time())):
+        trial = shared.ask()
+        trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+        trial.set_user_attr("worker", worker)
+        trial.set_user_attr("heartbeat", last_beat)
+    assert main([*tiny, "epochs=1", "pruner=none", "--tune", "3", "lr=1e-4:1e-2:log"]) == 0
+    out = capsys.readouterr().out
+    assert "trial 0 was left by its worker (elsewhere, silent for over 300 s)" in out
+    assert "the 1 trials that other workers run will finish the study" in out
+    states = [trial.state for trial in study().get_trials()]
+    assert states == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.COMPLETE]
 
 
 def test_a_resumed_trial_reports_the_epochs_its_dead_worker_saved_but_did_not() -> None:
