@@ -25,6 +25,7 @@ EXPECTED_FILES = {
     "sandbox/README.md",
     "sandbox/explore.ipynb",
     "slurm/train.sbatch",
+    "slurm/tune.sbatch",
     "src/checks.py",
     "src/config.py",
     "src/dataset.py",

@@ -5,6 +5,7 @@ continues its run and ends with the very checkpoint of a job that was never stop
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -203,3 +204,41 @@ def test_a_job_of_two_tasks_trains_as_two_processes_on_one_machine(bake: Bake, s
         assert torch.equal(ends[0]["model"][name], weights), name
     histories = [[{**row, "seconds": 0} for row in end["history"]] for end in ends]
     assert histories[0] == histories[1]
+
+
+def test_a_job_array_of_tune_workers_ends_with_exactly_n_trials(bake: Bake, slurm) -> None:
+    """Two --tune workers as a job array sharing the project's journal: the one training trial
+    0 is cancelled in the middle of it, the other trains that trial on from its checkpoint, and
+    the study ends with exactly the trials asked for."""
+    import optuna  # noqa: PLC0415 (only this test reads the study)
+
+    project = bake()
+    script = project / "slurm" / "tune.sbatch"
+    lines = script.read_text().splitlines()
+    lines = [line for line in lines if not line.startswith("#SBATCH --gpus-per-task")]
+    lines = ["#SBATCH --cpus-per-task=1" if "--cpus-per-task" in line else line for line in lines]
+    lines = ["#SBATCH --array=0-1" if "--array" in line else line for line in lines]
+    script.write_text("\n".join(lines) + "\n")
+    # Five trials: after the cancel, the other worker still looks for a trial more than once.
+    search = ["5", *RUN[:-1], "epochs=3", "pruner=none", "lr=1e-4:1e-2:log"]
+    job = run(["sbatch", "--parsable", "slurm/tune.sbatch", *search], slurm, project).strip()
+    journal = project / "results" / "studies.journal"
+    first = project / "models" / "checkpoints" / "default" / "trial-0" / "last.pt"
+    wait_for(lambda: first.exists(), "trial 0's first checkpoint")
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))
+    )
+    study = optuna.load_study(study_name="default", storage=storage)
+    pid = int(study.get_trials()[0].user_attrs["worker"].rpartition(":")[2])
+    environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    task = next(v for v in environment if v.startswith(b"SLURM_ARRAY_TASK_ID=")).split(b"=")[1]
+    run(["scancel", f"{job}_{task.decode()}"], slurm)  # its worker saves trial 0 and stops
+    wait_for(lambda: not job_state(job, slurm), "both workers to end")
+
+    trials = optuna.load_study(study_name="default", storage=storage).get_trials()
+    assert [trial.state.name for trial in trials] == ["COMPLETE"] * 5
+    record = json.loads((project / "results/logs/default/trial-0/run.json").read_text())
+    assert len(record["sessions"]) == 2  # trained on from its checkpoint, not started again
+    logs = project / "results" / "logs"
+    taken = "trial 0 was left by its worker"
+    assert any(taken in path.read_text() for path in logs.glob(f"slurm-{job}_*.out"))

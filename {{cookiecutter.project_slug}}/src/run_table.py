@@ -5,6 +5,7 @@ no torch, so `--runs` answers at once.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -105,13 +106,16 @@ def current_status(record: dict[str, Any]) -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this machine."""
+    """Whether a process with this pid runs on this machine (a zombie, ended but not yet
+    collected by its parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # it exists, under another user
-        return True
+        pass
+    with contextlib.suppress(OSError):  # where there is /proc: its state, after its name
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
     return True
 
 
