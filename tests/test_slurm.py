@@ -100,6 +100,21 @@ def job_state(job: str, env: dict[str, str]) -> str:
     return run(["squeue", "-h", "-j", job, "-o", "%T"], env).strip()
 
 
+def on_this_machine(script: Path, *changes: str) -> None:
+    """Change only the resource lines of a generated Slurm script: no GPU here, a core for each
+    task, and the `changes` (e.g. "--array=0-1")."""
+    lines = []
+    for line in script.read_text().splitlines():
+        option = line.removeprefix("#SBATCH ").split("=")[0].split()[0] if line else ""
+        if line.startswith("#SBATCH --gpus-per-"):
+            continue
+        if option == "--cpus-per-task":
+            line = "#SBATCH --cpus-per-task=1"
+        line = next((f"#SBATCH {c}" for c in changes if c.split("=")[0] == option), line)
+        lines.append(line)
+    script.write_text("\n".join(lines) + "\n")
+
+
 def wait_for(condition, what: str, seconds: float = 240) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -113,12 +128,7 @@ def test_stopped_jobs_requeue_and_end_as_an_unbroken_one(bake: Bake, slurm) -> N
     requeues it). Both continue their run and end with the checkpoint of a job never stopped;
     a job whose run fails is not started again."""
     project = bake()
-    script = project / "slurm" / "train.sbatch"
-    lines = script.read_text().splitlines()
-    # Only the resource lines change: no GPU here, and a core for each job.
-    lines = [line for line in lines if not line.startswith("#SBATCH --gpus-per-node")]
-    lines = ["#SBATCH --cpus-per-task=1" if "--cpus-per-task" in line else line for line in lines]
-    script.write_text("\n".join(lines) + "\n")
+    on_this_machine(project / "slurm" / "train.sbatch")
 
     def submit(*overrides: str) -> str:  # from the project folder, as the script's comment says
         command = ["sbatch", "--parsable", "slurm/train.sbatch", *overrides]
@@ -179,14 +189,7 @@ def test_a_job_of_two_tasks_trains_as_two_processes_on_one_machine(bake: Bake, s
     rendezvous the script sets up; the run ends with the checkpoint of a two-process torchrun run
     on one machine."""
     project = bake()
-    script = project / "slurm" / "train.sbatch"
-    lines = script.read_text().splitlines()
-    lines = [line for line in lines if not line.startswith("#SBATCH --gpus-per-node")]
-    lines = ["#SBATCH --cpus-per-task=1" if "--cpus-per-task" in line else line for line in lines]
-    lines = [
-        "#SBATCH --ntasks-per-node=2" if "--ntasks-per-node" in line else line for line in lines
-    ]
-    script.write_text("\n".join(lines) + "\n")
+    on_this_machine(project / "slurm" / "train.sbatch", "--ntasks-per-node=2")
     env = slurm | {"OMP_NUM_THREADS": "1"}  # as torchrun sets for several processes on one node
     job = run(["sbatch", "--parsable", "slurm/train.sbatch", *RUN], env, project).strip()
     local = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -213,12 +216,7 @@ def test_a_job_array_of_tune_workers_ends_with_exactly_n_trials(bake: Bake, slur
     import optuna  # noqa: PLC0415 (only this test reads the study)
 
     project = bake()
-    script = project / "slurm" / "tune.sbatch"
-    lines = script.read_text().splitlines()
-    lines = [line for line in lines if not line.startswith("#SBATCH --gpus-per-task")]
-    lines = ["#SBATCH --cpus-per-task=1" if "--cpus-per-task" in line else line for line in lines]
-    lines = ["#SBATCH --array=0-1" if "--array" in line else line for line in lines]
-    script.write_text("\n".join(lines) + "\n")
+    on_this_machine(project / "slurm" / "tune.sbatch", "--array=0-1")
     # Five trials: after the cancel, the other worker still looks for a trial more than once.
     search = ["5", *RUN[:-1], "epochs=3", "pruner=none", "lr=1e-4:1e-2:log"]
     job = run(["sbatch", "--parsable", "slurm/tune.sbatch", *search], slurm, project).strip()
