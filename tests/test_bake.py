@@ -195,8 +195,10 @@ def test_generated_project_passes_its_own_tests(bake: Bake, answers, monkeypatch
         assert not list(project.rglob("__pycache__"))  # the check leaves no bytecode behind
     # -v names each test as it ends, and faulthandler prints where a stuck test waits, so a
     # timeout says which test hung and where. One process (-n 0): this suite's workers already
-    # keep every core busy.
+    # keep every core busy. A fixed Hypothesis seed: this gate fails for a change, never for a
+    # new draw (a user's `pytest` draws new examples on every run and finds those).
     command = [sys.executable, "-m", "pytest", "-v", "-n", "0", "-p", "no:cacheprovider"]
+    command += ["--hypothesis-seed=0"]
     command += [*generated_parts(combination), "-o", "faulthandler_timeout=240"]
     try:
         result = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=600)

@@ -73,9 +73,10 @@ def is_number(text: str) -> bool:
 
 def read_text(path: Path) -> str:
     """The text of the file at `path`, refusing one that is not UTF-8 (a byte-order mark is
-    allowed, as spreadsheets write one)."""
+    allowed, as spreadsheets write one). Line ends are kept as written, as the csv module
+    needs them to read a quoted value that holds one."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise DataError(
             f"{path} is not UTF-8 text (byte {error.start} cannot be decoded). Save it as UTF-8 "

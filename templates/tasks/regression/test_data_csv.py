@@ -96,6 +96,7 @@ def test_bad_csv_files_are_named_with_what_to_do(workdir, capsys, edit, override
 
 
 @settings(max_examples=150, deadline=None)
+@example(text='a\r"\r')  # a quoted value holding a line end, as written
 @given(st.text(alphabet=',;"\n\r\t .-0123456789abé\ufeff', max_size=80))
 def test_any_csv_text_is_read_as_written_or_refused(tmp_path_factory, text) -> None:
     """Whatever the text, a header of distinct names and rows of one value per column, each

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 {% if cookiecutter.dataset == "csv" %}
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 {% endif %}
 from torch import nn
