@@ -9,8 +9,10 @@ the config's own values, where they lie in the space. After every epoch a trial 
 validation score (the one that picks best.pt), and the pruner ends it if it falls behind.
 
 The study lives in `storage`: by default the journal file results/studies.journal, which several
-workers (processes started with the same command) on this machine share; a database URL such as
-postgresql://user@host/db shares it between machines. The same command, run again after a stop or
+workers (processes started with the same command) share, on this machine or, on a shared file
+system, on several; a database URL such as postgresql://user@host/db shares it too. Workers claim
+trials one at a time under a lock in the storage itself, so the study never holds more than N
+finished trials and no trial is trained by two workers. The same command, run again after a stop or
 a crash, continues the study: finished trials are kept, and a trial whose worker is gone is
 trained on from its last checkpoint. `--tune 0` shows the study: its trials best first, the
 command that retrains the best, and how much each searched key mattered.
@@ -30,6 +32,7 @@ import threading
 import time
 import traceback
 import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_type_hints
@@ -224,12 +227,13 @@ def tune(cfg: Config, overrides: list[str], trials: int, fit: Fit) -> int:
         return 0
     fixed, ranges = split_overrides(overrides)
     space = search_space(cfg, ranges, [item.partition("=")[0].strip() for item in fixed])
-    with tuning_lock(cfg):  # the first of several workers creates the study alone
-        study = open_study(cfg, space)
+    storage = open_storage(cfg)
+    with claim_lock(cfg, storage):  # the first of several workers creates the study alone
+        study = open_study(cfg, space, storage)
     print(f"study {cfg.experiment} in {storage_name(cfg)}: {trials} finished trials wanted")
     failures = 0
     while failures < MAX_FAILURES:
-        with tuning_lock(cfg):  # one worker of this machine at a time picks its next trial
+        with claim_lock(cfg, storage):  # one worker, of any machine, picks its next trial
             trial = next_trial(study, cfg, space, trials)
         if trial is None:
             report(study, cfg)
@@ -360,13 +364,27 @@ class Heartbeat:
 
 
 @contextlib.contextmanager
-def tuning_lock(cfg: Config) -> Iterator[None]:
-    """Held by one process of this machine at a time (a lock file beside the logs)."""
-    path = Path(cfg.log_dir).parent / f".tune-{cfg.experiment}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as file:
-        fcntl.flock(file, fcntl.LOCK_EX)  # released when the file closes
-        yield
+def claim_lock(cfg: Config, storage: optuna.storages.BaseStorage) -> Iterator[None]:
+    """Held by one worker of the study at a time, on whatever machine: a lock in the storage.
+    Beside a journal, a file created exclusively (as Optuna's own lock; it holds on NFS, and one
+    left by a killed worker is taken over after 30 s); in PostgreSQL, an advisory lock, which
+    ends with its transaction or connection; a SQLite file is one machine's: a file lock."""
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        lock = optuna.storages.journal.JournalFileOpenLock(f"{journal_path(cfg).resolve()}.claim")
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+    elif storage.engine.dialect.name == "postgresql":
+        with storage.engine.begin() as connection:
+            key = zlib.crc32(f"--tune {cfg.experiment}".encode())
+            connection.execute(sqlalchemy.text(f"SELECT pg_advisory_xact_lock({key})"))
+            yield
+    else:
+        with open(f"{storage.engine.url.database}.claim", "a") as file:
+            fcntl.flock(file, fcntl.LOCK_EX)  # released when the file closes
+            yield
 
 
 def open_storage(cfg: Config) -> optuna.storages.BaseStorage:
@@ -380,8 +398,17 @@ def open_storage(cfg: Config) -> optuna.storages.BaseStorage:
             # leads nowhere, so that a lock left by a killed worker was never taken over.
             backend = optuna.storages.journal.JournalFileBackend(str(path.resolve()))
             return optuna.storages.JournalStorage(backend)
+        url = sqlalchemy.make_url(cfg.storage)
+        kind = url.get_backend_name()
+        if kind not in ("postgresql", "sqlite") or url.database in (None, "", ":memory:"):
+            raise ConfigError(
+                f"storage={storage_name(cfg)}: --tune's workers claim trials under a lock in "
+                "the storage, which this project takes in PostgreSQL and SQLite databases (and "
+                "the journal file). Use postgresql://user@host:5432/database, a SQLite file "
+                "(sqlite:///results/studies.db), or leave storage empty for the journal file."
+            )
         options = {}
-        if cfg.storage.startswith("postgresql"):  # an unreachable host fails in seconds
+        if kind == "postgresql":  # an unreachable host fails in seconds
             options = {"connect_args": {"connect_timeout": 10}}
         return optuna.storages.RDBStorage(cfg.storage, engine_kwargs=options)
     except (OSError, ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as error:
@@ -429,11 +456,13 @@ def storage_name(cfg: Config) -> str:
         return cfg.storage.split("://")[0] + "://..."
 
 
-def open_study(cfg: Config, space: dict[str, Dimension]) -> optuna.Study:
-    """The experiment's study, created on first use; refused if it was made for another search
-    (another space, direction, or setting of a key it does not search)."""
+def open_study(
+    cfg: Config, space: dict[str, Dimension], storage: optuna.storages.BaseStorage
+) -> optuna.Study:
+    """The experiment's study in `storage`, created on first use; refused if it was made for
+    another search (another space, direction, or setting of a key it does not search)."""
     study = optuna.create_study(
-        storage=open_storage(cfg),
+        storage=storage,
         study_name=cfg.experiment,
         direction=direction(cfg),
         load_if_exists=True,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages.journal import JournalFileSymlinkLock
 from optuna.trial import TrialState
@@ -26,7 +27,14 @@ from optuna.trial import TrialState
 from config import Config, ConfigError
 from helpers import CHECKPOINTS, SRC, start, wait_for_checkpoint
 from main import main
-from tune import open_storage, read_dimension, report_saved_epochs, search_space, split_overrides
+from tune import (
+    claim_lock,
+    open_storage,
+    read_dimension,
+    report_saved_epochs,
+    search_space,
+    split_overrides,
+)
 
 JOURNAL = Path("results/studies.journal")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -226,6 +234,7 @@ def test_storage_space_and_other_searches_are_refused_with_exit_2(workdir, tiny,
         (["folds=3", "lr=1e-4:1e-2:log"], "folds=3 cross-validates"),
         (["--tune", "0", "experiment=elsewhere"], "holds no study named elsewhere"),
         (["storage=notes.txt", "lr=1e-4:1e-2:log"], "notes.txt is a file that is not a journal"),
+        (["storage=mysql://me@dbhost/studies"], "which this project takes in PostgreSQL and"),
     ]
     Path("notes.txt").write_text("my notes\n")
     for extra, message in bad:
@@ -294,3 +303,28 @@ def test_two_workers_share_a_study_on_a_real_postgresql_server(workdir, tiny, po
     assert all(sessions(trial.number) == 1 for trial in trials)
     assert len({trial.user_attrs["worker"] for trial in trials}) == 2
     assert not JOURNAL.exists()  # the study lives in the database alone
+
+
+def test_trials_are_claimed_under_the_databases_lock(workdir, tiny, postgres) -> None:
+    """Machines share no lock file: a worker whose logs are elsewhere still waits while another
+    machine holds the study's lock in the database, then sees the trial that one claimed and
+    leaves the study at N trials."""
+    storage = open_storage(Config(storage=postgres))
+    command = [*tiny, "epochs=1", "pruner=none", f"storage={postgres}", "--tune", "1"]
+    command += ["lr=1e-4:1e-2:log", "log_dir=elsewhere/logs", "checkpoint_dir=elsewhere/models"]
+    waiting = sqlalchemy.text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+    with claim_lock(Config(storage=postgres), storage):  # another machine claims a trial
+        worker = start(command)
+        deadline = time.monotonic() + 120
+        with storage.engine.connect() as connection:
+            while not connection.execute(waiting).scalar():
+                assert worker.poll() is None and time.monotonic() < deadline, "it did not wait"
+                time.sleep(0.2)
+        trial = optuna.create_study(storage=storage, study_name="default").ask()
+        trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+        trial.set_user_attr("worker", "elsewhere:123")
+        trial.set_user_attr("heartbeat", time.time())
+    out, err = worker.communicate(timeout=300)
+    assert worker.returncode == 0, err[-3000:]
+    assert "the 1 trials that other workers run will finish the study" in out
+    assert [trial.state for trial in study(postgres).get_trials()] == [TrialState.RUNNING]
