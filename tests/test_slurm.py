@@ -1,10 +1,11 @@
 """The generated project's Slurm script, submitted to a real one-node Slurm cluster that the test
 starts in a temporary folder (munged, slurmctld and slurmd from the system's packages, as root):
-a job preempted, or signalled before its time limit, in the middle of an epoch is requeued,
+a job preempted, or at its time limit, in the middle of an epoch is requeued,
 continues its run and ends with the very checkpoint of a job that was never stopped."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -115,6 +116,22 @@ def on_this_machine(script: Path, *changes: str) -> None:
     script.write_text("\n".join(lines) + "\n")
 
 
+def saved_twice(run_folder: Path) -> bool:
+    return len(list(run_folder.glob("step-*.pt"))) >= 2
+
+
+def signalled(pid: int) -> bool:
+    """Whether paused process `pid` got a SIGTERM: waiting for it, or (Slurm sends SIGCONT
+    first) running again or gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except FileNotFoundError:
+        return True
+    fields = dict(line.split(":\t", 1) for line in status)
+    waiting = int(fields["ShdPnd"], 16) | int(fields["SigPnd"], 16)
+    return not fields["State"].startswith("T") or bool(waiting >> (signal.SIGTERM - 1) & 1)
+
+
 def wait_for(condition, what: str, seconds: float = 240) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -124,50 +141,59 @@ def wait_for(condition, what: str, seconds: float = 240) -> None:
 
 def test_stopped_jobs_requeue_and_end_as_an_unbroken_one(bake: Bake, slurm) -> None:
     """Two jobs stopped in the middle of an epoch: one preempted (`scontrol requeue`: Slurm
-    requeues it), one sent the SIGTERM that `--signal` sends before the time limit (the script
-    requeues it). Both continue their run and end with the checkpoint of a job never stopped;
-    a job whose run fails is not started again."""
+    requeues it), one at its time limit (`--time=2 --signal=TERM@60`: Slurm sends SIGTERM a
+    minute before the limit, the script requeues the job). Both continue their run and end with
+    the checkpoint of a job never stopped; a job whose run fails is not started again."""
     project = bake()
     on_this_machine(project / "slurm" / "train.sbatch")
 
-    def submit(*overrides: str) -> str:  # from the project folder, as the script's comment says
-        command = ["sbatch", "--parsable", "slurm/train.sbatch", *overrides]
+    def submit(*overrides: str, options: tuple[str, ...] = ()) -> str:  # as the README says
+        command = ["sbatch", "--parsable", *options, "slurm/train.sbatch", *overrides]
         return run(command, slurm, project).strip()
 
     checkpoints = project / "models" / "checkpoints" / "default"
     logs = project / "results" / "logs"
-    preempted, signalled = submit(*RUN), submit(*RUN)
-    stops = {
-        preempted: ["scontrol", "requeue", preempted],  # as a preemption does
-        signalled: ["scancel", "--signal=TERM", signalled],  # as --signal does, at the limit
-    }
+    preempted = submit(*RUN)
+    limited = submit(*RUN, options=("--time=2", "--signal=TERM@60"))
+    # Each is stopped as soon as it has saved twice (mid-epoch: every third step). The run of
+    # the limited job would end before Slurm's signal (which comes at a tick of its timer, up
+    # to 30 s after the minute): it is paused (SIGSTOP) until the signal waits for it.
+    unstopped = [preempted, limited]
     deadline = time.monotonic() + 240
-    while stops:  # each as soon as it has saved twice (mid-epoch: every third step)
-        assert time.monotonic() < deadline, f"jobs {list(stops)} never saved twice"
-        for job in list(stops):
-            if len(list((checkpoints / f"slurm-{job}").glob("step-*.pt"))) >= 2:
-                run(stops.pop(job), slurm)
+    while unstopped:
+        assert time.monotonic() < deadline, f"jobs {unstopped} never saved twice"
+        for job in [job for job in unstopped if saved_twice(checkpoints / f"slurm-{job}")]:
+            if job == preempted:
+                run(["scontrol", "requeue", job], slurm)  # as a preemption does
+            else:
+                record = json.loads((logs / "default" / f"slurm-{job}" / "run.json").read_text())
+                pid = record["sessions"][-1]["pid"]
+                os.kill(pid, signal.SIGSTOP)
+            unstopped.remove(job)
         time.sleep(0.1)
-    for job in (preempted, signalled):
+    wait_for(lambda: signalled(pid), "the time limit's SIGTERM", 150)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGCONT)
+    for job in (preempted, limited):
         wait_for(lambda: job_state(job, slurm) == "PENDING", f"job {job} back in the queue")  # noqa: B023
         # Slurm holds a requeued job back for two minutes; here it may start again at once.
         run(["scontrol", "update", f"JobId={job}", "StartTime=now"], slurm)
     unbroken, failing = submit(*RUN), submit(*RUN, "epochs=0")
-    jobs = (preempted, signalled, unbroken, failing)
+    jobs = (preempted, limited, unbroken, failing)
     wait_for(lambda: not any(job_state(job, slurm) for job in jobs), "every job to end")
 
-    for job in (preempted, signalled):
+    for job in (preempted, limited):
         log = (logs / f"slurm-{job}.out").read_text()
         assert f"start 2 of job {job}: python src/main.py --resume" in log, log[-3000:]
     assert "DUE TO JOB REQUEUE" in (logs / f"slurm-{preempted}.out").read_text()
-    assert f"requeueing job {signalled}" in (logs / f"slurm-{signalled}.out").read_text()
+    assert f"requeueing job {limited}" in (logs / f"slurm-{limited}.out").read_text()
     failed = (logs / f"slurm-{failing}.out").read_text()
     assert "error: epochs must be >= 1, got 0" in failed and "start 2 of" not in failed
     ends = {
         job: torch.load(checkpoints / f"slurm-{job}" / "last.pt", weights_only=True)
-        for job in (preempted, signalled, unbroken)
+        for job in (preempted, limited, unbroken)
     }
-    for job in (preempted, signalled):
+    for job in (preempted, limited):
         assert ends[job]["global_step"] == ends[unbroken]["global_step"] == 54
         for name, weights in ends[job]["model"].items():
             assert torch.equal(weights, ends[unbroken]["model"][name]), (job, name)
@@ -180,7 +206,7 @@ def test_stopped_jobs_requeue_and_end_as_an_unbroken_one(bake: Bake, slurm) -> N
         assert logged == sorted(set(logged)) and logged
     assert sorted(path.name for path in checkpoints.iterdir()) == sorted(
         f"slurm-{job}"
-        for job in (preempted, signalled, unbroken)  # the failed run wrote none
+        for job in (preempted, limited, unbroken)  # the failed run wrote none
     )
 
 
