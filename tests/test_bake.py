@@ -146,6 +146,9 @@ DATA_PARTS = {
         "a run over its data resumes bitwise (sampler, augmentation, loader state)"
     ),
     "tests/test_training.py::test_test_mode_evaluates_a_checkpoint": "--test on its test split",
+    "tests/test_training.py::test_export_writes_a_network_that_runs_without_the_project": (
+        "--export's torch.export and ONNX files run without the project, as checked"
+    ),
     "tests/test_training.py::"
     "test_a_checkpoint_moved_without_its_run_folder_reads_the_data_as_the_run_did": (
         "its data index, saved with the checkpoint"

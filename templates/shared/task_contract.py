@@ -66,6 +66,11 @@ class Task(nn.Module, ABC):
         average of its weights that the task keeps (an EMA, updated in after_optimizer_step)."""
         return self.model
 
+    def exported(self, batch: Batch) -> tuple[nn.Module, torch.Tensor]:
+        """What --export writes for inference: the evaluated network, and its input for
+        `batch` (the inputs the DataLoader gives; a GAN's generator takes noise instead)."""
+        return self.evaluated(), batch[0]
+
     @abstractmethod
     def training_step(self, batch: Batch) -> Step:
         """The loss of one training batch: the place to change what a step does."""

@@ -42,6 +42,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument(
         "--test", metavar="CHECKPOINT", help="evaluate a checkpoint on the test split"
     )
+    mode.add_argument(
+        "--export",
+        metavar="CHECKPOINT",
+        help="write a checkpoint's network for inference without this project: model.pt2 "
+        "(torch.export) and model.onnx, checked on the test split, in models/exported/",
+    )
 {% if task.predicts %}
     mode.add_argument(
         "--predict",
@@ -98,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     # Modes that start from a saved config check the overrides against it, later; under
     # torchrun, the processes check them once they have met, so that one of them reports.
     # --tune's overrides may be ranges, which tune.py reads.
-    saved = args.config or args.resume or args.test or args.replay{{ " or args.predict" if task.predicts }}
+    saved = args.config or args.resume or args.test or args.export or args.replay{{ " or args.predict" if task.predicts }}
     local = os.environ.get("WORLD_SIZE", "1") == "1" and args.tune is None
     if local and (args.runs or not saved):
         try:

@@ -21,10 +21,12 @@ import io
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -158,7 +160,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
 def only_one_process(args: argparse.Namespace) -> str | None:
     """The mode flag of `args` that torchrun cannot run, if any."""
-    for flag in ("runs", "test", "replay", "doctor", "find_lr", "overfit_batch"{{ ', "predict"' if task.predicts }}):
+    one = ("runs", "test", "export", "replay", "doctor", "find_lr", "overfit_batch"{{ ', "predict"' if task.predicts }})
+    for flag in one:
         if getattr(args, flag):
             return "--" + flag.replace("_", "-")
     if args.tune is not None:  # its workers are separate processes, one per device
@@ -169,13 +172,16 @@ def only_one_process(args: argparse.Namespace) -> str | None:
 def run_mode(args: argparse.Namespace) -> int:
     """Run the mode that `args` ask for; user errors end as a message and an exit code."""
     try:
-        if args.config and (args.test or args.resume or args.replay{{ " or args.predict" if task.predicts }}):
+        if args.config and (args.test or args.export or args.resume or args.replay{{ " or args.predict" if task.predicts }}):
             raise ConfigError(
-                "--config starts a new run from a saved config; --resume, --test, --replay"
-                "{{ " and --predict" if task.predicts }} read the config saved with the checkpoint instead. Drop --config."
+                "--config starts a new run from a saved config; --resume, --test, --export, "
+                "--replay{{ " and --predict" if task.predicts }} read the config saved with the checkpoint instead. Drop "
+                "--config."
             )
         if args.test:
             return test(Path(args.test), args.overrides)
+        if args.export:
+            return export(Path(args.export), args.overrides)
 {% if task.predicts %}
         if args.predict:
             return predict(args.predict, args.checkpoint, args.overrides)
@@ -566,6 +572,118 @@ def test(checkpoint_path: Path, overrides: list[str]) -> int:
     atomic_save(text, saved, write=lambda text, file: file.write(text.encode()))
     print(f"results           {saved}")
     return 0
+
+
+def export(checkpoint_path: Path, overrides: list[str]) -> int:
+    """Write the network of a checkpoint for inference without this project: model.pt2
+    (torch.export) and model.onnx, with model.json (their input and output, and what the data
+    source did to the inputs: the classes, the normalisation, the config), after checking both
+    against the checkpoint's network on every test batch."""
+    try:
+        import onnxscript  # noqa: F401, PLC0415 (what torch.onnx.export writes with)
+        from onnxruntime import InferenceSession  # noqa: PLC0415 (only --export needs it)
+    except ImportError as error:
+        raise ConfigError(
+            f"--export writes ONNX too, with packages this environment lacks ({error.name}): "
+            "pip install onnx onnxscript onnxruntime, then run it again."
+        ) from None
+    checkpoint = load_checkpoint(checkpoint_path, torch.device("cpu"))
+    cfg = checkpoint_config(checkpoint, checkpoint_path)
+    cfg = apply_overrides(cfg, [*overrides, "device=cpu"])  # exported from the CPU
+    restore_data_index(cfg, checkpoint)
+    _, _, test_loader = make_dataloaders(cfg)
+    trainer = build(cfg)
+    load_weights(trainer.task, checkpoint, checkpoint_path)
+    batches = [trainer.task.eval().exported(batch) for batch in test_loader]
+    exported = Path(cfg.checkpoint_dir).parent / "exported" / cfg.experiment
+    folder = unused_path(exported / f"{cfg.run_name}-{checkpoint_path.stem}")  # never replaced
+    partial = folder.with_name(f".{folder.name}.partial")  # renamed once complete
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        program = export_network(*batches[0], partial, checkpoint_path)
+        session = InferenceSession(str(partial / "model.onnx"))
+        worst = largest_difference(program, session, batches, checkpoint_path)
+    except BaseException:
+        shutil.rmtree(partial)
+        raise
+    (given,), (made,) = session.get_inputs(), session.get_outputs()
+    spec = {
+        "checkpoint": str(checkpoint_path),
+        "input": {
+            "name": given.name,
+            "shape": shape_of(given.shape),  # null: any size
+            "example": list(batches[0][1].shape),
+            "dtype": str(batches[0][1].dtype).removeprefix("torch."),
+        },
+        "output": {"name": made.name, "shape": shape_of(made.shape)},
+        "checked": {"test_samples": len(test_loader.dataset), "difference": worst},
+        "data": {k: v for k, v in (checkpoint.get("data") or {}).items() if k != "splits"},
+        "config": to_dict(cfg),
+    }
+    (partial / "model.json").write_text(json.dumps(spec, indent=2) + "\n")
+    partial.rename(folder)
+    print(f"{checkpoint_path} exported to {folder}: model.pt2, model.onnx and model.json")
+    print(f"checked on {len(test_loader.dataset)} test samples: outputs within {worst:.1e}")
+    return 0
+
+
+def export_network(
+    network: torch.nn.Module, example: torch.Tensor, folder: Path, checkpoint_path: Path
+) -> torch.export.ExportedProgram:
+    """`network` traced on `example` with torch.export (every size but those of 1 free), saved
+    in `folder` as model.pt2 and model.onnx; refused with the cause when it cannot be traced."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sizes = enumerate(example.shape)  # those of 1 stay fixed (a grey image's channel)
+            dims = ({axis: torch.export.Dim.AUTO for axis, size in sizes if size > 1},)
+            program = torch.export.export(network, (example,), dynamic_shapes=dims)
+            onnx_program = torch.onnx.export(
+                program, (example,), dynamo=True, verbose=False, output_names=["output"]
+            )
+            onnx_program.save(str(folder / "model.onnx"))
+            torch.export.save(program, folder / "model.pt2")
+    except Exception as error:  # torch.export's own errors name the line that stops it
+        cause = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise UserError(
+            f"the network of {checkpoint_path} cannot be exported: {cause}. torch.export traces "
+            "forward() with symbolic shapes: Python that branches on a tensor's values (an "
+            "`if` on x.sum(), .item(), a loop over a tensor) must become tensor code (torch."
+            "where, torch.cond). Nothing was written."
+        ) from None
+    return program
+
+
+def largest_difference(
+    program: torch.export.ExportedProgram,
+    session: Any,
+    batches: list[tuple[torch.nn.Module, torch.Tensor]],
+    checkpoint_path: Path,
+) -> float:
+    """The largest difference between the outputs of `program` or the ONNX `session` and the
+    network's, over `batches`, as a fraction of the outputs' scale; refused beyond 1e-3."""
+    worst = 0.0
+    name = session.get_inputs()[0].name
+    with torch.no_grad():
+        for network, inputs in batches:
+            expected = network(inputs).float()
+            onnx_outputs = torch.from_numpy(session.run(None, {name: inputs.numpy()})[0])
+            for outputs in (program.module()(inputs).float(), onnx_outputs.float()):
+                difference = (outputs - expected).abs().max() / (1 + expected.abs().max())
+                worst = max(worst, difference.item())
+    if worst > 1e-3:
+        raise UserError(
+            f"the exported network of {checkpoint_path} computes other outputs than the "
+            f"checkpoint's on the test split (differences up to {worst:.2g} of their scale): "
+            "an operation that torch.export or ONNX translate differently. Nothing was written."
+        )
+    return worst
+
+
+def shape_of(dims: list) -> list[int | None]:
+    """An ONNX shape for model.json: a whole number per fixed dimension, null for any size."""
+    return [dim if isinstance(dim, int) else None for dim in dims]
 
 
 def replay(dump_path: Path) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from config import Config, apply_overrides
 from dataset import make_dataloaders
 from helpers import CHECKPOINTS, linear_trainer
 from main import main
+from model import Task
 from tracking import Checkpoints, RunLog
 from train import build_scheduler
 from utils import RunPaths, load_checkpoint
@@ -108,6 +111,56 @@ def test_test_mode_evaluates_a_checkpoint(finished, capsys) -> None:
     again = json.loads(Path("results/logs/default/r/test-2.json").read_text())
     assert again["checkpoint"].endswith("step-00000009.pt")
     assert json.loads(Path("results/logs/default/r/test.json").read_text()) == record
+
+
+# Run in a fresh interpreter, in the export's folder: torch and onnxruntime, not this project.
+RUN_EXPORTED = """
+import json, onnxruntime, torch
+spec = json.load(open("model.json"))
+shape = [3, *spec["input"]["example"][1:]]  # three samples, whatever the batch size was
+inputs = (torch.rand(shape) * 4).to(getattr(torch, spec["input"]["dtype"]))  # token ids 0-3
+program = torch.export.load("model.pt2").module()
+session = onnxruntime.InferenceSession("model.onnx")
+outputs = session.run(None, {spec["input"]["name"]: inputs.numpy()})[0]
+assert torch.allclose(torch.from_numpy(outputs), program(inputs), atol=1e-4, rtol=1e-3)
+print(list(outputs.shape))
+"""
+
+
+def test_export_writes_a_network_that_runs_without_the_project(finished, capsys) -> None:
+    pytest.importorskip("onnxruntime")
+    assert main(["--export", str(RUN / "best.pt")]) == 0
+    assert "checked on 60 test samples: outputs within" in capsys.readouterr().out
+    folder = Path("models/exported/default/r-best")
+    spec = json.loads((folder / "model.json").read_text())
+    assert spec["checked"]["test_samples"] == 60 and spec["checked"]["difference"] < 1e-3
+    assert spec["config"]["run_name"] == "r"
+    ran = subprocess.run(
+        [sys.executable, "-c", RUN_EXPORTED], cwd=folder, capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    shape = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert shape[0] == 3
+    assert all(d in (None, size) for d, size in zip(spec["output"]["shape"], shape, strict=True))
+    assert main(["--export", str(RUN / "best.pt")]) == 0  # never replaces the first
+    assert (folder.parent / "r-best-2" / "model.onnx").is_file()
+    assert json.loads((folder / "model.json").read_text()) == spec
+
+
+def test_a_network_torch_export_cannot_trace_is_refused(finished, capsys, monkeypatch) -> None:
+    class Branching(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x if x.float().sum() > 0 else -x  # a branch on a tensor's value
+
+    pytest.importorskip("onnxruntime")
+    for kind in (Task, *Task.__subclasses__()):  # the task's own `exported` too, if it has one
+        monkeypatch.setattr(kind, "exported", lambda task, batch: (Branching(), batch[0]))
+    assert main(["--export", str(RUN / "best.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be exported: " in err and "torch.cond" in err and "Traceback" not in err
+    assert not Path("models/exported/default").exists() or not any(
+        Path("models/exported/default").iterdir()
+    )
 
 
 def test_a_checkpoint_moved_without_its_run_folder_reads_the_data_as_the_run_did(

@@ -168,6 +168,11 @@ class ImageGeneration(Task):
         loss = generator_loss(logits[:, 1])
         return Step(loss, fake, real, game(discriminator_loss(logits), logits))
 
+    def exported(self, batch: Batch) -> tuple[nn.Module, torch.Tensor]:
+        """For --export, the generator: noise (B, latent_dim) in, images out."""
+        gan = self.evaluated()
+        return gan.generator, torch.randn(len(batch[0]), gan.latent_dim)
+
     def update_discriminator(self, loss: torch.Tensor) -> None:
         """One step of the discriminator's own optimizer on `loss`, its gradients clipped like
         the generator's. Under torchrun they are averaged across processes here: the Trainer's
