@@ -6,6 +6,7 @@ continues its run and ends with the very checkpoint of a job that was never stop
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import random
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +46,9 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     if missing or os.geteuid() != 0:
         why = f"{', '.join(missing)} not installed" if missing else "not root"
         pytest.skip(f"a Slurm cluster cannot start here ({why}); .ci/run installs Slurm")
+    # One cluster on this machine at a time: pytest's workers may split this module's tests.
+    lock = open(Path(tempfile.gettempdir()) / "template-slurm-tests.lock", "a")  # noqa: SIM115
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, after the teardown
     root = tmp_path_factory.mktemp("slurm")
     for folder in ("state", "spool", "munge"):
         (root / folder).mkdir()
@@ -89,6 +94,7 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             pid = root / f"{name}.pid"
             if pid.exists():
                 os.kill(int(pid.read_text()), signal.SIGTERM)
+        lock.close()
 
 
 def run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> str:
@@ -180,7 +186,14 @@ def test_stopped_jobs_requeue_and_end_as_an_unbroken_one(bake: Bake, slurm) -> N
         run(["scontrol", "update", f"JobId={job}", "StartTime=now"], slurm)
     unbroken, failing = submit(*RUN), submit(*RUN, "epochs=0")
     jobs = (preempted, limited, unbroken, failing)
-    wait_for(lambda: not any(job_state(job, slurm) for job in jobs), "every job to end")
+
+    def ended() -> bool:  # squeue may list no job for a moment while one is requeued
+        started_again = all(
+            "start 2 of" in (logs / f"slurm-{job}.out").read_text() for job in (preempted, limited)
+        )
+        return started_again and not any(job_state(job, slurm) for job in jobs)
+
+    wait_for(ended, "every job to end, the stopped ones after a second start")
 
     for job in (preempted, limited):
         log = (logs / f"slurm-{job}.out").read_text()
