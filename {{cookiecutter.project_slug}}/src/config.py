@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import math
 import re
 from dataclasses import dataclass, field
@@ -196,6 +197,11 @@ class Config(TaskSettings, DataSettings):
     log_images_every: int = option(
         1, "epochs between the prediction pictures in TensorBoard (at most); 0: none", ge=0
     )
+    tracker: str = option(
+        "tensorboard",
+        "where runs are logged besides TensorBoard (always): wandb, mlflow or "
+        "wandb,mlflow (W&B offline with WANDB_MODE=offline; MLflow in results/mlflow.db)",
+    )
 
     # Self-checks (see checks.py)
     overfit_steps: int = option({{ task.overfit_steps }}, "step budget of each --overfit-batch stage", ge=1)
@@ -221,6 +227,7 @@ class Config(TaskSettings, DataSettings):
 NOT_HYPERPARAMETERS = frozenset(
     ("experiment", "run_name", "overwrite", "checkpoint_dir", "log_dir", "plot_dir")
     + ("storage", "pruner")  # where --tune keeps its studies and how it prunes their trials
+    + ("tracker",)
 )
 
 # The keys that may change when a run resumes: what the run reads as it goes (the machine, the
@@ -231,7 +238,7 @@ RESUMABLE = TaskSettings.TEST_ONLY | {
     *("channels_last", "deterministic", "checkpoint_every_steps", "keep_last_checkpoints"),
     *("overwrite", "data_dir", "log_every", "log_images_every", "overfit_steps", "sanity_checks"),
     *("loss_check_steps", "log_hist_every", "debug", "imbalance_warn_ratio", "lr_finder_steps"),
-    *("storage", "pruner"),
+    *("storage", "pruner", "tracker"),
 }
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_NAME = 100  # experiment and run_name: folder names, well under the file systems' 255
@@ -304,6 +311,25 @@ def parse_value(key: str, text: str, kind: type) -> Any:
     return value
 
 
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow-skinny"}
+
+
+def check_trackers(text: str) -> None:
+    """Refuse a `tracker` that names an unknown tracker, or one whose package is missing."""
+    names = text.split(",")
+    if any(name not in TRACKERS for name in names):
+        raise ConfigError(
+            f"tracker must name tensorboard, wandb or mlflow, several separated by commas (e.g. "
+            f"wandb,mlflow; TensorBoard always logs), got {_shown(text)}."
+        )
+    missing = [TRACKERS[name] for name in names if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"tracker={text} logs with {', '.join(missing)}, which this environment lacks: "
+            f"pip install {' '.join(missing)}, then run it again."
+        )
+
+
 def validate(cfg: Config) -> None:
     """Check every field against its declared range, then the rules that involve several fields."""
     hints = get_type_hints(Config)
@@ -319,6 +345,7 @@ def validate(cfg: Config) -> None:
         _check_limits(f.name, value, f.metadata)
         if kind is int and value > LARGEST_INT:  # beyond what any loop or tensor size takes
             raise ConfigError(f"{f.name} must be <= {LARGEST_INT}, got {_format(value)}.")
+    check_trackers(cfg.tracker)
     for key in ("experiment", "run_name"):
         value = getattr(cfg, key)
         if value and (not NAME_PATTERN.fullmatch(value) or ".." in value):

@@ -8,7 +8,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
+import logging
 import os
+import secrets
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -17,6 +20,7 @@ from numbers import Number
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy
 import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
@@ -24,7 +28,7 @@ from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
 import distributed
-from config import NOT_HYPERPARAMETERS, Config, to_dict
+from config import NOT_HYPERPARAMETERS, Config, ConfigError, to_dict
 from utils import (
     CheckpointWriteError,
     RunPaths,
@@ -62,6 +66,7 @@ class RunLog:
         self.run = run if distributed.is_main() else None  # under torchrun, rank 0 writes
         self.pictures = pictures
         self.writer: SummaryWriter | None = None
+        self.trackers: list[WandbTracker | MlflowTracker] = []  # those `tracker` adds
         self.preview: tuple[torch.Tensor, torch.Tensor] | None = None  # validation samples
         self.bar: tqdm | None = None
         self.waited = self.worked = 0.0  # seconds of this epoch: waiting for data, stepping
@@ -91,6 +96,7 @@ class RunLog:
             self.writer.add_images("inputs/val", to_unit_range(inputs[:64].float()), 0)
         if fresh:
             self.log_graph(model, inputs[:2])
+        self.trackers = open_trackers(self.cfg, self.run)
 
     def close(self) -> None:
         """The end of the run, or of this part of it (a stop, an error): curves.png shows every
@@ -98,6 +104,8 @@ class RunLog:
         self.draw_curves.flush()
         if self.writer is not None:
             self.writer.close()
+        for tracker in self.trackers:
+            tracker.close()
 
     def flush(self) -> None:
         """Write out what is logged so far: a run resumed from the next checkpoint finds it."""
@@ -176,11 +184,11 @@ class RunLog:
             return
         now, since, seen = time.perf_counter(), *self.since
         self.since = (now, totals.samples)
-        self.writer.add_scalar("train/loss_step", current, step)
-        self.writer.add_scalar("train/lr", lr, step)
-        self.writer.add_scalar("train/samples_per_s", (totals.samples - seen) / (now - since), step)
+        scalars = {"train/loss_step": current, "train/lr": lr}
+        scalars["train/samples_per_s"] = (totals.samples - seen) / (now - since)
         if grad_norm:
-            self.writer.add_scalar("train/grad_norm", grad_norm[0], step)
+            scalars["train/grad_norm"] = grad_norm[0]
+        self.scalars(scalars, step)
 
     def epoch(
         self, model: nn.Module, history: list[dict[str, float]], step: int, improved: bool
@@ -190,14 +198,15 @@ class RunLog:
         row = history[-1]
         share = self.waited / max(self.waited + self.worked, 1e-9)
         if self.writer is not None:
-            for key, value in row.items():
-                split, _, name = key.partition("_")
-                if split in ("train", "val"):
-                    self.writer.add_scalar(f"{name}/{split}", value, step)
-            self.writer.add_scalar("epoch", row["epoch"], step)
-            self.writer.add_scalar("time/data_wait_s", self.waited, step)
-            self.writer.add_scalar("time/compute_s", self.worked, step)
-            self.writer.add_scalar("time/data_share", share, step)
+            scalars = {
+                f"{name}/{split}": value
+                for key, value in row.items()
+                for split, _, name in [key.partition("_")]
+                if split in ("train", "val")
+            }
+            scalars |= {"epoch": row["epoch"], "time/data_wait_s": self.waited}
+            scalars |= {"time/compute_s": self.worked, "time/data_share": share}
+            self.scalars(scalars, step)
             every = self.cfg.log_images_every
             if every and row["epoch"] % every == 0:
                 self.draw_pictures(partial(self.log_pictures, model, step))
@@ -211,6 +220,13 @@ class RunLog:
             warnings.warn(
                 data_wait_hint(self.workers, self.waited, self.waited + self.worked), stacklevel=2
             )
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        """`values` at optimizer step `step`, in TensorBoard and the other trackers."""
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+        for tracker in self.trackers:
+            tracker.scalars(values, step)
 
     def write(self, what: str, save: Callable[..., object], *args: Any) -> None:
         """`save(*args)`; a file system that refuses it (read-only, full) costs a warning, once
@@ -257,6 +273,8 @@ class RunLog:
             self.writer.file_writer.add_summary(summary)
         for tag, value in scores.items():
             self.writer.add_scalar(tag, value, step)
+        for tracker in self.trackers:
+            tracker.finish(best)
 
     def log_graph(self, model: nn.Module, inputs: torch.Tensor) -> None:
         """The model's graph, for TensorBoard's Graphs tab (traced once, on a fresh run)."""
@@ -280,11 +298,150 @@ class RunLog:
         with own_randomness(device):
             pictures = self.pictures(model, inputs.to(device), targets, self.cfg)
         model.train(training)
+        for tracker in self.trackers:  # before TensorBoard, which closes the figures
+            tracker.pictures(pictures, step)
         for tag, picture in pictures.items():
             if isinstance(picture, torch.Tensor):
                 self.writer.add_images(tag, picture, step)
             else:
                 self.writer.add_figure(tag, picture, step)  # closes the figure
+
+
+def open_trackers(cfg: Config, run: RunPaths) -> list[WandbTracker | MlflowTracker]:
+    """The trackers `cfg.tracker` adds to TensorBoard, each continuing its own run of this run
+    when it resumes (their ids are kept in the run's trackers.json)."""
+    names = cfg.tracker.split(",")
+    ids_path = run.logs / "trackers.json"
+    ids = json.loads(ids_path.read_text()) if ids_path.exists() else {}
+    try:
+        trackers = [kind(cfg, ids) for kind in (WandbTracker, MlflowTracker) if kind.name in names]
+    except Exception as error:  # not logged in, a server that does not answer
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise ConfigError(
+            f"tracker={cfg.tracker}: a tracker could not start ({reason}). For W&B, log in with "
+            "`wandb login` or set WANDB_MODE=offline; for MLflow, check MLFLOW_TRACKING_URI, or "
+            "unset it for results/mlflow.db. Or leave tracker at tensorboard."
+        ) from None
+    ids_path.write_text(json.dumps(ids) + "\n")
+    record = run.logs / "run.json"  # this session's code version (git commit, changes)
+    code = json.loads(record.read_text())["sessions"][-1]["code"] if record.exists() else {}
+    for tracker in trackers:
+        tracker.code(code)
+    return trackers
+
+
+def hyperparameters(cfg: Config) -> dict[str, Any]:
+    """The settings that change what a run learns (not where it writes)."""
+    return {k: v for k, v in to_dict(cfg).items() if k not in NOT_HYPERPARAMETERS}
+
+
+def picture_array(picture: Any) -> Any:
+    """A task's picture as an image array (H, W, 3) for W&B and MLflow: a batch of images
+    (B, C, H, W) tiled into one, or a matplotlib figure drawn."""
+    if isinstance(picture, torch.Tensor):
+        images = picture.detach().float().cpu().clamp(0, 1)
+        count, channels, height, width = images.shape
+        columns = min(8, count)
+        rows = -(-count // columns)
+        tiles = torch.ones(rows * columns, channels, height, width)  # white where none is left
+        tiles[:count] = images
+        grid = tiles.view(rows, columns, channels, height, width).permute(0, 3, 1, 4, 2)
+        grid = grid.reshape(rows * height, columns * width, channels).expand(-1, -1, 3)
+        return (grid * 255).round().to(torch.uint8).numpy()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+
+    canvas = FigureCanvasAgg(picture)
+    canvas.draw()
+    return numpy.asarray(canvas.buffer_rgba())[..., :3]
+
+
+class WandbTracker:
+    """Weights & Biases: the run `<experiment>/<run_name>` of the project, its config, every
+    scalar, the pictures and the best scores. With WANDB_MODE=offline it is written under
+    results/wandb/ and uploaded later with `wandb sync`."""
+
+    name = "wandb"
+
+    def __init__(self, cfg: Config, ids: dict[str, str]) -> None:
+        import wandb  # noqa: PLC0415 (only tracker=wandb needs it)
+
+        self.wandb = wandb
+        self.run = wandb.init(
+            project="{{ cookiecutter.project_slug }}",
+            group=cfg.experiment,
+            name=f"{cfg.experiment}/{cfg.run_name}",
+            id=ids.setdefault(self.name, secrets.token_hex(6)),
+            resume="allow",  # a resumed run continues the same W&B run
+            dir=Path(cfg.log_dir).parent,
+            config=hyperparameters(cfg),
+            settings=wandb.Settings(console="off", silent=True),
+        )
+
+    def code(self, code: dict[str, Any]) -> None:
+        self.run.summary["code"] = code
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        if step >= self.run.step:  # W&B keeps steps in order: a resumed run's repeats wait
+            self.run.log(values, step=step)
+
+    def pictures(self, pictures: dict[str, Any], step: int) -> None:
+        images = {tag: self.wandb.Image(picture_array(p)) for tag, p in pictures.items()}
+        self.scalars(images, step)
+
+    def finish(self, best: dict[str, float]) -> None:
+        self.run.summary.update({f"best/{key}": value for key, value in best.items()})
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+class MlflowTracker:
+    """MLflow: the run `run_name` in the experiment of its name, with its settings as params,
+    every scalar, the pictures and the best scores, in MLFLOW_TRACKING_URI or else the SQLite
+    store results/mlflow.db (`mlflow ui --backend-store-uri sqlite:///results/mlflow.db`)."""
+
+    name = "mlflow"
+
+    def __init__(self, cfg: Config, ids: dict[str, str]) -> None:
+        import mlflow  # noqa: PLC0415 (only tracker=mlflow needs it)
+
+        for logger in ("mlflow", "alembic"):  # its database set-up talks at INFO
+            logging.getLogger(logger).setLevel(logging.WARNING)
+        store = Path(cfg.log_dir).parent.resolve() / "mlflow.db"
+        uri = os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+        self.client = client = mlflow.MlflowClient(uri)
+        self.entities = mlflow.entities
+        if self.name in ids:  # resumed: the same MLflow run goes on
+            self.run_id = ids[self.name]
+            client.update_run(self.run_id, status="RUNNING")
+        else:
+            found = client.get_experiment_by_name(cfg.experiment)
+            experiment = found.experiment_id if found else client.create_experiment(cfg.experiment)
+            self.run_id = ids[self.name] = client.create_run(
+                experiment, run_name=cfg.run_name
+            ).info.run_id
+            params = [self.entities.Param(k, str(v)) for k, v in hyperparameters(cfg).items()]
+            client.log_batch(self.run_id, params=params)
+        self.status = "KILLED"  # until the run finishes
+
+    def code(self, code: dict[str, Any]) -> None:
+        self.client.set_tag(self.run_id, "code", json.dumps(code))
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        metrics = [self.entities.Metric(k, float(v), now, step) for k, v in values.items()]
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+    def pictures(self, pictures: dict[str, Any], step: int) -> None:
+        for tag, picture in pictures.items():
+            self.client.log_image(self.run_id, picture_array(picture), key=tag, step=step)
+
+    def finish(self, best: dict[str, float]) -> None:
+        self.scalars({f"best/{key}": value for key, value in best.items()}, 0)
+        self.status = "FINISHED"
+
+    def close(self) -> None:
+        self.client.set_terminated(self.run_id, status=self.status)
 
 
 class Throttle:

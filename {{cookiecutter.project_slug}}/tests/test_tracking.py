@@ -4,6 +4,7 @@ and reproducing a run from its config.json."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -22,7 +24,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import tracking
 from config import Config, apply_overrides, to_dict
-from helpers import CHECKPOINTS, FINISHED
+from helpers import CHECKPOINTS, FINISHED, stop_once_after_step
 from main import main
 from run_table import collect_runs
 from runs import code_version, sweep_grid
@@ -281,3 +283,79 @@ def test_sweep_axes_are_checked_before_any_run(workdir, tiny, capsys) -> None:
     for axes in (["lr="], ["lr=1", "lr=2"], ["lr=1,2", "warp=1,2"], ["lr=1,-2"]):
         assert main([*tiny, "--sweep", *axes]) == 2, axes
     assert not Path("results/logs").exists() or not any(Path("results/logs").iterdir())
+
+
+def wandb_records(folder: Path) -> list[Any]:
+    """The records of the offline W&B runs under `folder`, read as W&B's own protobuf Records:
+    a .wandb file is a 7-byte header, then records in 32 KiB blocks, each piece with a 7-byte
+    header of its own (checksum, length, kind: whole, first, middle or last), as LevelDB logs."""
+    from wandb.proto.wandb_internal_pb2 import Record  # noqa: PLC0415
+
+    records = []
+    for path in sorted(folder.glob("offline-run-*/run-*.wandb")):
+        data, position, pending = path.read_bytes(), 7, b""
+        while position + 7 <= len(data):
+            if 32768 - position % 32768 < 7:  # a block's last bytes hold no piece
+                position += 32768 - position % 32768
+                continue
+            length = int.from_bytes(data[position + 4 : position + 6], "little")
+            kind = data[position + 6]
+            pending += data[position + 7 : position + 7 + length]
+            position += 7 + length
+            if kind in (1, 4):  # a whole record, or its last piece
+                records.append(Record.FromString(pending))
+                pending = b""
+    return records
+
+
+def test_wandb_and_mlflow_log_the_run_and_continue_it_on_resume(workdir, tiny, monkeypatch) -> None:
+    """W&B (offline) and MLflow (its SQLite store) get the config, every epoch's scores, the
+    pictures and the code version, read back with their own record type and client; a stopped
+    and resumed run stays one run in each."""
+    pytest.importorskip("wandb")
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    stop_once_after_step(monkeypatch, 3)
+    assert main([*tiny, "run_name=r", "tracker=wandb,mlflow", "log_images_every=1"]) == 143
+    assert main(["--resume", str(CHECKPOINTS / "r" / "last.pt")]) == 0
+    logs = Path("results/logs/default/r")
+    ids = json.loads((logs / "trackers.json").read_text())
+    settings = json.loads((logs / "config.json").read_text())
+    with (logs / "metrics.csv").open() as file:
+        val_loss = [float(row["val_loss"]) for row in csv.DictReader(file)]
+
+    client = mlflow.MlflowClient("sqlite:///results/mlflow.db")
+    (found,) = client.search_runs([client.get_experiment_by_name("default").experiment_id])
+    assert found.info.run_id == ids["mlflow"] and found.info.run_name == "r"
+    assert found.info.status == "FINISHED" and found.data.params["lr"] == str(settings["lr"])
+    assert "git" in json.loads(found.data.tags["code"])
+    history = client.get_metric_history(found.info.run_id, "loss/val")
+    assert [metric.value for metric in history] == pytest.approx(val_loss)
+    steps = [m.step for m in client.get_metric_history(found.info.run_id, "train/loss_step")]
+    assert steps == sorted(set(steps))  # the resumed session repeats no step
+    assert client.list_artifacts(found.info.run_id, "images")  # the prediction pictures
+
+    sessions = sorted(Path("results/wandb").glob("offline-run-*"))
+    assert len(sessions) == 2 and all(ids["wandb"] in folder.name for folder in sessions)
+    records = wandb_records(Path("results/wandb"))
+    rows = [
+        {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in items}
+        for items in [r.history.item for r in records if r.WhichOneof("record_type") == "history"]
+    ]
+    assert [row["loss/val"] for row in rows if "loss/val" in row] == pytest.approx(val_loss)
+    images = [value for row in rows for key, value in row.items() if key.endswith("/_type")]
+    assert images and set(images) == {"image-file"}  # the prediction pictures
+    (run,) = {r.run.run_id for r in records if r.WhichOneof("record_type") == "run"}
+    assert run == ids["wandb"]
+
+
+def test_an_unknown_tracker_or_a_missing_package_is_refused(workdir, monkeypatch, capsys):
+    assert main(["tracker=comet"]) == 2
+    assert "tracker must name tensorboard, wandb or mlflow" in capsys.readouterr().err
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n: None if n == "mlflow" else real(n))
+    assert main(["tracker=wandb,mlflow"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install mlflow-skinny, then run it again" in err and "Traceback" not in err
+    assert not Path("results").exists()
