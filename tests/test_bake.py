@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import py_compile
 import re
 import subprocess
@@ -10,11 +12,14 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bakery import COMBINATIONS, GLYPH_TEST, TEMPLATE, Bake, block_downloads
 
 EXPECTED_FILES = {
+    ".github/workflows/tests.yml",
     ".gitignore",
+    ".pre-commit-config.yaml",
     "README.md",
     "pyproject.toml",
     "requirements.txt",
@@ -232,6 +237,47 @@ def test_cruft_creates_a_linked_project_that_is_up_to_date(tmp_path: Path) -> No
     assert (project / ".cruft.json").is_file() and (project / "src/main.py").is_file()
     check = subprocess.run([*cruft, "check"], cwd=project, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_projects_commit_hooks_and_workflow_run_offline(bake: Bake) -> None:
+    """pre-commit's hooks pass on a fresh bake, from the project's own environment with no
+    network, and fix what they should (a file's format, a notebook's outputs); the GitHub
+    workflow installs requirements.txt and runs the same lint (run here) and the tests."""
+    project = bake()
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env["PRE_COMMIT_HOME"] = str(project.parent / "pre-commit-cache")
+    hooks = [sys.executable, "-m", "pre_commit", "run", "--all-files"]
+    clean = subprocess.run(hooks, cwd=project, env=env, capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+
+    (project / "src" / "scratch.py").write_text("x  =  [1,2]\n")
+    notebook = json.loads((project / "sandbox" / "explore.ipynb").read_text())
+    cell = next(cell for cell in notebook["cells"] if cell["cell_type"] == "code")
+    cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["a result\n"]}]
+    cell["execution_count"] = 7
+    (project / "sandbox" / "explore.ipynb").write_text(json.dumps(notebook, indent=1))
+    git(project, "add", "-A")
+    fixed = subprocess.run(hooks, cwd=project, env=env, capture_output=True, text=True)
+    assert fixed.returncode == 1, fixed.stdout  # files changed: the commit is stopped
+    assert (project / "src" / "scratch.py").read_text() == "x = [1, 2]\n"
+    stripped = json.loads((project / "sandbox" / "explore.ipynb").read_text())
+    assert all(not c.get("outputs") for c in stripped["cells"] if c["cell_type"] == "code")
+
+    workflow = yaml.safe_load((project / ".github" / "workflows" / "tests.yml").read_text())
+    assert set(workflow[True]) == {"push", "pull_request"}  # YAML reads the key `on` as True
+    steps = workflow["jobs"]["test"]["steps"]
+    assert [step.get("uses", "").split("@")[0] for step in steps[:2]] == [
+        "actions/checkout",
+        "actions/setup-python",
+    ]
+    runs = {step["name"]: step["run"] for step in steps if "run" in step}
+    assert runs["Install"].startswith("pip install -r requirements.txt")
+    assert runs["Test"] == "pytest"
+    (project / "src" / "scratch.py").unlink()
+    lint = subprocess.run(runs["Lint"], shell=True, cwd=project, env=env, capture_output=True)
+    assert lint.returncode == 0, lint.stdout
 
 
 def git(folder: Path, *args: str) -> None:
