@@ -311,7 +311,7 @@ def parse_value(key: str, text: str, kind: type) -> Any:
     return value
 
 
-TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow-skinny"}
+TRACKERS = {"tensorboard": None, "wandb": "wandb", "mlflow": "mlflow-skinny"}  # to install
 
 
 def check_trackers(text: str) -> None:
@@ -322,7 +322,7 @@ def check_trackers(text: str) -> None:
             f"tracker must name tensorboard, wandb or mlflow, several separated by commas (e.g. "
             f"wandb,mlflow; TensorBoard always logs), got {_shown(text)}."
         )
-    missing = [TRACKERS[name] for name in names if importlib.util.find_spec(name) is None]
+    missing = [TRACKERS[n] for n in names if TRACKERS[n] and importlib.util.find_spec(n) is None]
     if missing:
         raise ConfigError(
             f"tracker={text} logs with {', '.join(missing)}, which this environment lacks: "
