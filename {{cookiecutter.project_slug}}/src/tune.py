@@ -26,6 +26,7 @@ import fcntl
 import json
 import math
 import os
+import random
 import socket
 import sys
 import threading
@@ -410,7 +411,15 @@ def open_storage(cfg: Config) -> optuna.storages.BaseStorage:
         options = {}
         if kind == "postgresql":  # an unreachable host fails in seconds
             options = {"connect_args": {"connect_timeout": 10}}
-        return optuna.storages.RDBStorage(cfg.storage, engine_kwargs=options)
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(cfg.storage, engine_kwargs=options)
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+                # Workers that start together on a new database each create Optuna's tables;
+                # all but one collide, and find the tables there when they try again.
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 + random.random())
     except (OSError, ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
         raise ConfigError(

@@ -328,3 +328,24 @@ def test_trials_are_claimed_under_the_databases_lock(workdir, tiny, postgres) ->
     assert worker.returncode == 0, err[-3000:]
     assert "the 1 trials that other workers run will finish the study" in out
     assert [trial.state for trial in study(postgres).get_trials()] == [TrialState.RUNNING]
+
+
+OPEN_STORAGE = "import sys; from config import Config; from tune import open_storage; "
+OPEN_STORAGE += "open_storage(Config(storage=sys.argv[1]))"
+
+
+def test_workers_starting_together_on_a_new_database_all_open_it(workdir, postgres) -> None:
+    """Each worker creates Optuna's tables in a new database; those that collide try again."""
+    server = sqlalchemy.create_engine(postgres, isolation_level="AUTOCOMMIT")
+    for number in range(3):
+        with server.connect() as connection:
+            connection.execute(sqlalchemy.text(f"CREATE DATABASE new{number}"))
+        url = f"{postgres.rsplit('/', 1)[0]}/new{number}"
+        command = [sys.executable, "-c", OPEN_STORAGE, url]
+        env = {**os.environ, "PYTHONPATH": str(SRC)}
+        workers = [
+            subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) for _ in range(3)
+        ]
+        for worker in workers:
+            assert worker.wait(timeout=120) == 0, worker.stderr.read()[-2000:]
+    server.dispose()
