@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_DIR := build/demo
 
-.PHONY: demo test test-quick coverage bench lint clean
+.PHONY: demo test test-quick coverage bench lint lock clean
 
 demo: $(VENV)/.installed
 	rm -rf $(DEMO_DIR)
@@ -49,6 +49,12 @@ bench: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check hooks tests benchmarks
 	$(VENV)/bin/ruff format --check hooks tests benchmarks
+
+# The generated projects' requirements.lock (templates/locks/), after a change to their
+# requirements.txt or to constraints.txt; needs the package index (tests/test_lock.py checks them).
+lock: $(VENV)/.installed
+	$(PY) -m pip install --quiet uv
+	templates/make_locks.sh
 
 $(VENV)/.installed: requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

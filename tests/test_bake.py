@@ -22,6 +22,7 @@ EXPECTED_FILES = {
     ".pre-commit-config.yaml",
     "README.md",
     "pyproject.toml",
+    "requirements.lock",
     "requirements.txt",
     "data/.gitkeep",
     "models/checkpoints/.gitkeep",
