@@ -1,9 +1,11 @@
-"""The generated projects' requirements.lock: every requirement pinned inside its range, with
-hashes, at the versions this template's tests run (constraints.txt). `make lock` rewrites it."""
+"""The generated projects' dependencies: pyproject.toml declares what requirements.txt lists,
+and requirements.lock pins every one inside its range, with hashes, at the versions this
+template's tests run (constraints.txt). `make lock` rewrites the lock."""
 
 from __future__ import annotations
 
 import re
+import tomllib
 
 import pytest
 from packaging.requirements import Requirement
@@ -26,10 +28,11 @@ def test_the_lock_pins_every_requirement_as_tested(bake: Bake, task: str) -> Non
     project = bake(task=task)
     lock = (project / "requirements.lock").read_text()
     locked = pins(lock)
-    for line in (project / "requirements.txt").read_text().splitlines():
-        text = line.split("#")[0].strip()
-        if not text:
-            continue
+    lines = (project / "requirements.txt").read_text().splitlines()
+    listed = [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
+    declared = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert [*declared["dependencies"], *declared["optional-dependencies"]["dev"]] == listed
+    for text in listed:
         wanted = Requirement(text)
         name = canonicalize_name(wanted.name)
         assert name in locked, f"{wanted.name} is not in the lock{REDO}"
