@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from importlib import metadata
 
 import pytest
 from packaging.requirements import Requirement
@@ -44,3 +45,16 @@ def test_the_lock_pins_every_requirement_as_tested(bake: Bake, task: str) -> Non
         )
     entries = re.split(r"\n(?=\S)", lock.split("\n", 5)[-1].strip())  # one per package
     assert all("--hash=sha256:" in entry for entry in entries if not entry.startswith("#"))
+
+
+def test_the_template_tests_run_in_the_locked_environment(bake: Bake) -> None:
+    """Every locked package that this environment holds (those of other platforms aside) is at
+    its locked version: the generated suites that this template runs ran on the lock."""
+    for task in ("image_classification", "regression"):
+        locked = pins((bake(task=task) / "requirements.lock").read_text())
+        for name, version in locked.items():
+            try:
+                installed = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                continue  # a package of another platform (colorama on Windows, say)
+            assert installed == version, f"{name}: installed {installed}, locked {version}{REDO}"
