@@ -70,9 +70,10 @@ def target_name(cfg: Config) -> str:
 
 def training_statistics(cfg: Config) -> dict[str, torch.Tensor]:
     """Mean and std of each input and of the target over the training split (a constant column
-    gets std 1, so that standardising it cannot divide by zero)."""
-    rows = read_table(cfg)[torch.tensor(load_index(cfg)["splits"]["train"])]
-    mean, std = rows.mean(dim=0), rows.std(dim=0)
+    gets std 1, so that standardising it cannot divide by zero). Summed in float64: in float32
+    the mean of a column of large values (1e30) is not one of them, and its inputs explode."""
+    rows = read_table(cfg)[torch.tensor(load_index(cfg)["splits"]["train"])].double()
+    mean, std = rows.mean(dim=0).float(), rows.std(dim=0).float()
     std = torch.where(std > 1e-12, std, torch.ones_like(std))
     return {"x_mean": mean[:-1], "x_std": std[:-1], "y_mean": mean[-1:], "y_std": std[-1:]}
 
@@ -144,27 +145,35 @@ def numbers(
     path: Path, header: list[str], rows: list[tuple[int, list[str]]], names: list[str], advice: str
 ) -> torch.Tensor:
     """The columns `names` of `rows` as a float tensor (rows, names), or an error naming the
-    lines with an empty, non-numeric or infinite value, and `advice`."""
+    lines with an empty, non-numeric or infinite value (and the first such value), and `advice`."""
     columns = [header.index(name) for name in names]
     values, bad = [], []
     for line, row in rows:
-        try:
-            parsed = [float(row[c]) for c in columns]
-        except ValueError:
-            bad.append(line)
-            continue
-        if all(abs(v) <= LARGEST_FLOAT for v in parsed):  # and so not NaN
-            values.append(parsed)
+        parsed = [to_number(row[c]) for c in columns]
+        if None in parsed:
+            bad.append((line, names[parsed.index(None)], row[columns[parsed.index(None)]]))
         else:
-            bad.append(line)
+            values.append(parsed)
     if bad:
+        _, name, text = bad[0]
         raise DataError(
             f"{path}: {len(bad)} row{'s have' if len(bad) > 1 else ' has'} an empty, "
             f"non-numeric or infinite value in the columns used (or one beyond "
             f"±{LARGEST_FLOAT:.1e}, float32's largest), on line{'s' * (len(bad) > 1)} "
-            f"{quote_lines(bad)}. {advice}"
+            f"{quote_lines([line for line, *_ in bad])}; the first is {text[:40]!r} in column "
+            f"{name}. {advice}"
         )
     return torch.tensor(values, dtype=torch.float32)
+
+
+def to_number(text: str) -> float | None:
+    """The number in a cell, or None for an empty cell, text, a value beyond float32 (or NaN),
+    and Python's digit separators ("1_000": no spreadsheet writes them)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if "_" not in text and abs(value) <= LARGEST_FLOAT else None
 
 
 def prediction_inputs(cfg: Config, paths: list[Path]) -> tuple[list[str], torch.Tensor]:

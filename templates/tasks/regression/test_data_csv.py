@@ -24,6 +24,16 @@ def test_the_training_statistics_travel_inside_the_checkpoint(workdir) -> None:
     assert torch.allclose(saved["model"]["2.scale"], y_std)
 
 
+def test_a_column_of_large_values_is_standardised_exactly(workdir) -> None:
+    rows = CSV.read_text().splitlines()  # area_m2 far from 0, constant in float32: input 0
+    rows[1:] = [f"{1e30 + i},{row.split(',', 1)[1]}" for i, row in enumerate(rows[1:])]
+    CSV.write_text("\n".join(rows))
+    statistics = training_statistics(Config())
+    train = make_dataloaders(Config())[0].dataset
+    standardized = (train.inputs - statistics["x_mean"]) / statistics["x_std"]
+    assert standardized[:, 0].abs().max() == 0 and standardized[:, 1:].abs().max() < 10
+
+
 def test_the_rows_are_shuffled_split_saved_and_a_changed_file_refused(workdir, capsys) -> None:
     assert main(["epochs=1", "run_name=r"]) == 0
     index = json.loads(Path("models/checkpoints/default/r/data.json").read_text())
@@ -76,7 +86,8 @@ def test_the_columns_of_a_run_cannot_change_when_it_resumes(workdir, capsys) -> 
         (replace_line_4("80.0,3,10,5.0"), [], "the header has 5 columns but line 4 does not"),
         (replace_line_4("80.0,three,10,5.0,300"), [], "non-numeric or infinite value in the "),
         (replace_line_4("80.0,,10,5.0,300.0"), [], "1 row has an empty, non-numeric"),
-        (replace_line_4("80.0,3,inf,5.0,300.0"), [], "float32's largest), on line 4. Fill in"),
+        (replace_line_4("80.0,3,inf,5.0,300.0"), [], "line 4; the first is 'inf' in column age"),
+        (replace_line_4("80.0,3,1_0,5.0,300.0"), [], "the first is '1_0' in column age_years."),
         (str, ["target=price"], "has no column 'price'; its columns are area_m2, rooms"),
         (str, ["features=rooms,price_k"], "cannot also be a feature"),
         (str, ["csv_file=houses.csv"], "houses.csv does not exist"),

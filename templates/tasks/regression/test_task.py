@@ -25,7 +25,7 @@ from torch import nn
 
 {% if cookiecutter.dataset == "csv" %}
 from config import Config, ConfigError
-from dataset import DataError, make_dataloaders, read_csv
+from dataset import DataError, make_dataloaders, read_csv, training_statistics
 from main import main
 from model import Regression, RegressionMetrics
 from tune import search_space
