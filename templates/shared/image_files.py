@@ -25,14 +25,14 @@ def hidden(path: Path) -> bool:
 
 
 def read_image(path: Path, mode: str) -> Image.Image:
-    """The image at `path` upright (as its EXIF orientation says, as viewers show it), in `mode`
-    ("RGB" or "L", from any bit depth, see `eight_bit`; "" for the values as stored: a mask's);
-    a file that was readable when the run started and is not any more stops the run with its
-    name."""
+    """The image at `path` upright (as its EXIF orientation says) and on white where it is
+    transparent, as viewers show it, in `mode` ("RGB" or "L", from any bit depth, see
+    `eight_bit`; "" for the values as stored: a mask's); a file that was readable when the run
+    started and is not any more stops the run with its name."""
     try:
         with Image.open(path) as image:
             image = ImageOps.exif_transpose(image)
-            return eight_bit(image, path).convert(mode) if mode else image
+            return on_white(eight_bit(image, path)).convert(mode) if mode else image
     except UNREADABLE as error:
         raise DataError(
             f"cannot read the image {path}: {error}. It passed the check when the run started, "
@@ -43,16 +43,13 @@ def read_image(path: Path, mode: str) -> Image.Image:
 
 
 def eight_bit(image: Image.Image, path: Path) -> Image.Image:
-    """`image` with 8 bits a channel: 16- and 32-bit integer greys (16-bit PNG, TIFF) scaled
-    from their type's range, float greys from 0..1. PIL's own conversion clips them at 255, so
-    that a 16-bit image turned white."""
+    """`image` with 8 bits a channel: 16-bit integer greys (16-bit PNG, TIFF; PIL may open
+    them as 32-bit) scaled from 0..65535, float greys from 0..1. PIL's own conversion clips them
+    at 255, so that a 16-bit image turned white; 32-bit values have no known white."""
     if not (image.mode.startswith("I") or image.mode == "F"):
         return image
     pixels = numpy.asarray(image, dtype=numpy.float64)
-    if image.mode == "F":
-        top = 1.0
-    else:
-        top = 65535 if image.mode.startswith("I;16") or pixels.max() <= 65535 else 2**32 - 1
+    top = 1.0 if image.mode == "F" else 65535
     if pixels.min() < 0 or pixels.max() > top:
         raise DataError(
             f"{path} holds {image.mode} pixels from {pixels.min():g} to {pixels.max():g}, outside "
@@ -60,6 +57,16 @@ def eight_bit(image: Image.Image, path: Path) -> Image.Image:
             "bits a channel (unsigned), or float pixels in 0..1."
         )
     return Image.fromarray(numpy.round(pixels * (255 / top)).astype(numpy.uint8))
+
+
+def on_white(image: Image.Image) -> Image.Image:
+    """`image` laid on a white background where it is transparent. Dropping the alpha channel
+    instead shows the colour stored under transparent pixels, often one colour everywhere: an
+    icon's shape, drawn by its alpha, was lost."""
+    if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+        return image
+    white = Image.new("RGBA", image.size, "white")
+    return Image.alpha_composite(white, image.convert("RGBA"))
 
 
 def upright_size(image: Image.Image) -> tuple[int, int]:

@@ -45,6 +45,28 @@ def test_any_grey_image_is_read_as_it_is_stored(tmp_path_factory, mode, shape, d
         Image.fromarray(pixels * 0 + kind(-1)).save(path)
         with pytest.raises(DataError, match=f"holds {mode} pixels from -1 to -1, outside 0.."):
             read_image(path, "L")
+    if mode == "I":  # 32-bit values: no known white (scaled from 2**32 they were all black)
+        Image.fromarray(pixels * 0 + kind(70000)).save(path)
+        with pytest.raises(DataError, match="from 70000 to 70000, outside 0..65535"):
+            read_image(path, "L")
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    mode=st.sampled_from(["RGBA", "LA"]),
+    shape=st.tuples(st.integers(1, 24), st.integers(1, 24)),
+    data=st.data(),
+)
+def test_a_transparent_image_is_read_on_white(tmp_path_factory, mode, shape, data) -> None:
+    """As a viewer shows it: the alpha channel drew the shape, and dropping it showed the colour
+    stored under transparent pixels instead."""
+    pixels = data.draw(arrays(numpy.uint8, (*shape, len(mode))))
+    path = tmp_path_factory.mktemp("image") / "icon.png"
+    Image.fromarray(pixels).save(path)  # RGBA or LA, from the channels
+    colour, alpha = pixels[..., :-1].astype(numpy.float64), pixels[..., -1:] / 255
+    expected = colour * alpha + 255 * (1 - alpha)
+    read = numpy.asarray(read_image(path, "RGB" if mode == "RGBA" else "L"), numpy.float64)
+    assert numpy.abs(read.reshape(expected.shape) - expected).max() <= 1
 
 
 def test_a_photo_is_read_upright_as_its_exif_orientation_says(tmp_path) -> None:
