@@ -22,7 +22,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"config keys (override with key=value):\n{describe_keys()}".replace("%", "%%"),
     )
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="config overrides (of a key given twice, the last value wins)",
+    )
     parser.add_argument(
         "--config",
         metavar="CONFIG_JSON",

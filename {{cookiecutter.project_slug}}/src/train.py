@@ -546,6 +546,8 @@ class Trainer:
         self.scaler.load_state_dict(checkpoint["scaler"])
         for key in ("epoch", "global_step", "batches_done", "best_score", "history"):
             setattr(self, key, checkpoint[key])
+        for row in self.history:  # what `best_epoch` reads: a bad row fails here, naming the file
+            float(row[f"val_{self.monitor}"])
         self.epochs_without_improvement = checkpoint["epochs_without_improvement"]
         same = processes == distributed.world_size()
         ranks = checkpoint["ranks"]

@@ -434,8 +434,14 @@ def open_storage(cfg: Config) -> optuna.storages.BaseStorage:
 def refuse_other_files(path: Path) -> None:
     """Refuse to append to a file that is not an Optuna journal: a file the project did not
     create (notes, a CSV) is never written to."""
+    if path.is_dir():
+        raise ConfigError(
+            f"storage={path} is a folder; --tune's storage is a journal file (or a database "
+            f"URL). Name a file in it, e.g. storage={path / 'studies.journal'}, or leave storage "
+            "empty for results/studies.journal."
+        )
     if not path.is_file() or path.stat().st_size == 0:
-        return  # a new journal, or a folder (which fails to open, with its own message)
+        return  # a new journal
     with path.open("rb") as file:
         first = file.readline(1 << 16)
     try:

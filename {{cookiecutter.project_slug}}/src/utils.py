@@ -531,12 +531,15 @@ def checkpoint_problem(checkpoint: Any) -> str | None:
     missing = CHECKPOINT_KEYS - checkpoint.keys()
     if missing:
         return f"it lacks {', '.join(sorted(missing))}"
-    kinds = {"config": dict, "model": dict, "task": dict, "rng": dict, "processes": int}
-    kinds |= {"epoch": int, "global_step": int, "batches_done": int}
+    kinds = {"config": dict, "model": dict, "task": dict, "rng": dict, "history": list}
+    kinds |= {"epoch": int, "global_step": int, "batches_done": int, "processes": int}
     wrong = [
         key
         for key, kind in kinds.items()
-        if not isinstance(checkpoint[key], kind) or isinstance(checkpoint[key], bool)
+        if not isinstance(checkpoint[key], kind)
+        or isinstance(checkpoint[key], bool)
+        or (kind is int and checkpoint[key] < (key == "processes"))  # counts: 0 or more
+        or (kind is list and not all(isinstance(row, dict) for row in checkpoint[key]))
     ]
     if wrong:
         return f"its {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not what it saves"

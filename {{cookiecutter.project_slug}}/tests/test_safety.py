@@ -185,14 +185,22 @@ def test_a_checkpoint_of_another_project_or_edited_by_hand_is_named_so(finished,
     torch.save({**checkpoint, "project": {"task": "gan", "dataset": "image_folder"}}, foreign)
     edited = Path("edited.pt")
     torch.save({**checkpoint, "config": {**checkpoint["config"], "batch_size": 0}}, edited)
+    history, step = Path("history.pt"), Path("step.pt")  # training state edited by hand
+    torch.save({**checkpoint, "history": [{"epoch": 1}]}, history)
+    torch.save({**checkpoint, "global_step": -3}, step)
     for path, message in [
         (foreign, "foreign.pt was trained by a gan project on image_folder data, and this is a"),
         (edited, "the checkpoint edited.pt holds a config this project refuses: batch_size must"),
+        (step, "step.pt is not a usable checkpoint of this project: its global_step is not"),
     ]:
         for command in (["--test", str(path)], ["--resume", str(path)]):
             assert main(command) == 2
             err = capsys.readouterr().err
             assert message in err and "Traceback" not in err, err
+    assert main(["--resume", str(history)]) == 2
+    err = capsys.readouterr().err
+    assert "history.pt is not a usable checkpoint of this project: its training state" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "not a checkpoint"])

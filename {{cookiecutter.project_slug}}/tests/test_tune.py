@@ -234,6 +234,7 @@ def test_storage_space_and_other_searches_are_refused_with_exit_2(workdir, tiny,
         (["folds=3", "lr=1e-4:1e-2:log"], "folds=3 cross-validates"),
         (["--tune", "0", "experiment=elsewhere"], "holds no study named elsewhere"),
         (["storage=notes.txt", "lr=1e-4:1e-2:log"], "notes.txt is a file that is not a journal"),
+        (["storage=data", "lr=1e-4:1e-2:log"], "storage=data is a folder; --tune's storage is"),
         (["storage=mysql://me@dbhost/studies"], "which this project takes in PostgreSQL and"),
     ]
     Path("notes.txt").write_text("my notes\n")
