@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from config import Config, UserError
+from config import Config, ConfigError, UserError
 from utils import TensorBatches, data_folder, data_index, make_loaders, split_indices
 
 SPLITS = ("train", "val", "test")
@@ -178,15 +178,33 @@ def scan_contents(cfg: Config, sha256: str) -> dict[str, Any]:
             f"and would be dropped. Raise max_length (the texts have {lengths[len(lengths) // 2]} "
             "tokens at the median)."
         )
+    # A text that repeats an earlier one keeps the earlier one's label: say so where it matters.
+    dropped = f" once its {repeats} repeated texts are dropped" if repeats else ""
+    dropped += f" ({disagreeing} of them with another label)" if disagreeing else ""
     classes = sorted(set(first_label.values()))
     if len(classes) < 2:
         raise DataError(
-            f"every text in {csv_path(cfg)} has the label {classes[0]!r}: a classifier needs at "
-            f"least two classes. Check that label_column={cfg.label_column!r} is the column of "
-            "the classes."
+            f"every text in {csv_path(cfg)} has the label {classes[0]!r}{dropped}: a classifier "
+            f"needs at least two classes. Check that label_column={cfg.label_column!r} is the "
+            "column of the classes."
         )
+    try:
+        parts = split_indices(len(kept), cfg)
+    except ConfigError as error:
+        raise DataError(
+            f"{csv_path(cfg)} holds {len(kept)} different texts{dropped}: {error}"
+        ) from None
     order = torch.randperm(len(kept), generator=torch.Generator().manual_seed(cfg.seed))
-    splits = [sorted(kept[i] for i in order[part]) for part in split_indices(len(kept), cfg)]
+    splits = [sorted(kept[i] for i in order[part]) for part in parts]
+    untrained = sorted(set(classes) - {labels[row] for row in splits[0]})
+    if untrained:
+        raise DataError(
+            f"{len(untrained)} of the {len(classes)} classes of {csv_path(cfg)} have no text in "
+            f"the training split ({', '.join(untrained[:5])}{', ...' * (len(untrained) > 5)}), "
+            "so the model could never predict "
+            "them: the split draws the texts at random, and a class of one or two texts can "
+            "miss it. Add texts of those classes, or merge or remove the rarest ones."
+        )
     counts = Counter(word for row in splits[0] for word in words[row])
     frequent = [word for word, count in counts.items() if count >= cfg.min_count]
     vocabulary = sorted(frequent, key=lambda word: (-counts[word], word))[: cfg.max_vocabulary]

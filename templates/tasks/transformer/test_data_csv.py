@@ -128,6 +128,10 @@ def test_predict_classifies_lines_and_csv_rows_and_saves_a_csv(finished, capsys)
     assert "new.csv has no column 'text', the column of the texts" in capsys.readouterr().err
 
 
+REPEATED_ONE_LABEL = "has the label 'positive' once its 17 repeated texts are dropped (9 of"
+SINGLETONS = b"text,label\n" + b"".join(b"The food was w%d.,c%d\n" % (i, i) for i in range(60))
+
+
 @pytest.mark.parametrize(
     ("content", "overrides", "message"),
     [
@@ -145,6 +149,9 @@ def test_predict_classifies_lines_and_csv_rows_and_saves_a_csv(finished, capsys)
         (None, ["max_length=1"], "max_length=1 cuts the texts of data/data.csv so short that"),
         (None, ["min_count=100000"], "no word of the training texts appears min_count=100000"),
         (b"text;label\nGood.;positive\n", [], "holds ';' but no comma"),
+        (b"text,label\n" + b"Good.,positive\nGood.,negative\n" * 9, [], REPEATED_ONE_LABEL),
+        (b"text,label\n" + b"Good.,a\nBad.,b\nFine.,c\n" * 9, [], "holds 3 different texts once"),
+        (SINGLETONS, [], "of the 60 classes of data/data.csv have no text in the training split"),
     ],
 )
 def test_bad_csv_files_are_named_with_what_to_do(workdir, capsys, content, overrides, message):
