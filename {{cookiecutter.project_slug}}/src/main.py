@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from config import Config, UserError, apply_overrides, describe_keys
 from run_table import list_runs
@@ -103,6 +104,16 @@ def trial_count(text: str) -> int:
     return int(text)
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """The project's own warnings as one line: what is wrong and what to do (Python adds the
+    file, line and source of the code that warned, which tell a user nothing). Others as usual."""
+    if category is UserWarning and os.path.dirname(filename) == os.path.dirname(__file__):
+        print(f"warning: {message}", file=file or sys.stderr)
+    else:
+        text = warnings.formatwarning(message, category, filename, lineno, line)
+        print(text, end="", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run what the command line asks for; returns the process exit code."""
     args = parse_args(argv)
@@ -125,4 +136,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    warnings.showwarning = show_warning
     sys.exit(main())

@@ -10,7 +10,7 @@ import pytest
 
 from config import Config, ConfigError, apply_overrides, from_dict, to_dict
 from helpers import SRC
-from main import main
+from main import main, show_warning
 
 # Runs main.py as `python src/main.py ARGS` does, then says whether torch was loaded.
 TORCH_LOADED = f"""
@@ -96,6 +96,14 @@ def test_main_exits_2_without_traceback_and_writes_nothing(workdir, capsys) -> N
     assert err.startswith("error: epochs must be >= 1, got 0")
     assert "Traceback" not in err
     assert [p.name for p in workdir.iterdir()] == ["data"]  # nothing written
+
+
+def test_the_projects_warnings_are_one_line_and_others_keep_their_origin(capsys) -> None:
+    show_warning(UserWarning("collect more of it"), UserWarning, str(SRC / "modes.py"), 298)
+    show_warning(UserWarning("deprecated"), UserWarning, "/lib/torch/overrides.py", 5)
+    err = capsys.readouterr().err
+    assert err.startswith("warning: collect more of it\n")  # no file, line or code
+    assert "/lib/torch/overrides.py:5: UserWarning: deprecated" in err
 
 
 def test_cuda_without_cuda_is_an_error_not_a_fallback(workdir, capsys) -> None:
