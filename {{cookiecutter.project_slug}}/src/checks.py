@@ -647,7 +647,7 @@ def check_splits(splits: dict[str, Any], imbalance_ratio: float) -> str:
     for (first, a), (second, b) in itertools.combinations(keys.items(), 2):
         shared = len(a & b)
         if shared:
-            raise SanityError(
+            raise UserError(  # bad input: exit code 2
                 f"the {first} and {second} splits share {shared} samples, so the {second} "
                 "metrics would reward memorising instead of generalising. Remove the duplicates "
                 "from the data, or split so that copies of a sample stay together."

@@ -297,7 +297,15 @@ def fit(
             if distributed.is_main():
                 run.remove()
         distributed.barrier()  # under torchrun, no process reads the folders before that
-        return fit_locked(cfg, run, checkpoint, checkpoint_path, task, judge)
+        try:
+            return fit_locked(cfg, run, checkpoint, checkpoint_path, task, judge)
+        except UserError:
+            # A new run refused before its first save (its data, say) keeps no split: the next
+            # try, with the data corrected, would be held to the split of the refused data.
+            kept = [p.name for p in run.checkpoints.iterdir()] if run.checkpoints.is_dir() else []
+            if checkpoint is None and kept == ["data.json"] and distributed.is_main():
+                shutil.rmtree(run.checkpoints)
+            raise
 
 
 def fit_locked(

@@ -133,6 +133,17 @@ def test_classes_too_small_for_a_share_are_named_as_the_cause(workdir, capsys) -
     assert "(the largest has 1; 4 or more are needed)" in err and "Traceback" not in err
 
 
+def test_a_refused_run_keeps_no_split_for_the_corrected_data(workdir, tiny, capsys) -> None:
+    circles = sorted((workdir / "data" / "circle").glob("*.png"))[:30]
+    copies = [Path(shutil.copy(image, workdir / "data" / "square")) for image in circles]
+    assert main([*tiny, "epochs=1", "run_name=r"]) == 2  # the copies land in two splits
+    assert "splits share" in capsys.readouterr().err
+    for copy in copies:
+        copy.unlink()
+    assert main([*tiny, "epochs=1", "run_name=r"]) == 0  # not held to the refused data's split
+    assert "square/circle_" not in Path("models/checkpoints/default/r/data.json").read_text()
+
+
 def test_an_empty_data_folder_says_what_to_put_there(workdir, capsys) -> None:
     shutil.rmtree(workdir / "data")
     (workdir / "data").mkdir()

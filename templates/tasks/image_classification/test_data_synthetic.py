@@ -12,7 +12,7 @@ def test_the_shapes_are_deterministic_and_balanced() -> None:
 def test_splits_that_share_samples_are_refused() -> None:
     images, labels = generate_shapes(40, 16, 0.1, seed=0).values()
     train, test = ShapesDataset(images[:30], labels[:30]), ShapesDataset(images[25:], labels[25:])
-    with pytest.raises(SanityError, match="the train and test splits share 5 samples"):
+    with pytest.raises(UserError, match="the train and test splits share 5 samples"):
         check_splits({"train": train, "test": test}, imbalance_ratio=3)
 
 

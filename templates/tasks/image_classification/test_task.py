@@ -84,8 +84,8 @@ from main import main
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import modes
-from checks import SanityError, check_splits
-from config import Config, apply_overrides
+from checks import check_splits
+from config import Config, UserError, apply_overrides
 from dataset import CLASSES, ShapesDataset, class_names, generate_shapes
 from helpers import task_for
 from main import main
