@@ -209,11 +209,11 @@ def read_dimension(key: str, text: str) -> Dimension:
     if dimension.step is not None:
         steps = (dimension.high - dimension.low) / dimension.step
         if steps < 1 or abs(steps - round(steps)) > 1e-9:
-            top = dimension.low + int(steps) * dimension.step
+            top = dimension.low + max(1, int(steps)) * dimension.step  # never the low itself
             raise ConfigError(
                 f"the step of {key}={text} does not divide its range into whole steps "
                 f"({steps:.3g} of them){': it would hold one value only' if steps < 1 else ''}. "
-                f"Use a smaller step, or a high of {top:g}."
+                f"Use a step that divides {dimension.high - dimension.low:g}, or a high of {top:g}."
             )
     return dimension
 

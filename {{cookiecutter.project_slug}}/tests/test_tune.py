@@ -74,7 +74,7 @@ def test_ranges_and_lists_on_the_command_line_make_the_search_space() -> None:
     for bad in ("lr=0:1", "lr=1:0.1", "lr=1e-4:1e-1:cube", "batch_size=0,8", "lr=3", "lr=1:2:3:4"):
         with pytest.raises(ConfigError):
             search_space(Config(), [tuple(bad.split("="))], [])
-    with pytest.raises(ConfigError, match=r"\(0.6 of them\): it would hold one value only"):
+    with pytest.raises(ConfigError, match=r"\(0.6 of them\): it would hold one .* a high of 12"):
         read_dimension("epochs", "2:8:10")  # Optuna would only warn, and search epochs=2 alone
     with pytest.raises(ConfigError, match="does not divide its range .* or a high of 8"):
         read_dimension("epochs", "2:9:2")
