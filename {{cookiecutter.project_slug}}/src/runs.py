@@ -321,6 +321,13 @@ def sweep_grid(axes: list[str]) -> list[list[str]]:
             )
         if key in keys:
             raise ConfigError(f"{key} is swept twice; give all its values in one axis.")
+        if len(set(values)) < len(values):
+            raise ConfigError(f"the sweep axis {axis} lists a value twice: a run would repeat.")
+        if key in ("run_name", "experiment"):
+            raise ConfigError(
+                f"{key} cannot be swept: the sweep names its runs <run_name>-1, -2, ... in one "
+                f"experiment. Give {key}= before --sweep (the values after it are its axes)."
+            )
         keys.append(key)
         choices.append(values)
     return [

@@ -280,7 +280,8 @@ def test_a_sweep_records_a_failed_run_and_goes_on(workdir, tiny, monkeypatch, ca
 def test_sweep_axes_are_checked_before_any_run(workdir, tiny, capsys) -> None:
     assert sweep_grid(["lr=1,2", "width=3"]) == [["lr=1", "width=3"], ["lr=2", "width=3"]]
     assert sweep_grid(["classes=a,b;a,c"]) == [["classes=a,b"], ["classes=a,c"]]
-    for axes in (["lr="], ["lr=1", "lr=2"], ["lr=1,2", "warp=1,2"], ["lr=1,-2"]):
+    bad = (["lr="], ["lr=1", "lr=2"], ["lr=1,2", "warp=1,2"], ["lr=1,-2"], ["lr=1,1"])
+    for axes in (*bad, ["lr=1,2", "run_name=mine"]):
         assert main([*tiny, "--sweep", *axes]) == 2, axes
     assert not Path("results/logs").exists() or not any(Path("results/logs").iterdir())
 
