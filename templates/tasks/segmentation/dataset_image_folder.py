@@ -239,7 +239,16 @@ def check_masks(
             f"{len(classes) - 1} for classes={','.join(classes)}; name every value in classes= "
             "(255, which marks 'ignore' in some datasets, must be mapped to a class first)."
         )
-    return (counts / counts.sum().clamp_min(1)).tolist()
+    absent = [name for name, pixels in zip(classes, counts.tolist(), strict=True) if not pixels]
+    if absent:
+        them = "it" if len(absent) == 1 else "them"
+        raise DataError(
+            f"no mask under {root} holds a pixel of {quote(absent)} (value "
+            f"{', '.join(str(classes.index(name)) for name in absent)}), so the model cannot "
+            f"learn {them}, and its scores would be undefined. Check that the masks mark {them}, "
+            f"or leave {them} out of classes= (the values that remain must be 0, 1, ...)."
+        )
+    return (counts / counts.sum()).tolist()
 
 
 def write_example_images(folder: Path, per_class: int = 100, seed: int = 0) -> None:

@@ -48,6 +48,8 @@ def test_broken_pairs_and_masks_are_named_before_training(workdir, tiny, capsys)
     assert "test_dice " in capsys.readouterr().out
     assert main([*tiny, "classes=background"]) == 2
     assert "must name at least two distinct classes" in capsys.readouterr().err
+    assert main([*tiny, "classes=background,shape,edge,rim", "skip_bad_files=true"]) == 2
+    assert "no mask under data holds a pixel of rim (value 3)" in capsys.readouterr().err
 
 
 def test_masks_keep_their_values_and_stay_on_their_images(workdir, tiny) -> None:
