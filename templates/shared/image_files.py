@@ -14,6 +14,17 @@ def image_files(folder: Path) -> list[Path]:
     )
 
 
+def refuse_to_mix(folder: Path) -> None:
+    """Stop `python src/dataset.py` from writing example images beside images already in
+    `folder`: they would join that dataset without a word (and replace files of their names)."""
+    found = image_files(folder) if folder.is_dir() else []
+    if found:
+        raise SystemExit(
+            f"{folder} already holds images ({found[0]}, ...), which the example images would "
+            "join. Move them away first to write the example images."
+        )
+
+
 # What PIL raises for a file it cannot read: damaged or not an image (OSError, which includes
 # UnidentifiedImageError; SyntaxError, ValueError), or so many pixels that decoding it could
 # exhaust memory, as a decompression bomb would (DecompressionBombError).

@@ -186,6 +186,7 @@ def write_example_images(
 
 
 if __name__ == "__main__":
+    refuse_to_mix(Path("data"))
     write_example_images(Path("data"), per_class=100, unlabeled=900)
     print(
         "wrote 100 labelled example images per class into data/circle, data/square and "

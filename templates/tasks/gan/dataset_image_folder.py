@@ -168,5 +168,6 @@ def write_example_images(folder: Path, per_class: int = 500, seed: int = 0) -> N
 
 
 if __name__ == "__main__":
+    refuse_to_mix(Path("data"))
     write_example_images(Path("data"))
     print("wrote 1500 example images into data/: circles, squares and triangles")

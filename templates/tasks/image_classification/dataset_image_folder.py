@@ -376,5 +376,6 @@ def write_example_images(folder: Path, per_class: int = 150, seed: int = 0) -> N
 
 
 if __name__ == "__main__":
+    refuse_to_mix(Path("data"))
     write_example_images(Path("data"))
     print("wrote 150 example images per class into data/circle, data/square and data/triangle")

@@ -144,6 +144,13 @@ def test_a_refused_run_keeps_no_split_for_the_corrected_data(workdir, tiny, caps
     assert "square/circle_" not in Path("models/checkpoints/default/r/data.json").read_text()
 
 
+def test_example_images_are_never_written_beside_yours(workdir) -> None:
+    before = sorted((workdir / "data").rglob("*"))
+    dataset = subprocess.run([sys.executable, SRC / "dataset.py"], capture_output=True, text=True)
+    assert dataset.returncode == 1 and "data already holds images (data/circle/" in dataset.stderr
+    assert sorted((workdir / "data").rglob("*")) == before
+
+
 def test_an_empty_data_folder_says_what_to_put_there(workdir, capsys) -> None:
     shutil.rmtree(workdir / "data")
     (workdir / "data").mkdir()

@@ -27,6 +27,10 @@ import shutil
 {% if cookiecutter.dataset in ("mnist", "image_folder") %}
 import struct
 {% endif %}
+{% if cookiecutter.dataset == "image_folder" %}
+import subprocess
+import sys
+{% endif %}
 {% if cookiecutter.dataset in ("mnist", "cifar10") %}
 import urllib.request
 {% endif %}
@@ -78,7 +82,7 @@ from dataset import (
     read_image,
     write_example_images,
 )
-from helpers import task_for
+from helpers import SRC, task_for
 from main import main
 {% else %}
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

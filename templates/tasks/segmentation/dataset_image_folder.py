@@ -265,5 +265,6 @@ def write_example_images(folder: Path, per_class: int = 100, seed: int = 0) -> N
 
 
 if __name__ == "__main__":
+    refuse_to_mix(Path("data"))
     write_example_images(Path("data"))
     print("wrote 300 example scenes into data/images, with their masks in data/masks")
