@@ -49,7 +49,7 @@ def option(
     lt: float | None = None,
     search: str | None = None,
     auto: bool = False,
-    only: tuple[str, str] | None = None,
+    only: tuple[str, str | tuple[str, ...]] | None = None,
 ) -> Any:
     """A config field with its documentation and the range that `validate` enforces.
 
@@ -57,8 +57,8 @@ def option(
     log scale, `:step` for a grid) or a list `a,b,c` of values to choose from. `auto` lets the
     number field take the value "auto": a new run then chooses the number from its data (see
     `settle` in modes.py) and records it, so a resumed run keeps it.
-    `only=(key, value)`: the field matters only where `key` has that value (`--tune` does not
-    search it elsewhere).
+    `only=(key, value)` (or a tuple of values): the field matters only where `key` has that
+    value; elsewhere a value other than its default is refused, and `--tune` does not search it.
     """
     limits = {"choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt}
     extra = {"search": search, "auto": auto, "only": only}
@@ -345,6 +345,7 @@ def validate(cfg: Config) -> None:
         _check_limits(f.name, value, f.metadata)
         if kind is int and value > LARGEST_INT:  # beyond what any loop or tensor size takes
             raise ConfigError(f"{f.name} must be <= {LARGEST_INT}, got {_format(value)}.")
+        check_applies(cfg, f)
     check_trackers(cfg.tracker)
     for key in ("experiment", "run_name"):
         value = getattr(cfg, key)
@@ -384,6 +385,31 @@ def validate(cfg: Config) -> None:
             f"warmup_steps={cfg.warmup_steps} does not combine with scheduler={cfg.scheduler}, "
             f"which {reason}. Use warmup_steps=0, or scheduler=cosine, step or none."
         )
+
+
+def applies(cfg: Config, f: dataclasses.Field) -> bool:
+    """Whether the field does anything with the other settings of `cfg` (see `only`)."""
+    other, values = f.metadata["only"] or (None, ())
+    return other is None or getattr(cfg, other) in ([values] if isinstance(values, str) else values)
+
+
+def check_applies(cfg: Config, f: dataclasses.Field) -> None:
+    """Refuse a field set where it does nothing (see `only` in `option`)."""
+    if not applies(cfg, f) and getattr(cfg, f.name) != f.default:
+        other, values = f.metadata["only"]
+        values = (values,) if isinstance(values, str) else values
+        raise ConfigError(
+            f"{f.name}={_format(getattr(cfg, f.name))} applies only with {other}="
+            f"{' or '.join(values)} (here {other}={getattr(cfg, other)}), so it would change "
+            f"nothing. Set {other}= too, or leave {f.name} at its default, {_format(f.default)}."
+        )
+
+
+def without_unused(cfg: Config) -> Config:
+    """`cfg` with the fields that do nothing in it (see `only`) at their defaults: a --tune
+    trial draws a value for each searched key, whatever the others drew."""
+    unused = {f.name: f.default for f in dataclasses.fields(Config) if not applies(cfg, f)}
+    return dataclasses.replace(cfg, **unused)
 
 
 def monitored(cfg: Config) -> tuple[str, bool]:

@@ -62,6 +62,7 @@ from config import (
     parse_value,
     to_dict,
     validate,
+    without_unused,
 )
 from run_table import aligned, format_value, pid_alive, save_csv
 from runs import Fit, record_context
@@ -161,12 +162,14 @@ def search_space(
                     f"refuses: {error} Narrow it."
                 ) from None
     for key in space:
-        other, value = fields[key].metadata["only"] or (key, None)
-        if other not in space and value is not None and getattr(cfg, other) != value:
+        other, values = fields[key].metadata["only"] or (key, None)
+        values = (values,) if isinstance(values, str) else values
+        if other not in space and values is not None and getattr(cfg, other) not in values:
+            value = " or ".join(values)
             raise ConfigError(
                 f"{key} matters only with {other}={value} (here {other}={getattr(cfg, other)}): "
-                f"its trials would differ in nothing. Add {other}={value}, search {other} too, "
-                f"or leave {key} out of the search."
+                f"its trials would differ in nothing. Add {other}={values[0]}, search {other} "
+                f"too, or leave {key} out of the search."
             )
     if not space:
         raise ConfigError(
@@ -304,7 +307,9 @@ def report_saved_epochs(study: optuna.Study, trial: optuna.Trial, checkpoint: di
 def train_trial(study: optuna.Study, trial: optuna.Trial, cfg: Config, fit: Fit) -> int:
     """Train `trial` as the run trial-<number>, from its last checkpoint if it has one, and tell
     the study how it ended. Returns the exit code of its run."""
-    run_cfg = dataclasses.replace(cfg, **trial.params, run_name=f"trial-{trial.number}")
+    run_cfg = without_unused(
+        dataclasses.replace(cfg, **trial.params, run_name=f"trial-{trial.number}")
+    )
     last = RunPaths.for_run(run_cfg).checkpoints / "last.pt"
     checkpoint = None
     trainer: Trainer | None = None
