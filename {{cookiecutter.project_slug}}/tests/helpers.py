@@ -29,6 +29,7 @@ from dataset import model_inputs
 {% endif %}
 from model import Batch, Step, Task, build_task
 from train import Trainer
+from utils import load_checkpoint
 
 # Small enough for a CPU test to train in a second or two, big enough to learn something.
 TINY = [{{ task.tiny_overrides }}, "epochs=2", "batch_size=32", "log_every=2"]
@@ -202,3 +203,39 @@ def stop_once_after_step(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
         stop_if_requested(self)
 
     monkeypatch.setattr(Trainer, "stop_if_requested", stop)
+
+
+def train_stop_and_resume(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[dict, dict]:
+    """The last checkpoints of a run trained straight through, and of the same run stopped
+    after its third step (in the first epoch) and resumed."""
+    assert entry_point.main([*args, "run_name=straight"]) == 0
+    stop_once_after_step(monkeypatch, 3)
+    assert entry_point.main([*args, "run_name=stopped"]) == 143
+    assert entry_point.main(["--resume", str(CHECKPOINTS / "stopped" / "last.pt")]) == 0
+    runs = [CHECKPOINTS / run / "last.pt" for run in ("straight", "stopped")]
+    return tuple(load_checkpoint(path, torch.device("cpu")) for path in runs)
+
+
+def assert_same_run(straight: dict, resumed: dict) -> None:
+    assert_same(straight["model"], resumed["model"])
+    assert_same(straight["task"], resumed["task"])
+    without_times = [
+        [{k: v for k, v in row.items() if k != "seconds"} for row in run["history"]]
+        for run in (straight, resumed)
+    ]
+    assert without_times[0] == without_times[1]
+
+
+def assert_same(straight: object, resumed: object, name: str = "") -> None:
+    """Bitwise the same tensors, in the same structure of dicts and lists."""
+    if isinstance(straight, dict):
+        assert straight.keys() == resumed.keys(), name
+        for key, value in straight.items():
+            assert_same(value, resumed[key], f"{name}.{key}")
+    elif isinstance(straight, list | tuple):
+        for i, (a, b) in enumerate(zip(straight, resumed, strict=True)):
+            assert_same(a, b, f"{name}[{i}]")
+    elif isinstance(straight, torch.Tensor):
+        assert torch.equal(straight, resumed), name
+    else:
+        assert straight == resumed, name

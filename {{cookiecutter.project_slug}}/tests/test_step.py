@@ -17,7 +17,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from checks import overfit_batch
 from config import Config, apply_overrides
 from dataset import make_dataloaders
-from helpers import CHECKPOINTS, stop_once_after_step, task_for
+from helpers import CHECKPOINTS, assert_same_run, task_for, train_stop_and_resume
 from main import main
 from model import Batch, Step
 from train import Trainer, build_optimizer
@@ -25,41 +25,6 @@ from utils import load_checkpoint, load_weights
 
 LOGS = Path("results/logs/default")
 CPU = torch.device("cpu")
-
-
-def train_stop_and_resume(args: list[str], monkeypatch) -> tuple[dict, dict]:
-    """The last checkpoints of a run trained straight through, and of the same run stopped
-    after its third step (in the first epoch) and resumed."""
-    assert main([*args, "run_name=straight"]) == 0
-    stop_once_after_step(monkeypatch, 3)
-    assert main([*args, "run_name=stopped"]) == 143
-    assert main(["--resume", str(CHECKPOINTS / "stopped" / "last.pt")]) == 0
-    return tuple(load_checkpoint(CHECKPOINTS / r / "last.pt", CPU) for r in ("straight", "stopped"))
-
-
-def assert_same_run(straight: dict, resumed: dict) -> None:
-    assert_same(straight["model"], resumed["model"])
-    assert_same(straight["task"], resumed["task"])
-    without_times = [
-        [{k: v for k, v in row.items() if k != "seconds"} for row in run["history"]]
-        for run in (straight, resumed)
-    ]
-    assert without_times[0] == without_times[1]
-
-
-def assert_same(straight: object, resumed: object, name: str = "") -> None:
-    """Bitwise the same tensors, in the same structure of dicts and lists."""
-    if isinstance(straight, dict):
-        assert straight.keys() == resumed.keys(), name
-        for key, value in straight.items():
-            assert_same(value, resumed[key], f"{name}.{key}")
-    elif isinstance(straight, list | tuple):
-        for i, (a, b) in enumerate(zip(straight, resumed, strict=True)):
-            assert_same(a, b, f"{name}[{i}]")
-    elif isinstance(straight, torch.Tensor):
-        assert torch.equal(straight, resumed), name
-    else:
-        assert straight == resumed, name
 
 
 def test_an_extra_loss_term_is_logged_and_resumes_exactly(workdir, tiny, monkeypatch, capsys):

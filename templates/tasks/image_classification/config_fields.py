@@ -18,7 +18,27 @@ class TaskSettings:
         "resnet18: start from ImageNet weights (downloaded once)",
         only=("backbone", "resnet18"),
     )
+    norm: str = option(
+        "batch",
+        "cnn: normalisation in the conv blocks: batch, group (independent of the batch size: for "
+        "batches of a few images) or none",
+        choices=NORMS,
+        only=("backbone", "cnn"),
+    )
     freeze_backbone: bool = option(False, "train the head only; the backbone stays as it is")
     backbone_lr_factor: float = option(1.0, "backbone lr = lr x this (0.1 for pretrained)", gt=0)
     dropout: float = option(0.2, "dropout before the head", ge=0, lt=1, search="0:0.5")
     tta: bool = option(False, "--test: also average each prediction with the mirror image's")
+    mix: str = option(
+        "none",
+        "mix training images in pairs, and their labels alike: mixup (blends) or cutmix (a box "
+        "of one pasted into the other)",
+        choices=MIXES,
+    )
+    mix_alpha: float = option(
+        1.0,
+        "mixup, cutmix: each pair's shares are drawn from Beta(mix_alpha, mix_alpha)",
+        gt=0,
+        only=("mix", ("mixup", "cutmix")),
+    )
+{% include "shared/config_classifier_fields.py" %}

@@ -4,6 +4,8 @@ its training step. Change the network in `build_model`, the loss or what a step 
 
 from __future__ import annotations
 
+import math
+import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -11,6 +13,8 @@ from urllib.error import URLError
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from config import AUTO, Config, ConfigError
 
@@ -19,25 +23,34 @@ if TYPE_CHECKING:
 
 
 class ConvBlock(nn.Sequential):
-    """3x3 convolution, batch norm, ReLU, then 2x2 max pooling: halves the resolution."""
+    """3x3 convolution, normalisation, ReLU, then 2x2 max pooling: halves the resolution."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, norm: str = "batch") -> None:
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),  # the bias of the conv would be cancelled by the norm
+            # With a norm after it, the conv's bias would be cancelled: it has none.
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=norm == "none"),
+            normalisation(norm, out_channels),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
         )
+
+
+def normalisation(norm: str, channels: int) -> nn.Module:
+    """Batch norm; group norm (Wu & He, 2018: the channels in 8 groups, each normalised within
+    one image, so that it works alike for any batch size, even one image); or none."""
+    if norm == "group":
+        return nn.GroupNorm(math.gcd(8, channels), channels)
+    return nn.BatchNorm2d(channels) if norm == "batch" else nn.Identity()
 
 
 class SmallCNN(nn.Sequential):
     """`blocks` conv blocks, each doubling the channels, and global average pooling:
     (B, C, H, W) -> (B, width * 2 ** (blocks - 1))."""
 
-    def __init__(self, in_channels: int, width: int, blocks: int = 3) -> None:
+    def __init__(self, in_channels: int, width: int, blocks: int = 3, norm: str = "batch") -> None:
         channels = [in_channels] + [width * 2**block for block in range(blocks)]
         super().__init__(
-            *(ConvBlock(channels[i], channels[i + 1]) for i in range(blocks)),
+            *(ConvBlock(channels[i], channels[i + 1], norm) for i in range(blocks)),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
         )
@@ -95,6 +108,7 @@ class ImageClassifier(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone = backbone
+        self.num_classes = num_classes
         features = backbone.out_features
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(features, num_classes))
         self.freeze_backbone = freeze_backbone
@@ -122,29 +136,67 @@ def build_model(cfg: Config, num_classes: int, channels: int, image_size: int) -
         # image down to 4 pixels, at most 3: 8-pixel images get 1 block, 16-pixel ones 2.
         width = (32 if num_classes <= 32 else 64) if cfg.width == AUTO else cfg.width
         blocks = max(1, min(3, image_size.bit_length() - 3))
-        backbone = SmallCNN(channels, width, blocks)
+        backbone = SmallCNN(channels, width, blocks, cfg.norm)
     return ImageClassifier(backbone, num_classes, cfg.dropout, cfg.freeze_backbone)
+
+
+{% include "shared/classification_loss.py" %}
+
+
+def mixed(
+    images: torch.Tensor, labels: torch.Tensor, classes: int, mix: str, alpha: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training batch mixed in pairs: each image with the one `shift` places after it, in a
+    share drawn from Beta(alpha, alpha) for the batch; mixup blends the two (Zhang et al., 2018),
+    cutmix pastes a box of the other into it (Yun et al., 2019). The targets are the two
+    classes in the same shares, (B, classes). The draws come from Python's random state (no
+    wait for the device), which checkpoints keep, so that a resumed run mixes alike."""
+    share = random.betavariate(alpha, alpha)
+    shift = random.randrange(1, max(len(images), 2))
+    others = images.roll(shift, dims=0)
+    if mix == "mixup":
+        images = share * images + (1 - share) * others
+    else:  # a box of 1 - share of the area, at a random place
+        height, width = images.shape[-2:]
+        box_h, box_w = round(height * (1 - share) ** 0.5), round(width * (1 - share) ** 0.5)
+        top, left = random.randint(0, height - box_h), random.randint(0, width - box_w)
+        box = (..., slice(top, top + box_h), slice(left, left + box_w))
+        images = images.clone()
+        images[box] = others[box]
+        share = 1 - box_h * box_w / (height * width)  # the share the rounded box leaves
+    targets = F.one_hot(labels, classes).float()
+    return images, share * targets + (1 - share) * targets.roll(shift, dims=0)
 
 
 {% include "shared/task_contract.py" %}
 
 
 class ImageClassification(Task):
-    """Cross-entropy on the logits of the image classifier; accuracy as its metric."""
+    """Cross-entropy (or focal loss) on the logits of the image classifier, on images mixed in
+    pairs if `cfg.mix` says so; accuracy as its metric; an average of the weights (EMA)
+    evaluated if `cfg.ema` says so."""
 
 {% if cookiecutter.dataset == "image_folder" %}
-    def __init__(self, model: ImageClassifier, class_weights: torch.Tensor | None) -> None:
+    def __init__(
+        self, model: ImageClassifier, cfg: Config, class_weights: torch.Tensor | None = None
+    ) -> None:
         super().__init__()
         self.model = model
         # On logits: the model must not apply a softmax itself. Class weights, if any, make a
         # rare class count as much as a frequent one.
-        self.loss_fn = nn.CrossEntropyLoss(weight=class_weights)
+        self.loss_fn = build_loss(cfg, class_weights)
 {% else %}
-    def __init__(self, model: ImageClassifier) -> None:
+    def __init__(self, model: ImageClassifier, cfg: Config) -> None:
         super().__init__()
         self.model = model
-        self.loss_fn = nn.CrossEntropyLoss()  # on logits: the model must not apply a softmax
+        self.loss_fn = build_loss(cfg)  # on logits: the model must not apply a softmax
 {% endif %}
+        self.mix, self.mix_alpha = cfg.mix, cfg.mix_alpha
+        self.ema = None
+        if cfg.ema:  # a copy of the model whose weights follow the model's, slowly
+            average = get_ema_multi_avg_fn(cfg.ema)  # batch-norm statistics averaged too:
+            self.ema = AveragedModel(model, multi_avg_fn=average, use_buffers=True)
+            self.ema.requires_grad_(False)  # updated in after_optimizer_step, never trained
 
     def parameter_groups(self, cfg: Config) -> list[dict[str, Any]]:
         """The head learns at `lr`, the backbone at `lr * backbone_lr_factor` (seed 001: fine-tune
@@ -159,8 +211,17 @@ class ImageClassification(Task):
 
     def training_step(self, batch: Batch) -> Step:
         images, labels = batch
+        if self.mix != "none":  # targets: the two classes of each image, in their shares
+            images, labels = mixed(images, labels, self.model.num_classes, self.mix, self.mix_alpha)
         logits = self.model(images)  # (B, classes)
         return Step(self.loss_fn(logits, labels), logits, labels)
+
+    def after_optimizer_step(self) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    def evaluated(self) -> nn.Module:
+        return self.model if self.ema is None else self.ema.module
 
     def validation_step(self, batch: Batch) -> Step:
         images, labels = batch
@@ -187,14 +248,14 @@ def build_task(
     """The task of `cfg` for data of `num_classes` classes of `channels`-channel images of
     `image_size` pixels, with the loss's `class_weights` (see dataset.py)."""
     model = build_model(cfg, num_classes, channels, image_size)
-    return ImageClassification(model, class_weights)
+    return ImageClassification(model, cfg, class_weights)
 {% else %}
 def build_task(
     cfg: Config, num_classes: int, channels: int, image_size: int
 ) -> ImageClassification:
     """The task of `cfg` for data of `num_classes` classes of `channels`-channel images of
     `image_size` pixels."""
-    return ImageClassification(build_model(cfg, num_classes, channels, image_size))
+    return ImageClassification(build_model(cfg, num_classes, channels, image_size), cfg)
 {% endif %}
 
 

@@ -21,7 +21,9 @@ import pickle
 {% endif %}
 {% if cookiecutter.dataset == "image_folder" %}
 import os
+{% endif %}
 import random
+{% if cookiecutter.dataset == "image_folder" %}
 import shutil
 {% endif %}
 {% if cookiecutter.dataset in ("mnist", "image_folder") %}
@@ -58,6 +60,7 @@ from PIL import Image
 {% endif %}
 {% if cookiecutter.dataset in ("mnist", "cifar10") %}
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
 
 import modes
 from config import Config, apply_overrides
@@ -66,10 +69,11 @@ from dataset import CACHE, CLASSES, IMAGE_SIZE, IN_CHANNELS, class_names, make_d
 {% else %}
 from dataset import CACHE, IMAGE_SIZE, IN_CHANNELS, class_names, make_dataloaders
 {% endif %}
-from helpers import task_for
+from helpers import assert_same_run, task_for, train_stop_and_resume
 from main import main
 {% elif cookiecutter.dataset == "image_folder" %}
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
 from torchvision.transforms.v2 import functional as F
 
 import modes
@@ -82,20 +86,22 @@ from dataset import (
     read_image,
     write_example_images,
 )
-from helpers import SRC, task_for
+from helpers import SRC, assert_same_run, task_for, train_stop_and_resume
 from main import main
 {% else %}
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
 
 import modes
 from checks import check_splits
 from config import Config, UserError, apply_overrides
 from dataset import CLASSES, ShapesDataset, class_names, generate_shapes
-from helpers import task_for
+from helpers import assert_same_run, task_for, train_stop_and_resume
 from main import main
 {% endif %}
-from model import Accuracy, Batch, Step
+from model import Accuracy, FocalLoss, build_model, mixed
 from train import build_optimizer, build_scheduler
+from tune import search_space
 from utils import load_checkpoint, seed_everything
 
 
@@ -115,32 +121,87 @@ def test_softmax_before_cross_entropy_stops_the_run(workdir, tiny, monkeypatch, 
     assert main([*tiny, "epochs=1", "run_name=meant", "sanity_checks=false"]) == 0
 
 
-def test_mixed_samples_train_with_soft_targets_scored_by_their_largest_class(
-    workdir, tiny, monkeypatch
-) -> None:
-    """MixUp as a user writes it in training_step: soft targets (batch, classes) that the loss
-    takes and the accuracy scores by the largest class."""
-    accuracy = Accuracy()
-    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
-    accuracy.update(logits, torch.tensor([[0.7, 0.3, 0.0], [0.6, 0.0, 0.4]]))  # classes 0, 0
+def test_the_focal_loss_is_its_formula_and_cross_entropy_at_gamma_0() -> None:
+    torch.manual_seed(0)
+    logits, labels = torch.randn(8, 5), torch.randint(5, (8,))
+    p = logits.softmax(dim=1)[torch.arange(8), labels]  # the probability of the true class
+    assert torch.allclose(FocalLoss(2.0)(logits, labels), (-((1 - p) ** 2) * p.log()).mean())
+    weight, soft = torch.rand(5) + 0.5, torch.randn(8, 5).softmax(dim=1)  # soft: mixed targets
+    for targets in (labels, soft):
+        for smoothing in (0.0, 0.1):  # class weights and label smoothing as in torch's loss
+            cross_entropy = nn.CrossEntropyLoss(weight=weight, label_smoothing=smoothing)
+            focal = FocalLoss(0.0, weight, smoothing)
+            assert torch.allclose(focal(logits, targets), cross_entropy(logits, targets))
+
+
+def test_norm_chooses_the_cnns_normalisation_and_group_norm_ignores_the_batch() -> None:
+    images = torch.randn(6, 1, 32, 32)
+    for norm, kind in (("batch", nn.BatchNorm2d), ("group", nn.GroupNorm), ("none", nn.Identity)):
+        cfg = apply_overrides(Config(), [f"norm={norm}", "width=4", "dropout=0"])
+        model = build_model(cfg, 5, 1, 32)
+        blocks = list(model.backbone)[:3]
+        assert all(isinstance(block[1], kind) for block in blocks)
+        assert all((block[0].bias is None) == (norm != "none") for block in blocks)
+        if norm == "group":  # 8 groups where the channels allow: 4, 8, 16 channels
+            assert [block[1].num_groups for block in blocks] == [4, 8, 8]
+        alone = model(images[:1])  # in training mode: batch norm would see another batch
+        assert torch.allclose(alone, model(images)[:1], atol=1e-6) == (norm != "batch")
+
+
+def test_a_mixed_batch_has_targets_in_the_shares_of_its_pixels(tiny) -> None:
+    images = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 1, 16, 16)  # image i: all pixels i
+    for mix in ("mixup", "cutmix"):
+        random.seed(0)
+        mixed_images, targets = mixed(images, torch.arange(4), 4, mix, alpha=1.0)
+        assert targets.shape == (4, 4) and torch.allclose(targets.sum(dim=1), torch.ones(4))
+        assert (targets > 0).sum(dim=1).le(2).all()  # each image and one partner
+        # Each image's pixels hold its value and its partner's, in the targets' shares.
+        assert torch.allclose(mixed_images.mean(dim=(1, 2, 3)), targets @ torch.arange(4.0))
+    accuracy = Accuracy()  # soft targets are scored by their largest class: 0 and 0
+    accuracy.update(torch.eye(2, 3), torch.tensor([[0.7, 0.3, 0], [0.6, 0, 0.4]]))
     assert accuracy.compute() == {"acc": 0.5}
-    task_class = type(task_for(tiny))
-    classes = len(class_names(apply_overrides(Config(), tiny)))
 
-    def mixup(self, batch: Batch) -> Step:
-        images, labels = batch
-        share = torch.distributions.Beta(0.4, 0.4).sample()
-        order = torch.randperm(len(labels), device=labels.device)
-        targets = torch.nn.functional.one_hot(labels, classes).float()
-        images = share * images + (1 - share) * images[order]
-        targets = share * targets + (1 - share) * targets[order]
-        logits = self.model(images)
-        return Step(self.loss_fn(logits, targets), logits, targets)
 
-    monkeypatch.setattr(task_class, "training_step", mixup)
-    assert main([*tiny, "epochs=1", "run_name=r", "sanity_checks=true"]) == 0
-    history = load_checkpoint(Path("models/checkpoints/default/r/last.pt"), torch.device("cpu"))
-    assert 0 <= history["history"][0]["train_acc"] <= 1
+def test_the_ema_is_the_hand_computed_average_after_every_optimizer_step(tiny) -> None:
+    task = task_for([*tiny, "ema=0.75"])
+    weights = [p for p in task.model.parameters()]
+    expected = [w.detach().clone() for w in weights]  # the first update copies the weights
+    task.after_optimizer_step()
+    for step in range(3):
+        with torch.no_grad():
+            for w in weights:
+                w.add_(step + 1.0)  # as an optimizer step would change them
+        task.after_optimizer_step()
+        expected = [0.75 * e + 0.25 * w.detach() for e, w in zip(expected, weights, strict=True)]
+    averaged = list(task.evaluated().parameters())
+    assert all(torch.allclose(a, e) for a, e in zip(averaged, expected, strict=True))
+    plain = task_for(tiny)  # ema=0: no average, the model itself is evaluated
+    assert plain.ema is None and plain.evaluated() is plain.model
+
+
+SETTINGS = ["loss=focal", "label_smoothing=0.1", "norm=group", "mix=cutmix", "ema=0.9"]
+
+
+def test_every_training_setting_on_trains_and_resumes_exactly(workdir, tiny, monkeypatch) -> None:
+    args = [*tiny, *SETTINGS, "epochs=2", "accumulate_steps=2", "deterministic=true"]
+    straight, resumed = train_stop_and_resume(args, monkeypatch)
+    assert_same_run(straight, resumed)
+    assert straight["task"]["ema.n_averaged"] == straight["global_step"]  # once a step
+    assert 0 <= straight["history"][-1]["train_acc"] <= 1  # scored on the mixed targets
+
+
+def test_the_settings_are_searchable_and_refused_where_they_do_nothing(workdir, tiny, capsys):
+    space = search_space(Config(), [("mix", "none,mixup,cutmix"), ("ema", "0:0.99")], [])
+    assert list(space) == ["mix", "ema"]
+    for bad, message in [
+        (["focal_gamma=3"], "focal_gamma=3 applies only with loss=focal (here"),
+        (["mix_alpha=0.4"], "mix_alpha=0.4 applies only with mix=mixup or cutmix"),
+        (["backbone=resnet18", "width=auto", "norm=group"], "norm=group applies only with"),
+        (["ema=1"], "ema must be < 1"),
+    ]:
+        assert main([*tiny, *bad]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
 
 
 def test_a_run_logs_one_batch_of_inputs_as_images(finished) -> None:

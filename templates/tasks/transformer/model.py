@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from config import Config, ConfigError
 
@@ -85,22 +87,38 @@ def build_model(
     return SequenceClassifier(cfg, vocabulary_size, num_classes, padding)
 
 
+{% include "shared/classification_loss.py" %}
+
+
 {% include "shared/task_contract.py" %}
 
 
 class SequenceClassification(Task):
-    """Cross-entropy on the logits of the sequence classifier; accuracy and macro F1."""
+    """Cross-entropy (or focal loss) on the logits of the sequence classifier; accuracy and
+    macro F1; an average of the weights (EMA) evaluated if `cfg.ema` says so."""
 
-    def __init__(self, model: SequenceClassifier, num_classes: int) -> None:
+    def __init__(self, model: SequenceClassifier, num_classes: int, cfg: Config) -> None:
         super().__init__()
         self.model = model
         self.num_classes = num_classes
-        self.loss_fn = nn.CrossEntropyLoss()  # on logits: the model must not apply a softmax
+        self.loss_fn = build_loss(cfg)  # on logits: the model must not apply a softmax
+        self.ema = None
+        if cfg.ema:  # a copy of the model whose weights follow the model's, slowly
+            average = get_ema_multi_avg_fn(cfg.ema)
+            self.ema = AveragedModel(model, multi_avg_fn=average, use_buffers=True)
+            self.ema.requires_grad_(False)  # updated in after_optimizer_step, never trained
 
     def training_step(self, batch: Batch) -> Step:
         tokens, labels = batch
         logits = self.model(tokens)  # (B, classes)
         return Step(self.loss_fn(logits, labels), logits, labels)
+
+    def after_optimizer_step(self) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    def evaluated(self) -> nn.Module:
+        return self.model if self.ema is None else self.ema.module
 
     def validation_step(self, batch: Batch) -> Step:
         tokens, labels = batch
@@ -122,7 +140,7 @@ def build_task(
     """The task of `cfg` for sequences of `vocabulary_size` token ids (`padding` among them)
     and `num_classes` classes."""
     return SequenceClassification(
-        build_model(cfg, vocabulary_size, num_classes, padding), num_classes
+        build_model(cfg, vocabulary_size, num_classes, padding), num_classes, cfg
     )
 
 

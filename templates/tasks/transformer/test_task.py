@@ -22,9 +22,9 @@ from dataset import PAD, UNK, make_dataloaders, tokenize
 {% else %}
 from dataset import PAD, SequenceDataset, generate_sequences, make_dataloaders
 {% endif %}
-from helpers import task_for
+from helpers import assert_same_run, task_for, train_stop_and_resume
 from main import main
-from model import ClassificationMetrics
+from model import ClassificationMetrics, FocalLoss
 
 
 def test_padding_does_not_change_a_prediction(workdir, tiny) -> None:
@@ -54,6 +54,18 @@ def test_accuracy_and_macro_f1_match_their_definitions() -> None:
     restored = ClassificationMetrics(num_classes=3)
     restored.load_state_dict(metrics.state_dict())
     assert restored.compute() == values
+
+
+def test_the_loss_and_ema_settings_train_and_resume_exactly(workdir, tiny, monkeypatch) -> None:
+    """The settings the image classifier shares (focal loss, label smoothing, the EMA; their
+    formulas are tested there) in the transformer's own task."""
+    settings = ["loss=focal", "focal_gamma=1", "label_smoothing=0.1", "ema=0.9", "warmup_steps=0"]
+    loss_fn = task_for([*tiny, *settings]).loss_fn
+    assert isinstance(loss_fn, FocalLoss) and (loss_fn.gamma, loss_fn.label_smoothing) == (1, 0.1)
+    args = [*tiny, *settings, "epochs=2", "accumulate_steps=2", "deterministic=true"]
+    straight, resumed = train_stop_and_resume(args, monkeypatch)
+    assert_same_run(straight, resumed)
+    assert straight["task"]["ema.n_averaged"] == straight["global_step"]  # once a step
 
 
 def test_a_head_count_that_does_not_divide_d_model_is_refused(workdir, capsys) -> None:

@@ -1,0 +1,1 @@
+LOSSES = ("cross_entropy", "focal")
