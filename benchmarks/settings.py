@@ -27,7 +27,7 @@ SETTINGS = [
     ["ema=0.99"],
 ]
 SEEDS = (0, 1, 2)
-PER_CLASS = 30  # small data, where these settings are meant to help
+PER_CLASS = 120  # the glyph test's data: 1,200 images
 
 WRITE_GLYPHS = """
 import shutil, sys

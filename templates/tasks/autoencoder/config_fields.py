@@ -22,6 +22,11 @@ class TaskSettings:
     # Model: a conv encoder to a bottleneck vector, a mirrored decoder, a small classifier head
     width: int = option(16, "channels of the first conv block; later blocks double it", ge=1)
     bottleneck: int = option(32, "size of the code the encoder compresses an image into", ge=1)
+    norm: str = option(
+        "batch",
+        "normalisation in the conv blocks: batch, group (small batches) or none",
+        choices=NORMS,
+    )
     loss: str = option("mse", "pretrain reconstruction loss: mse or l1", choices=LOSSES)
     hidden_dim: int = option(64, "width of the classifier head's hidden layer", ge=1)
     ttt_steps: int = option(0, "--test: encoder steps on each test batch before classifying", ge=0)

@@ -19,12 +19,14 @@ from config import Config, ConfigError
 class Encoder(nn.Sequential):
     """Three stride-2 conv blocks and a linear map to the code: (B, C, S, S) -> (B, bottleneck)."""
 
-    def __init__(self, in_channels: int, image_size: int, width: int, bottleneck: int) -> None:
+    def __init__(
+        self, in_channels: int, image_size: int, width: int, bottleneck: int, norm: str = "batch"
+    ) -> None:
         side = image_size // 8
         super().__init__(
-            *down(in_channels, width),
-            *down(width, 2 * width),
-            *down(2 * width, 4 * width),
+            *down(in_channels, width, norm),
+            *down(width, 2 * width, norm),
+            *down(2 * width, 4 * width, norm),
             nn.Flatten(),
             nn.Linear(4 * width * side * side, bottleneck),
         )
@@ -33,45 +35,53 @@ class Encoder(nn.Sequential):
 class Decoder(nn.Sequential):
     """The encoder mirrored: (B, bottleneck) -> (B, C, S, S) in [-1, 1], the inputs' range."""
 
-    def __init__(self, out_channels: int, image_size: int, width: int, bottleneck: int) -> None:
+    def __init__(
+        self, out_channels: int, image_size: int, width: int, bottleneck: int, norm: str = "batch"
+    ) -> None:
         side = image_size // 8
         super().__init__(
             nn.Linear(bottleneck, 4 * width * side * side),
             nn.Unflatten(1, (4 * width, side, side)),
             nn.ReLU(inplace=True),
-            *up(4 * width, 2 * width),
-            *up(2 * width, width),
+            *up(4 * width, 2 * width, norm),
+            *up(2 * width, width, norm),
             nn.ConvTranspose2d(width, out_channels, kernel_size=4, stride=2, padding=1),
             nn.Tanh(),
         )
 
 
-def down(in_channels: int, out_channels: int) -> list[nn.Module]:
-    """A 3x3 convolution of stride 2, batch norm and ReLU: halves the resolution."""
+def down(in_channels: int, out_channels: int, norm: str) -> list[nn.Module]:
+    """A 3x3 convolution of stride 2, normalisation and ReLU: halves the resolution."""
     return [
-        nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),  # the bias of the conv would be cancelled by the norm
+        # A norm after the conv would cancel its bias: it has one only without.
+        nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=norm == "none"),
+        normalisation(norm, out_channels),
         nn.ReLU(inplace=True),
     ]
 
 
-def up(in_channels: int, out_channels: int) -> list[nn.Module]:
-    """A 4x4 transposed convolution of stride 2, batch norm and ReLU: doubles the resolution."""
+def up(in_channels: int, out_channels: int, norm: str) -> list[nn.Module]:
+    """A 4x4 transposed convolution of stride 2, normalisation and ReLU: doubles the resolution."""
     return [
-        nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
+        nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=norm == "none"),
+        normalisation(norm, out_channels),
         nn.ReLU(inplace=True),
     ]
+
+
+{% include "shared/normalisation.py" %}
 
 
 class Autoencoder(nn.Module):
     """Compresses an image into `bottleneck` numbers and reconstructs it from them: to do that
     well, the code must capture what the image shows, which is what the classifier reuses."""
 
-    def __init__(self, in_channels: int, image_size: int, width: int, bottleneck: int) -> None:
+    def __init__(
+        self, in_channels: int, image_size: int, width: int, bottleneck: int, norm: str = "batch"
+    ) -> None:
         super().__init__()
-        self.encoder = Encoder(in_channels, image_size, width, bottleneck)
-        self.decoder = Decoder(in_channels, image_size, width, bottleneck)
+        self.encoder = Encoder(in_channels, image_size, width, bottleneck, norm)
+        self.decoder = Decoder(in_channels, image_size, width, bottleneck, norm)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(images))  # (B, C, S, S) reconstructions
@@ -129,7 +139,7 @@ def build_model(cfg: Config, num_classes: int, channels: int) -> Autoencoder | C
             f"image_size must be a multiple of 8 (the encoder halves it three times), got "
             f"{cfg.image_size}; try image_size={cfg.image_size // 8 * 8 or 8}."
         )
-    autoencoder = Autoencoder(channels, cfg.image_size, cfg.width, cfg.bottleneck)
+    autoencoder = Autoencoder(channels, cfg.image_size, cfg.width, cfg.bottleneck, cfg.norm)
     if cfg.stage in ("all", "pretrain"):
         return autoencoder
     decoder = autoencoder.decoder if cfg.stage == "finetune" else None

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
 
 from config import Config, apply_overrides
 {% if cookiecutter.dataset == "image_folder" %}
@@ -57,6 +58,15 @@ def test_finetuning_trains_the_head_only(workdir) -> None:
     scratch = task_for([*DATA, "stage=scratch"]).model
     assert scratch.decoder is None and all(p.requires_grad for p in scratch.parameters())
     assert isinstance(task_for(DATA).model, Autoencoder)  # stage=all starts with pretrain
+
+
+@pytest.mark.parametrize("norm", ["batch", "group", "none"])
+def test_norm_chooses_the_normalisation_of_every_conv_block(workdir, norm: str) -> None:
+    model = task_for([*DATA, "stage=pretrain", f"norm={norm}"]).model
+    kinds = {type(m).__name__ for m in model.modules()} & {"BatchNorm2d", "GroupNorm"}
+    assert kinds == {"batch": {"BatchNorm2d"}, "group": {"GroupNorm"}, "none": set()}[norm]
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    assert [conv.bias is not None for conv in convs[:-1]] == [norm == "none"] * 5
 
 
 def test_psnr_matches_its_definition() -> None:

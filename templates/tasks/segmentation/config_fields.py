@@ -13,7 +13,11 @@ class TaskSettings:
 
     # Model: a U-Net (see model.py) and its compound loss
     width: int = option(8, "channels of the first U-Net level; each level down doubles it", ge=1)
-    norm: str = option("batch", "normalisation in the conv blocks: batch or group", choices=NORMS)
+    norm: str = option(
+        "batch",
+        "normalisation in the conv blocks: batch, group (small batches) or none",
+        choices=NORMS,
+    )
     loss: str = option("dice_ce", "dice_ce (Dice + cross-entropy) or dice_focal", choices=LOSSES)
     dice_weight: float = option(1.0, "weight of the Dice term of the loss", ge=0)
     pixel_weight: float = option(1.0, "weight of the per-pixel term (cross-entropy or focal)", ge=0)

@@ -23,18 +23,15 @@ class ConvBlock(nn.Sequential):
         layers: list[nn.Module] = []
         for channels in (in_channels, out_channels):
             layers += [
-                nn.Conv2d(channels, out_channels, kernel_size=3, padding=1, bias=False),
-                normalisation(norm, out_channels),  # makes the conv's bias redundant
+                # A norm after the conv would cancel its bias: it has one only without.
+                nn.Conv2d(channels, out_channels, kernel_size=3, padding=1, bias=norm == "none"),
+                normalisation(norm, out_channels),
                 nn.ReLU(inplace=True),
             ]
         super().__init__(*layers)
 
 
-def normalisation(norm: str, channels: int) -> nn.Module:
-    """Batch norm, or group norm (independent of the batch: for batches of a few images)."""
-    if norm == "group":
-        return nn.GroupNorm(math.gcd(8, channels), channels)
-    return nn.BatchNorm2d(channels)
+{% include "shared/normalisation.py" %}
 
 
 class UNet(nn.Module):

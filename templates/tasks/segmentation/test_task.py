@@ -67,14 +67,17 @@ def test_the_compound_loss_weighs_its_terms() -> None:
     assert dice_loss(perfect.softmax(dim=1), masks) < 1e-3
 
 
-@pytest.mark.parametrize("norm", ["batch", "group"])
-def test_the_unet_keeps_the_resolution_with_either_norm(norm: str) -> None:
+@pytest.mark.parametrize("norm", ["batch", "group", "none"])
+def test_the_unet_keeps_the_resolution_with_each_norm(norm: str) -> None:
     cfg = apply_overrides(Config(), ["width=4", f"norm={norm}"])
     model = build_model(cfg, num_classes=2, channels=image_channels(cfg))
     channels = image_channels(Config())
     assert model(torch.randn(2, channels, 32, 24)).shape == (2, 2, 32, 24)
     kinds = {type(m).__name__ for m in model.modules()}
-    assert ("GroupNorm" if norm == "group" else "BatchNorm2d") in kinds
+    norms = {"batch": {"BatchNorm2d"}, "group": {"GroupNorm"}, "none": set()}[norm]
+    assert kinds & {"BatchNorm2d", "GroupNorm"} == norms
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert all((conv.bias is not None) == (norm == "none") for conv in convs)
 
 
 def test_flip_tta_averages_the_flipped_predictions_back() -> None:
