@@ -1,9 +1,10 @@
 """The image classifier's training settings on small data it never saw: `python
-benchmarks/settings.py` trains the image-folder classifier with its defaults and with each
-setting of seed 003's list (focal loss, label smoothing, group norm or none, MixUp, CutMix, an
-EMA of the weights) on the 12x12 glyphs of its own tests (10 classes, four of them mirror-image
-pairs) at PER_CLASS images a class, over SEEDS seeds (of the data and of the run), and prints
-the README's rows: each setting's test accuracy against the defaults' on the same data."""
+benchmarks/settings.py [PER_CLASS]` trains the image-folder classifier with its defaults and with
+each setting of seed 003's list (focal loss, label smoothing, group norm or none, MixUp, CutMix,
+an EMA of the weights) on the 12x12 glyphs of its own tests (10 classes, four of them
+mirror-image pairs) at PER_CLASS images a class (default 120, as the glyph test), over SEEDS
+seeds (of the data and of the run), and prints the README's rows: each setting's test accuracy
+against the defaults' on the same data."""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ SETTINGS = [
     ["ema=0.99"],
 ]
 SEEDS = (0, 1, 2)
-PER_CLASS = 120  # the glyph test's data: 1,200 images
 
 WRITE_GLYPHS = """
 import shutil, sys
@@ -49,13 +49,13 @@ def test_accuracy(project: Path, overrides: list[str], run_name: str) -> float:
     return float(re.search(rb"test_acc (\d\.\d+)", tested.stdout).group(1))
 
 
-def main() -> None:
+def main(per_class: int) -> None:
     scores: dict[str, list[float]] = {" ".join(s) or "defaults": [] for s in SETTINGS}
     with tempfile.TemporaryDirectory() as folder:
         cookiecutter(Path(folder), ["task=image_classification", "dataset=image_folder"], False)
         project = Path(folder) / "image_classification"
         for seed in SEEDS:
-            script = WRITE_GLYPHS.format(per_class=PER_CLASS, seed=seed)
+            script = WRITE_GLYPHS.format(per_class=per_class, seed=seed)
             subprocess.run([sys.executable, "-c", script], cwd=project, check=True)
             for number, setting in enumerate(SETTINGS):
                 name = " ".join(setting) or "defaults"
@@ -64,7 +64,7 @@ def main() -> None:
                 )
                 print(f"seed {seed}: {name}: {scores[name][-1]:.3f}", flush=True)
     default = scores["defaults"]
-    print(f"\n{machine()}; {PER_CLASS} glyphs a class, seeds {', '.join(map(str, SEEDS))}")
+    print(f"\n{machine()}; {per_class} glyphs a class, seeds {', '.join(map(str, SEEDS))}")
     for name, values in scores.items():
         mean = statistics.mean(values)
         gain = mean - statistics.mean(default)
@@ -73,4 +73,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 120)
