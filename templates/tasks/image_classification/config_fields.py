@@ -42,3 +42,4 @@ class TaskSettings:
         only=("mix", ("mixup", "cutmix")),
     )
 {% include "shared/config_classifier_fields.py" %}
+{% include "shared/config_ema.py" %}

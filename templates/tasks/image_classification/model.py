@@ -163,6 +163,9 @@ def mixed(
     return images, share * targets + (1 - share) * targets.roll(shift, dims=0)
 
 
+{% include "shared/weight_average.py" %}
+
+
 {% include "shared/task_contract.py" %}
 
 
@@ -187,11 +190,7 @@ class ImageClassification(Task):
         self.loss_fn = build_loss(cfg)  # on logits: the model must not apply a softmax
 {% endif %}
         self.mix, self.mix_alpha = cfg.mix, cfg.mix_alpha
-        self.ema = None
-        if cfg.ema:  # a copy of the model whose weights follow the model's, slowly
-            average = get_ema_multi_avg_fn(cfg.ema)  # batch-norm statistics averaged too:
-            self.ema = AveragedModel(model, multi_avg_fn=average, use_buffers=True)
-            self.ema.requires_grad_(False)  # updated in after_optimizer_step, never trained
+        self.ema = weight_average(model, cfg.ema)  # a copy that follows the model slowly
 
     def parameter_groups(self, cfg: Config) -> list[dict[str, Any]]:
         """The head learns at `lr`, the backbone at `lr * backbone_lr_factor` (seed 001: fine-tune

@@ -27,3 +27,4 @@ class TaskSettings:
         ge=0,
         only=("loss", "dice_focal"),
     )
+{% include "shared/config_ema.py" %}

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from config import Config
 
@@ -152,22 +153,34 @@ class SegmentationMetrics:
         return {"dice": dice.mean().item(), "iou": iou.mean().item()}
 
 
+{% include "shared/weight_average.py" %}
+
+
 {% include "shared/task_contract.py" %}
 
 
 class Segmentation(Task):
-    """The compound loss between the U-Net's per-pixel logits and the masks; Dice and IoU."""
+    """The compound loss between the U-Net's per-pixel logits and the masks; Dice and IoU; an
+    average of the weights (EMA) evaluated if `ema` says so."""
 
-    def __init__(self, model: UNet, loss: CompoundLoss, num_classes: int) -> None:
+    def __init__(self, model: UNet, loss: CompoundLoss, num_classes: int, ema: float) -> None:
         super().__init__()
         self.model = model
         self.loss_fn = loss
         self.num_classes = num_classes
+        self.ema = weight_average(model, ema)  # a copy that follows the model slowly
 
     def training_step(self, batch: Batch) -> Step:
         images, masks = batch
         logits = self.model(images)  # (B, classes, H, W)
         return Step(self.loss_fn(logits, masks), logits, masks)
+
+    def after_optimizer_step(self) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    def evaluated(self) -> nn.Module:
+        return self.model if self.ema is None else self.ema.module
 
     def validation_step(self, batch: Batch) -> Step:
         images, masks = batch
@@ -188,4 +201,4 @@ def build_task(cfg: Config, num_classes: int, channels: int) -> Segmentation:
     classes, background included; the loss is the one named by `cfg.loss`."""
     gamma = cfg.focal_gamma if cfg.loss == "dice_focal" else None
     loss = CompoundLoss(cfg.dice_weight, cfg.pixel_weight, gamma)
-    return Segmentation(build_model(cfg, num_classes, channels), loss, num_classes)
+    return Segmentation(build_model(cfg, num_classes, channels), loss, num_classes, cfg.ema)

@@ -22,6 +22,7 @@ from dataset import image_channels, make_dataloaders, write_example_images
 {% else %}
 from dataset import crop_around_shapes, generate_scenes, image_channels, shrink
 {% endif %}
+from helpers import assert_same_run, task_for, train_stop_and_resume
 from main import main
 from model import CompoundLoss, SegmentationMetrics, build_model, dice_loss
 {% if cookiecutter.dataset == "image_folder" %}
@@ -78,6 +79,16 @@ def test_the_unet_keeps_the_resolution_with_each_norm(norm: str) -> None:
     assert kinds & {"BatchNorm2d", "GroupNorm"} == norms
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
     assert all((conv.bias is not None) == (norm == "none") for conv in convs)
+
+
+def test_an_ema_of_the_unet_is_evaluated_and_resumes_exactly(workdir, tiny, monkeypatch) -> None:
+    """The EMA setting the image classifier shares (its update is tested there) in this task."""
+    task = task_for([*tiny, "ema=0.9"])
+    assert task.evaluated() is task.ema.module and task_for(tiny).ema is None
+    args = [*tiny, "ema=0.9", "norm=group", "epochs=2", "accumulate_steps=2", "deterministic=true"]
+    straight, resumed = train_stop_and_resume(args, monkeypatch)
+    assert_same_run(straight, resumed)
+    assert straight["task"]["ema.n_averaged"] == straight["global_step"]  # once a step
 
 
 def test_flip_tta_averages_the_flipped_predictions_back() -> None:

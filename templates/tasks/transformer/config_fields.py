@@ -11,3 +11,4 @@ class TaskSettings:
     ff_dim: int = option(128, "hidden size of each layer's feed-forward block", ge=1)
     dropout: float = option(0.1, "dropout inside the encoder layers", ge=0, lt=1, search="0:0.3")
 {% include "shared/config_classifier_fields.py" %}
+{% include "shared/config_ema.py" %}

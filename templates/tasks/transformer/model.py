@@ -90,6 +90,9 @@ def build_model(
 {% include "shared/classification_loss.py" %}
 
 
+{% include "shared/weight_average.py" %}
+
+
 {% include "shared/task_contract.py" %}
 
 
@@ -102,11 +105,7 @@ class SequenceClassification(Task):
         self.model = model
         self.num_classes = num_classes
         self.loss_fn = build_loss(cfg)  # on logits: the model must not apply a softmax
-        self.ema = None
-        if cfg.ema:  # a copy of the model whose weights follow the model's, slowly
-            average = get_ema_multi_avg_fn(cfg.ema)
-            self.ema = AveragedModel(model, multi_avg_fn=average, use_buffers=True)
-            self.ema.requires_grad_(False)  # updated in after_optimizer_step, never trained
+        self.ema = weight_average(model, cfg.ema)  # a copy that follows the model slowly
 
     def training_step(self, batch: Batch) -> Step:
         tokens, labels = batch
