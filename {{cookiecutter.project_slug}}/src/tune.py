@@ -154,8 +154,8 @@ def search_space(
             raise ConfigError(f"{key} is searched twice; give its range or values once.")
         space[key] = read_dimension(key, text)
         for value in space[key].extremes():
-            try:
-                validate(dataclasses.replace(cfg, **{key: value}))
+            try:  # (a key moot with the others' values is said below, with what to do)
+                validate(without_unused(dataclasses.replace(cfg, **{key: value})))
             except ConfigError as error:
                 raise ConfigError(
                     f"the search space {key}={text} includes {key}={value!r}, which this config "
