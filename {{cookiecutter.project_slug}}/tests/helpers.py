@@ -34,6 +34,7 @@ from utils import load_checkpoint
 # Small enough for a CPU test to train in a second or two, big enough to learn something.
 TINY = [{{ task.tiny_overrides }}, "epochs=2", "batch_size=32", "log_every=2"]
 TINY += ["log_images_every=0"]  # drawing the pictures would take longer than such epochs
+TINY += ["monitor={{ task.monitor }}"]  # the tests' score, whichever config.py picks for runs
 # The run many tests look at, trained once per session (conftest.py's `finished`): TINY with a
 # step schedule (so that --resume can lengthen it), histograms every 3 steps and the pictures.
 FINISHED = [*TINY, "run_name=r", "scheduler=step", "log_hist_every=3", "log_images_every=1"]
